@@ -1,0 +1,67 @@
+# Thin wrappers; see README.md.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_PASSWORD ?= teamchat-demo
+export DEMO_PASSWORD
+
+# The second test pass runs on real servers; these are the local defaults.
+TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/test)
+TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
+
+.PHONY: install run test test-fast e2e bench lint chromium clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+# Starts the site (daphne) and a Celery worker with beat on the embedded
+# defaults: SQLite, in-memory channel layer, filesystem broker, offline fake Claude.
+run: install
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py migrate --noinput
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py seed_demo
+	@echo ""
+	@echo "  Team chat is starting at http://$(HOST):$(PORT)/"
+	@echo "  Sign in as alice (or bob, carol) with password: $(DEMO_PASSWORD)"
+	@echo "  Django admin: http://$(HOST):$(PORT)/admin/ as admin / $(DEMO_PASSWORD)"
+	@echo ""
+	export DJANGO_DEBUG=$${DJANGO_DEBUG:-true}; \
+	trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/celery -A chatsite worker --beat --loglevel=warning --concurrency=1 & \
+	$(BIN)/daphne -b $(HOST) -p $(PORT) chatsite.asgi:application
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Chromium (Debian package) for the browser tests"; \
+	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
+# Everything: SQLite + in-memory layer (with browser tests), then the socket,
+# model and service suites again on PostgreSQL and Redis.
+test: install chromium
+	$(BIN)/python -m pytest
+	@DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python tests/check_backends.py; \
+	status=$$?; \
+	if [ $$status -eq 0 ]; then \
+	  DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m pytest -m real_backends -p no:cacheprovider; \
+	elif [ $$status -eq 3 ]; then exit 0; else exit $$status; fi
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not e2e" -x -q
+
+e2e: install chromium
+	$(BIN)/python -m pytest -m e2e
+
+bench: install
+	$(BIN)/python bench/streams.py
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf var build .pytest_cache

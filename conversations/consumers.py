@@ -1,0 +1,218 @@
+"""The conversation websocket: parse, authorise, call a service, relay frames.
+
+Every socket on a conversation joins its group at connect, before it reads any
+state, so nothing published after that is missed; `resume` then fills what came
+before from the replay buffer or the database, and a per-reply cursor drops
+frames the socket already delivered (no gap, no duplicate).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from conversations import selectors, services
+from conversations.events import (
+    ErrorFrame,
+    MessageSnapshot,
+    conversation_group,
+    frame_json,
+    message_payload,
+)
+from conversations.generation import generation_start, generation_stop
+from conversations.models import Conversation, Message
+from conversations.protocol import (
+    FrameError,
+    GenerationStop,
+    MessageRetry,
+    MessageSend,
+    Ping,
+    Resume,
+    frame_parse,
+)
+from conversations.replay import replay_buffer
+
+logger = logging.getLogger(__name__)
+
+
+class ConversationConsumer(AsyncWebsocketConsumer):
+    conversation: Conversation
+    group: str
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        conversation_id = self.scope["url_route"]["kwargs"]["conversation_id"]
+        conversation = await database_sync_to_async(selectors.conversation_for_user)(
+            user=user, conversation_id=conversation_id
+        )
+        if conversation is None:
+            await self.close()  # before accept: the handshake is refused (403)
+            return
+        self.conversation = conversation
+        self.group = conversation_group(conversation.id)
+        # Highest seq delivered per reply on this socket.
+        self.cursors: dict[str, int] = {}
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        # Leaving never cancels a reply: it goes on and is saved.
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        # A frame far larger than any valid message is refused before parsing.
+        if text_data is None or len(text_data) > settings.CHAT_MAX_MESSAGE_CHARS * 2 + 1024:
+            await self._error("frame_too_large", "That frame is too large or not text.")
+            return
+        try:
+            frame = frame_parse(json.loads(text_data))
+        except json.JSONDecodeError:
+            await self._error("bad_json", "That frame is not valid JSON.")
+            return
+        except FrameError as exc:
+            await self._error(exc.code, exc.message)
+            return
+        try:
+            if isinstance(frame, MessageSend):
+                await self._message_send(frame)
+            elif isinstance(frame, GenerationStop):
+                await self._generation_stop(frame)
+            elif isinstance(frame, Resume):
+                await self._resume(frame)
+            elif isinstance(frame, MessageRetry):
+                await self._message_retry(frame)
+            elif isinstance(frame, Ping):
+                await self.send(text_data='{"type":"pong"}')
+        except services.ChatInputError as exc:
+            client_id = frame.client_id if isinstance(frame, MessageSend) else ""
+            await self._error(exc.code, exc.message, client_id=client_id)
+
+    async def _message_send(self, frame: MessageSend) -> None:
+        result = await database_sync_to_async(services.message_send)(
+            conversation=self.conversation,
+            author=self.scope["user"],
+            text=frame.text,
+            client_id=frame.client_id,
+        )
+        if not result.created:
+            # A resend: tell this socket what is stored, start nothing.
+            for message in (result.user_message, result.assistant_message):
+                await self.send(text_data=frame_json({"type": "message.created", "message": message_payload(message)}))
+            return
+        await self._broadcast_created(result.user_message, result.assistant_message)
+        if result.user_message.position == 0:
+            # The first message titled the conversation: update every sidebar.
+            title = services.title_from_text(result.user_message.text)
+            await self._broadcast(
+                {"type": "conversation.updated", "conversation_id": str(self.conversation.pk), "title": title}
+            )
+        generation_start(result.assistant_message.id)
+
+    async def _message_retry(self, frame: MessageRetry) -> None:
+        removed_id, reply = await database_sync_to_async(services.message_retry)(
+            conversation=self.conversation, message_id=frame.message_id
+        )
+        await self._broadcast({"type": "message.deleted", "message_id": str(removed_id)})
+        await self._broadcast_created(reply)
+        generation_start(reply.id)
+
+    async def _generation_stop(self, frame: GenerationStop) -> None:
+        requested = await database_sync_to_async(services.generation_stop_request)(
+            conversation=self.conversation, message_id=frame.message_id
+        )
+        if requested:
+            # Cancel here if the reply runs in this process; otherwise its own
+            # process sees the flag at its next checkpoint.
+            generation_stop(frame.message_id)
+
+    async def _resume(self, frame: Resume) -> None:
+        message = await database_sync_to_async(selectors.message_in_conversation)(
+            conversation=self.conversation, message_id=str(frame.message_id)
+        )
+        if message is None:
+            await self._error("not_found", "No such message in this conversation.")
+            return
+        message_id = str(message.id)
+        read = replay_buffer.read_after(message_id, frame.last_seq)
+        if read is not None:
+            if read.snapshot_text is not None:
+                await self._send_snapshot(message, read.seq, read.snapshot_text, read.snapshot_thinking or "")
+            for stored in read.frames:
+                await self.send(text_data=stored)
+            self.cursors[message_id] = max(read.seq, self.cursors.get(message_id, 0))
+            return
+        # No live record here: the database is the truth (final, or the last checkpoint).
+        if message.is_active:
+            if frame.last_seq < message.seq:
+                await self._send_snapshot(message, message.seq, message.text, message.thinking)
+            self.cursors[message_id] = max(message.seq, frame.last_seq)
+            return
+        await self.send(text_data=frame_json(_completed_from_row(message)))
+        self.cursors[message_id] = message.seq
+
+    async def chat_frame(self, event: dict) -> None:
+        """A frame published to the group: deliver it once, in order."""
+        message_id, seq = event["message_id"], event["seq"]
+        cursor = self.cursors.get(message_id)
+        if cursor is not None and seq <= cursor:
+            return
+        if cursor is not None and seq > cursor + 1:
+            # The layer dropped frames: fill the gap from the record first.
+            read = replay_buffer.read_after(message_id, cursor)
+            if read is not None and read.snapshot_text is None:
+                for stored in read.frames:
+                    await self.send(text_data=stored)
+                self.cursors[message_id] = read.seq
+                return
+        self.cursors[message_id] = seq
+        await self.send(text_data=event["frame"])
+
+    async def chat_broadcast(self, event: dict) -> None:
+        await self.send(text_data=event["frame"])
+
+    async def _broadcast_created(self, *messages: Message) -> None:
+        for message in messages:
+            await self._broadcast({"type": "message.created", "message": message_payload(message)})
+
+    async def _broadcast(self, frame: dict) -> None:
+        await self.channel_layer.group_send(self.group, {"type": "chat.broadcast", "frame": frame_json(frame)})
+
+    async def _send_snapshot(self, message: Message, seq: int, text: str, thinking: str) -> None:
+        snapshot: MessageSnapshot = {
+            "type": "message.snapshot",
+            "message_id": str(message.id),
+            "seq": seq,
+            "status": message.status,
+            "text": text,
+            "thinking": thinking,
+        }
+        await self.send(text_data=frame_json(snapshot))
+
+    async def _error(self, code: str, message: str, *, client_id: str = "") -> None:
+        frame: ErrorFrame = {"type": "error", "code": code, "message": message}
+        if client_id:
+            frame["client_id"] = client_id
+        await self.send(text_data=frame_json(frame))
+
+
+def _completed_from_row(message: Message) -> dict:
+    frame = {
+        "type": "message.completed",
+        "message_id": str(message.id),
+        "seq": message.seq,
+        "status": message.status,
+        "stop_reason": message.stop_reason,
+        "text": message.text,
+        "thinking": message.thinking,
+        "html": message.html,
+        "usage": None,
+        "cost_usd": None,
+    }
+    if message.error_code:
+        frame["error"] = {"code": message.error_code, "message": message.error_message, "retryable": True}
+    return frame

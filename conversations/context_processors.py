@@ -1,0 +1,8 @@
+from django.http import HttpRequest
+
+from conversations.claude.client import claude_is_fake
+
+
+def claude_mode(request: HttpRequest) -> dict:
+    """Every page says plainly when answers come from the offline fake."""
+    return {"claude_is_fake": claude_is_fake()}

@@ -1,0 +1,424 @@
+"""Streaming one assistant reply: an asyncio task per reply, owned by no socket.
+
+The task reads Claude's stream, coalesces tokens into numbered frames (one per
+`CHAT_COALESCE_SECONDS` window, not one per token), records each frame in the
+replay buffer before ringing the conversation's group, checkpoints the partial
+text to the database every `CHAT_CHECKPOINT_SECONDS` (with a heartbeat, and a
+look at the stop flag another process may have set), and on the end writes the
+final message and its one `ApiCall` row in one transaction.
+
+Closing a socket never cancels a reply. `generation_stop` (or the stop flag in
+the database) does, and the partial answer is kept as `stopped`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from conversations.claude.client import claude_provider
+from conversations.claude.pricing import Usage, cost
+from conversations.claude.stream import (
+    ChatRequest,
+    ClaudeError,
+    ReplyFinished,
+    ReplyStream,
+    TextDelta,
+    ThinkingDelta,
+)
+from conversations.events import MessageCompleted, MessageDelta, conversation_group, frame_json
+from conversations.models import ApiCall, Conversation, Message
+from conversations.rendering import markdown_to_html
+from conversations.replay import replay_buffer
+
+logger = logging.getLogger(__name__)
+
+# Strong references: the event loop keeps only weak ones to tasks.
+_running: dict[uuid.UUID, asyncio.Task[None]] = {}
+
+
+def generation_start(message_id: uuid.UUID) -> asyncio.Task[None]:
+    """Start generating a pending reply in this process's event loop."""
+    task = asyncio.get_running_loop().create_task(_generate(message_id), name=f"reply-{message_id}")
+    _running[message_id] = task
+    task.add_done_callback(lambda _: _running.pop(message_id, None))
+    return task
+
+
+def generation_stop(message_id: uuid.UUID) -> bool:
+    """Cancel the reply if it runs in this process. The stop flag must be set first."""
+    task = _running.get(message_id)
+    if task is None or task.done():
+        return False
+    task.cancel()
+    return True
+
+
+def generation_running(message_id: uuid.UUID) -> asyncio.Task[None] | None:
+    return _running.get(message_id)
+
+
+async def generation_shutdown(grace_seconds: float = 10.0) -> None:
+    """Let running replies finish for a grace period, then cancel the rest (marked interrupted)."""
+    tasks = [task for task in _running.values() if not task.done()]
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=5)
+
+
+@dataclass
+class _Loaded:
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    owner_id: int
+    team_id: int | None
+    request: ChatRequest
+
+
+def _history(conversation: Conversation, before_position: int) -> list[dict[str, Any]]:
+    """The conversation in the API's multi-turn shape: alternating roles, full history.
+
+    Replies with no text (failed before a token) are skipped; consecutive turns of
+    one role are merged, as the API itself would.
+    """
+    turns: list[dict[str, Any]] = []
+    messages = conversation.messages.filter(position__lt=before_position).order_by("position")
+    for message in messages.only("role", "content", "text"):
+        if message.role == Message.Role.USER:
+            blocks = list(message.content) or [{"type": "text", "text": message.text}]
+        elif message.text.strip():
+            blocks = [{"type": "text", "text": message.text}]
+        else:
+            continue
+        if turns and turns[-1]["role"] == message.role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": message.role, "content": blocks})
+    return turns
+
+
+@sync_to_async
+def _load_and_mark_streaming(message_id: uuid.UUID) -> _Loaded | None:
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update()
+            .select_related("conversation")
+            .filter(id=message_id, status=Message.Status.PENDING)
+            .first()
+        )
+        if message is None:
+            return None
+        conversation = message.conversation
+        message.status = Message.Status.STREAMING
+        message.heartbeat_at = timezone.now()
+        message.save(update_fields=["status", "heartbeat_at", "updated_at"])
+    return _Loaded(
+        message_id=message.id,
+        conversation_id=conversation.id,
+        owner_id=conversation.owner_id,
+        team_id=conversation.team_id,
+        request=ChatRequest(
+            model=conversation.model,
+            system=conversation.system_prompt,
+            thinking_effort=conversation.thinking_effort,
+            messages=_history(conversation, message.position),
+            max_tokens=settings.CLAUDE_MAX_TOKENS,
+        ),
+    )
+
+
+@sync_to_async
+def _checkpoint(message_id: uuid.UUID, *, seq: int, text: str, thinking: str) -> bool:
+    """Write the partial reply and a heartbeat; return True if a stop was requested."""
+    Message.objects.filter(id=message_id, status=Message.Status.STREAMING).update(
+        seq=seq, text=text, thinking=thinking, heartbeat_at=timezone.now()
+    )
+    return Message.objects.filter(id=message_id, stop_requested_at__isnull=False).exists()
+
+
+@dataclass
+class _Outcome:
+    status: str
+    seq: int
+    text: str
+    thinking: str
+    stop_reason: str = ""
+    model: str = ""
+    content: list[dict[str, Any]] | None = None
+    usage: Usage | None = None
+    usage_estimated: bool = False
+    error: ClaudeError | None = None
+    request_id: str = ""
+    ttft_ms: int | None = None
+    duration_ms: int | None = None
+
+
+@sync_to_async
+def _finalise(loaded: _Loaded, outcome: _Outcome) -> tuple[Message | None, ApiCall]:
+    """Write the final reply and its ledger row together, exactly once."""
+    content = outcome.content
+    if content is None:
+        content = []
+        if outcome.thinking:
+            content.append({"type": "thinking", "thinking": outcome.thinking, "signature": ""})
+        if outcome.text:
+            content.append({"type": "text", "text": outcome.text})
+    error = outcome.error
+    usage = outcome.usage or Usage()
+    model = outcome.model or loaded.request.model
+    price = cost(model, usage, at=timezone.now().date())
+    with transaction.atomic():
+        updated = Message.objects.filter(
+            id=loaded.message_id, status__in=Message.ACTIVE_STATUSES
+        ).update(
+            status=outcome.status,
+            seq=outcome.seq,
+            text=outcome.text,
+            thinking=outcome.thinking,
+            content=content,
+            html=markdown_to_html(outcome.text) if outcome.text else "",
+            model=model,
+            stop_reason=outcome.stop_reason,
+            error_code=error.code if error else "",
+            error_message=error.human_message if error else "",
+            heartbeat_at=None,
+            updated_at=timezone.now(),
+        )
+        # The conversation or reply may have been deleted meanwhile: the ledger row
+        # is written all the same, pointing at nothing but keeping the ids.
+        conversation_exists = Conversation.objects.filter(id=loaded.conversation_id).exists()
+        call = ApiCall.objects.create(
+            user_id=loaded.owner_id,
+            team_id=loaded.team_id,
+            conversation_id=loaded.conversation_id if conversation_exists else None,
+            conversation_uuid=loaded.conversation_id,
+            message_id=loaded.message_id if updated else None,
+            purpose=ApiCall.Purpose.CHAT,
+            provider=claude_provider(),
+            model=model,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_write_5m_tokens=usage.cache_write_5m_tokens,
+            cache_write_1h_tokens=usage.cache_write_1h_tokens,
+            cache_read_tokens=usage.cache_read_tokens,
+            usage_estimated=outcome.usage_estimated,
+            cost_usd=price.usd,
+            price_key=price.price_key,
+            priced=price.priced,
+            request_id=outcome.request_id or (error.request_id if error else ""),
+            time_to_first_token_ms=outcome.ttft_ms,
+            duration_ms=outcome.duration_ms,
+            stop_reason=outcome.stop_reason,
+            error_type=error.api_error_type if error else "",
+        )
+        if conversation_exists:
+            Conversation.objects.filter(id=loaded.conversation_id).update(updated_at=timezone.now())
+    message = Message.objects.filter(id=loaded.message_id).first() if updated else None
+    return message, call
+
+
+class _FramePublisher:
+    """Coalesces deltas into numbered frames, records them, rings the group."""
+
+    def __init__(self, loaded: _Loaded) -> None:
+        self.message_id = str(loaded.message_id)
+        self.group = conversation_group(loaded.conversation_id)
+        self.layer = get_channel_layer()
+        self.seq = 0
+        self.text = ""
+        self.thinking = ""
+        self._pending_text: list[str] = []
+        self._pending_thinking: list[str] = []
+        self.data_ready = asyncio.Event()
+
+    def add(self, *, text: str = "", thinking: str = "") -> None:
+        if text:
+            self._pending_text.append(text)
+        if thinking:
+            self._pending_thinking.append(thinking)
+        self.data_ready.set()
+
+    async def flush(self) -> None:
+        self.data_ready.clear()
+        if not self._pending_text and not self._pending_thinking:
+            return
+        text = "".join(self._pending_text)
+        thinking = "".join(self._pending_thinking)
+        self._pending_text.clear()
+        self._pending_thinking.clear()
+        self.seq += 1
+        self.text += text
+        self.thinking += thinking
+        frame: MessageDelta = {"type": "message.delta", "message_id": self.message_id, "seq": self.seq}
+        if thinking:
+            frame["thinking"] = thinking
+        if text:
+            frame["text"] = text
+        await self.publish(frame_json(frame), text=text, thinking=thinking)
+
+    async def publish(self, frame: str, *, text: str = "", thinking: str = "") -> None:
+        # Record before ringing: a socket that hears the bell can always read the frame.
+        replay_buffer.append(self.message_id, seq=self.seq, frame=frame, text=text, thinking=thinking)
+        await self.layer.group_send(
+            self.group,
+            {"type": "chat.frame", "frame": frame, "message_id": self.message_id, "seq": self.seq},
+        )
+
+
+async def _pump_frames(publisher: _FramePublisher, loaded: _Loaded, stop_flag: asyncio.Event) -> None:
+    """Flush coalesced frames while data flows; checkpoint and heartbeat on a timer."""
+    window = settings.CHAT_COALESCE_SECONDS
+    checkpoint_every = settings.CHAT_CHECKPOINT_SECONDS
+    last_checkpoint = time.monotonic()
+    while True:
+        try:
+            await asyncio.wait_for(publisher.data_ready.wait(), timeout=checkpoint_every)
+            await asyncio.sleep(window)
+            await publisher.flush()
+        except TimeoutError:
+            pass
+        if time.monotonic() - last_checkpoint >= checkpoint_every:
+            last_checkpoint = time.monotonic()
+            stop_requested = await _checkpoint(
+                loaded.message_id, seq=publisher.seq, text=publisher.text, thinking=publisher.thinking
+            )
+            if stop_requested:
+                stop_flag.set()
+
+
+async def _stream_reply(
+    publisher: _FramePublisher, loaded: _Loaded, reply: ReplyStream, stop_flag: asyncio.Event
+) -> ReplyFinished | None:
+    async for event in reply:
+        if stop_flag.is_set():
+            return None
+        if isinstance(event, TextDelta):
+            publisher.add(text=event.text)
+        elif isinstance(event, ThinkingDelta):
+            publisher.add(thinking=event.thinking)
+        elif isinstance(event, ReplyFinished):
+            return event
+    return None
+
+
+async def _generate(message_id: uuid.UUID) -> None:
+    loaded = await _load_and_mark_streaming(message_id)
+    if loaded is None:
+        return
+    publisher = _FramePublisher(loaded)
+    stop_flag = asyncio.Event()
+    pump = asyncio.create_task(_pump_frames(publisher, loaded, stop_flag))
+    started = time.monotonic()
+    reply = ReplyStream(loaded.request)
+    outcome_status = Message.Status.COMPLETE
+    finished: ReplyFinished | None = None
+    error: ClaudeError | None = None
+    try:
+        async with reply:
+            stream_task = asyncio.ensure_future(_stream_reply(publisher, loaded, reply, stop_flag))
+            stop_wait = asyncio.ensure_future(stop_flag.wait())
+            try:
+                await asyncio.wait({stream_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop_wait.cancel()
+            if stream_task.done():
+                finished = stream_task.result()
+            else:
+                # A stop requested from another process: end the upstream call now.
+                stream_task.cancel()
+                await asyncio.gather(stream_task, return_exceptions=True)
+            if finished is None:
+                outcome_status = Message.Status.STOPPED
+    except ClaudeError as exc:
+        error = exc
+        outcome_status = Message.Status.ERROR
+        logger.warning("Claude call failed: %s (request %s)", exc.api_error_type, exc.request_id or "-")
+    except asyncio.CancelledError:
+        # Cancelled by `generation_stop` (stop flag set) or by a shutting-down server.
+        stopped = await _stop_was_requested(loaded.message_id)
+        outcome_status = Message.Status.STOPPED if stopped else Message.Status.INTERRUPTED
+    except Exception:
+        logger.exception("Reply %s failed unexpectedly", message_id)
+        error = ClaudeError("upstream", api_error_type="internal_error")
+        outcome_status = Message.Status.ERROR
+    finally:
+        pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
+
+    await publisher.flush()
+    elapsed_ms = int((time.monotonic() - started) * 1000)
+    ttft_ms = int((reply.first_token_at - started) * 1000) if reply.first_token_at else None
+    outcome = _Outcome(
+        status=outcome_status,
+        seq=publisher.seq + 1,
+        text=publisher.text,
+        thinking=publisher.thinking,
+        error=error,
+        request_id=reply.request_id,
+        ttft_ms=ttft_ms,
+        duration_ms=elapsed_ms,
+    )
+    if finished is not None:
+        outcome.stop_reason = finished.stop_reason
+        outcome.model = finished.model
+        outcome.content = finished.content
+        outcome.usage = finished.usage
+        outcome.request_id = finished.request_id or reply.request_id
+    else:
+        outcome.usage = reply.partial_usage()
+        outcome.usage_estimated = True
+        if outcome_status == Message.Status.STOPPED:
+            outcome.stop_reason = "user_stop"
+    message, call = await _finalise(loaded, outcome)
+    completed: MessageCompleted = {
+        "type": "message.completed",
+        "message_id": publisher.message_id,
+        "seq": outcome.seq,
+        "status": outcome.status,
+        "stop_reason": outcome.stop_reason,
+        "text": outcome.text,
+        "thinking": outcome.thinking,
+        "html": message.html if message else markdown_to_html(outcome.text),
+        "usage": {
+            "input_tokens": call.input_tokens,
+            "output_tokens": call.output_tokens,
+            "cache_write_tokens": call.cache_write_5m_tokens + call.cache_write_1h_tokens,
+            "cache_read_tokens": call.cache_read_tokens,
+        },
+        "cost_usd": str(Decimal(call.cost_usd)),
+    }
+    if error is not None:
+        completed["error"] = {
+            "code": error.code,
+            "message": error.human_message,
+            "retryable": error.retryable,
+        }
+    elif outcome.status == Message.Status.INTERRUPTED:
+        completed["error"] = {
+            "code": "interrupted",
+            "message": "The answer was interrupted by a server restart. Press Retry for a new one.",
+            "retryable": True,
+        }
+    publisher.seq = outcome.seq
+    await publisher.publish(frame_json(completed))
+    replay_buffer.end(publisher.message_id)
+
+
+@sync_to_async
+def _stop_was_requested(message_id: uuid.UUID) -> bool:
+    return Message.objects.filter(id=message_id, stop_requested_at__isnull=False).exists()

@@ -1,0 +1,209 @@
+"""Business logic on conversations and messages: plain, typed functions.
+
+Views, the websocket consumer and Celery tasks call these; they never touch the
+network. Streaming a reply lives in `conversations/generation.py`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from accounts.models import User
+from accounts.services import user_primary_team
+from conversations.claude.catalog import model_info
+from conversations.models import Conversation, Message
+
+TITLE_MAX_CHARS = 60
+
+
+class ChatInputError(Exception):
+    """Input a person can correct; `message` is shown to them as is."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    user_message: Message
+    assistant_message: Message
+    # False when the client id was seen before: nothing new was stored.
+    created: bool
+
+
+def conversation_create(
+    *, owner: User, model: str, system_prompt: str = "", thinking_effort: str = ""
+) -> Conversation:
+    """Start an empty conversation, billed to the owner's team."""
+    if model_info(model) is None:
+        raise ChatInputError("unknown_model", f"Unknown model {model!r}.")
+    if thinking_effort not in Conversation.ThinkingEffort.values:
+        raise ChatInputError("bad_effort", f"Unknown thinking effort {thinking_effort!r}.")
+    if model_info(model).thinking == "none":
+        thinking_effort = ""
+    return Conversation.objects.create(
+        owner=owner,
+        team=user_primary_team(user=owner),
+        model=model,
+        system_prompt=system_prompt.strip(),
+        thinking_effort=thinking_effort,
+    )
+
+
+def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
+    """Set a title; an empty one is refused."""
+    title = " ".join(title.split())[:200]
+    if not title:
+        raise ChatInputError("empty_title", "A title cannot be empty.")
+    conversation.title = title
+    conversation.save(update_fields=["title", "updated_at"])
+    return conversation
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    """Delete a conversation and its messages. Its API calls (the ledger) stay."""
+    conversation.delete()
+
+
+def title_from_text(text: str) -> str:
+    """A sidebar title from the first message: its first line, cut at a word."""
+    first_line = " ".join(text.strip().splitlines()[0].split()) if text.strip() else ""
+    if len(first_line) <= TITLE_MAX_CHARS:
+        return first_line or "New conversation"
+    cut = first_line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0]
+    return f"{cut or first_line[:TITLE_MAX_CHARS]}…"
+
+
+def _next_position(conversation: Conversation) -> int:
+    last = conversation.messages.aggregate(last=Max("position"))["last"]
+    return 0 if last is None else last + 1
+
+
+@transaction.atomic
+def message_send(
+    *, conversation: Conversation, author: User, text: str, client_id: str = ""
+) -> SendResult:
+    """Store the user's message and a pending assistant reply in one transaction.
+
+    The caller starts generation after this returns (the transaction has then
+    committed). A repeated `client_id` returns the stored pair, unchanged.
+    """
+    text = text.strip()
+    if not text:
+        raise ChatInputError("empty_message", "Type a message first.")
+    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+        raise ChatInputError(
+            "message_too_long",
+            f"That message is {len(text):,} characters; the limit is "
+            f"{settings.CHAT_MAX_MESSAGE_CHARS:,}. Shorten it or split it.",
+        )
+    # Lock the conversation: two tabs sending at once must not both get a reply
+    # slot or the same position.
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    if client_id:
+        existing = conversation.messages.filter(client_id=client_id).first()
+        if existing is not None:
+            reply = conversation.messages.filter(position=existing.position + 1).first()
+            if reply is not None:
+                return SendResult(existing, reply, created=False)
+    if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
+        raise ChatInputError(
+            "generation_in_progress", "Claude is still answering. Wait for it or press Stop."
+        )
+    position = _next_position(conversation)
+    try:
+        with transaction.atomic():
+            user_message = Message.objects.create(
+                conversation=conversation,
+                position=position,
+                role=Message.Role.USER,
+                status=Message.Status.COMPLETE,
+                content=[{"type": "text", "text": text}],
+                text=text,
+                client_id=client_id,
+            )
+    except IntegrityError as exc:
+        raise ChatInputError("duplicate", "That message was already sent.") from exc
+    assistant_message = Message.objects.create(
+        conversation=conversation,
+        position=position + 1,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.PENDING,
+        model=conversation.model,
+    )
+    if not conversation.title:
+        conversation.title = title_from_text(text)
+    conversation.save(update_fields=["title", "updated_at"])
+    return SendResult(user_message, assistant_message, created=True)
+
+
+@transaction.atomic
+def message_retry(*, conversation: Conversation, message_id: uuid.UUID) -> tuple[uuid.UUID, Message]:
+    """Replace the last reply (failed, stopped or interrupted) with a new pending one.
+
+    Returns the id of the removed reply and the new one; the caller starts generation.
+    """
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    last = conversation.messages.order_by("-position").first()
+    retryable = {Message.Status.ERROR, Message.Status.STOPPED, Message.Status.INTERRUPTED}
+    if last is None or last.id != message_id or last.role != Message.Role.ASSISTANT:
+        raise ChatInputError("not_retryable", "Only the last reply can be retried.")
+    if last.status not in retryable:
+        raise ChatInputError("not_retryable", "This reply cannot be retried.")
+    position = last.position
+    last.delete()
+    reply = Message.objects.create(
+        conversation=conversation,
+        position=position,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.PENDING,
+        model=conversation.model,
+    )
+    conversation.save(update_fields=["updated_at"])
+    return message_id, reply
+
+
+def generation_stop_request(*, conversation: Conversation, message_id: uuid.UUID) -> bool:
+    """Record that the reply should stop; the generator (in any process) acts on it.
+
+    Returns False when the reply is not running (already finished, or not here).
+    """
+    updated = Message.objects.filter(
+        id=message_id,
+        conversation=conversation,
+        conversation__owner=conversation.owner,
+        status__in=Message.ACTIVE_STATUSES,
+        stop_requested_at__isnull=True,
+    ).update(stop_requested_at=timezone.now())
+    return updated == 1
+
+
+def generation_reap(*, older_than: dt.timedelta | None = None) -> int:
+    """Mark replies whose generator died (no heartbeat for a while) as interrupted.
+
+    One atomic UPDATE, guarded by status, so a live generator that finishes at the
+    same moment wins and nothing is finalised twice. The checkpointed text stays.
+    """
+    age = older_than or dt.timedelta(seconds=settings.CHAT_ORPHAN_AFTER_SECONDS)
+    cutoff = timezone.now() - age
+    stale = Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, created_at__lt=cutoff)
+    return (
+        Message.objects.filter(status__in=Message.ACTIVE_STATUSES)
+        .filter(stale)
+        .update(
+            status=Message.Status.INTERRUPTED,
+            error_code="interrupted",
+            error_message="The answer was interrupted by a server restart. Press Retry for a new one.",
+            heartbeat_at=None,
+            updated_at=timezone.now(),
+        )
+    )

@@ -1,0 +1,115 @@
+"""Server-rendered pages. Thin: authorise through selectors, write through services."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from conversations import selectors, services
+from conversations.claude.catalog import model_choices
+from conversations.forms import ConversationCreateForm, ConversationRenameForm
+from conversations.models import Message
+from conversations.rendering import markdown_to_html
+
+
+def _page_context(request: HttpRequest) -> dict:
+    return {
+        "conversations": selectors.conversation_list_for_user(user=request.user),
+        "model_choices": model_choices(),
+        "default_model": settings.CLAUDE_DEFAULT_MODEL,
+        "effort_choices": [("", "Off"), ("low", "Low"), ("medium", "Medium"), ("high", "High"), ("max", "Max")],
+        "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+    }
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    """The empty state: pick a model, optionally a system prompt and thinking, and start."""
+    return render(request, "conversations/chat.html", {**_page_context(request), "conversation": None})
+
+
+@login_required
+@require_POST
+def conversation_create(request: HttpRequest) -> HttpResponse:
+    form = ConversationCreateForm(request.POST)
+    if not form.is_valid():
+        return render(
+            request,
+            "conversations/chat.html",
+            {**_page_context(request), "conversation": None, "form_errors": form.errors},
+            status=400,
+        )
+    try:
+        conversation = services.conversation_create(owner=request.user, **form.cleaned_data)
+    except services.ChatInputError as exc:
+        return render(
+            request,
+            "conversations/chat.html",
+            {**_page_context(request), "conversation": None, "form_errors": {"model": [exc.message]}},
+            status=400,
+        )
+    return redirect("conversation_detail", conversation_id=conversation.id)
+
+
+@login_required
+def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
+    if conversation is None:
+        raise Http404("No such conversation.")
+    messages = selectors.message_list_for_page(conversation=conversation)
+    streaming = None
+    for message in messages:
+        if message.role == Message.Role.ASSISTANT and not message.html and message.text:
+            # Checkpointed or interrupted text has no cached HTML yet.
+            message.html = markdown_to_html(message.text)
+        if message.is_active:
+            streaming = {
+                "message_id": str(message.id),
+                "seq": message.seq,
+                "text": message.text,
+                "thinking": message.thinking,
+            }
+    return render(
+        request,
+        "conversations/chat.html",
+        {
+            **_page_context(request),
+            "conversation": conversation,
+            "messages_list": messages,
+            "streaming_state": streaming,
+            "ws_path": f"/ws/c/{conversation.id}/",
+        },
+    )
+
+
+@login_required
+@require_POST
+def conversation_rename(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
+    if conversation is None:
+        raise Http404("No such conversation.")
+    form = ConversationRenameForm(request.POST)
+    if not form.is_valid():
+        return JsonResponse({"error": "A title cannot be empty."}, status=400)
+    try:
+        services.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
+    except services.ChatInputError as exc:
+        return JsonResponse({"error": exc.message}, status=400)
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"id": str(conversation.id), "title": conversation.title})
+    return redirect("conversation_detail", conversation_id=conversation.id)
+
+
+@login_required
+@require_POST
+def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
+    if conversation is None:
+        raise Http404("No such conversation.")
+    services.conversation_delete(conversation=conversation)
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"deleted": True})
+    return redirect("home")

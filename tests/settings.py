@@ -1,0 +1,26 @@
+"""Test settings: the production settings module, with test-friendly environment defaults.
+
+Real environment variables still win, so `DATABASE_URL` / `REDIS_URL` switch
+the suite to PostgreSQL and Redis.
+"""
+
+import os
+
+# The fake streams as fast as it can unless a test asks otherwise with a
+# `[[fake tps=...]]` directive.
+os.environ.setdefault("FAKE_CLAUDE_TPS", "0")
+os.environ.setdefault("FAKE_CLAUDE_TTFT_MS", "0")
+os.environ.setdefault("DJANGO_DEBUG", "false")
+os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
+os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")
+os.environ.setdefault("CHANNEL_LAYER_PREFIX", "chat-test")
+
+from chatsite.settings import *  # noqa: E402,F403
+
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
