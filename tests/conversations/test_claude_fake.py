@@ -22,6 +22,7 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
+import uvicorn
 
 from conversations.claude.fake import StreamingASGITransport, create_fake_app
 from conversations.claude.fake.app import FakeClaude
@@ -107,9 +108,7 @@ async def test_usage_matches_count_tokens_and_emitted_tokens(
         {"role": "assistant", "content": "An earlier answer."},
         {"role": "user", "content": [{"type": "text", "text": "Follow-up [[fake tokens=57]]"}]},
     ]
-    counted = await client.messages.count_tokens(
-        model=MODEL, system="Be brief.", messages=messages
-    )
+    counted = await client.messages.count_tokens(model=MODEL, system="Be brief.", messages=messages)
     async with client.messages.stream(
         model=MODEL, max_tokens=1024, system="Be brief.", messages=messages
     ) as stream:
@@ -394,16 +393,15 @@ async def test_raw_validation_messages(app: FakeClaude) -> None:
         assert await error_of(
             {"model": MODEL, "max_tokens": 5, "messages": [{"role": "user"}]}
         ) == (400, "messages.0.content: Field required")
-        assert await error_of(
-            {"model": "claude-nope", "max_tokens": 5, "messages": user("x")}
-        ) == (404, "model: claude-nope")
+        assert await error_of({"model": "claude-nope", "max_tokens": 5, "messages": user("x")}) == (
+            404,
+            "model: claude-nope",
+        )
 
 
 async def test_unknown_model_is_404(client: anthropic.AsyncAnthropic) -> None:
     with pytest.raises(anthropic.NotFoundError, match="model: claude-unknown-9"):
-        await client.messages.create(
-            model="claude-unknown-9", max_tokens=100, messages=user("Hi")
-        )
+        await client.messages.create(model="claude-unknown-9", max_tokens=100, messages=user("Hi"))
 
 
 async def test_body_over_32_mb_is_413(client: anthropic.AsyncAnthropic) -> None:
@@ -628,9 +626,7 @@ async def test_transport_surfaces_app_exceptions() -> None:
     async def broken_before(scope: Any, receive: Any, send: Any) -> None:
         raise RuntimeError("boom before")
 
-    async def broken_during(
-        scope: MutableMapping[str, Any], receive: Any, send: Any
-    ) -> None:
+    async def broken_during(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"part", "more_body": True})
         raise RuntimeError("boom during")
@@ -704,3 +700,31 @@ async def test_standalone_server_streams_over_a_socket(standalone_server: str) -
             model=MODEL, max_tokens=10, messages=user("[[fake error=overloaded_error]]")
         )
     await client.close()
+
+
+async def test_a_dropped_socket_stops_generation_under_uvicorn(app: FakeClaude) -> None:
+    """uvicorn's send() ignores a gone client, so the fake must watch receive()."""
+    port = _free_port()
+    config = uvicorn.Config(app, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            await asyncio.sleep(0.01)
+        client = anthropic.AsyncAnthropic(
+            api_key="test", base_url=f"http://127.0.0.1:{port}", max_retries=0
+        )
+        async with client.messages.stream(
+            model=MODEL, max_tokens=10_000, messages=user("Long [[fake tps=100 tokens=5000]]")
+        ) as stream:
+            async for _ in stream.text_stream:
+                break
+            assert app.active_streams == 1
+        await client.close()
+        deadline = time.monotonic() + 2
+        while app.active_streams and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert app.active_streams == 0
+    finally:
+        server.should_exit = True
+        await serving

@@ -27,7 +27,7 @@ _END = None
 
 
 class _StreamingBody(httpx2.AsyncByteStream):
-    """Yields what the app sends; `aclose()` disconnects and cancels the app."""
+    """Yields what the app sends; closing it early disconnects and cancels the app."""
 
     def __init__(
         self,
@@ -38,19 +38,23 @@ class _StreamingBody(httpx2.AsyncByteStream):
         self._queue = queue
         self._task = task
         self._disconnected = disconnected
+        self._finished = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while True:
             item = await self._queue.get()
             if item is _END:
+                self._finished = True
                 return
             if isinstance(item, BaseException):
+                self._finished = True
                 raise item
             yield item
 
     async def aclose(self) -> None:
         self._disconnected.set()
-        if not self._task.done():
+        # After a complete body the app may still be tidying up: leave it be.
+        if not self._finished and not self._task.done():
             self._task.cancel()
             # wait() rather than await: the app's CancelledError is expected and
             # must not be mistaken for the caller being cancelled.
