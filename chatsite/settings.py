@@ -154,6 +154,8 @@ CHAT_CHECKPOINT_SECONDS = env_float("CHAT_CHECKPOINT_SECONDS", 2.0)
 CHAT_ORPHAN_AFTER_SECONDS = env_float("CHAT_ORPHAN_AFTER_SECONDS", 90.0)
 CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 100_000)
 CHAT_REPLAY_KEEP_SECONDS = env_int("CHAT_REPLAY_KEEP_SECONDS", 300)
+# On SIGTERM, running replies get this long to finish before they are saved as interrupted.
+CHAT_SHUTDOWN_GRACE_SECONDS = env_float("CHAT_SHUTDOWN_GRACE_SECONDS", 20.0)
 
 # --- Auth ----------------------------------------------------------------------
 LOGIN_URL = "login"

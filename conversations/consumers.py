@@ -23,7 +23,7 @@ from conversations.events import (
     frame_json,
     message_payload,
 )
-from conversations.generation import generation_start, generation_stop
+from conversations.generation import generation_start, generation_stop_signal
 from conversations.models import Conversation, Message
 from conversations.protocol import (
     FrameError,
@@ -126,9 +126,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             conversation=self.conversation, message_id=frame.message_id
         )
         if requested:
-            # Cancel here if the reply runs in this process; otherwise its own
-            # process sees the flag at its next checkpoint.
-            generation_stop(frame.message_id)
+            await generation_stop_signal(frame.message_id)
 
     async def _resume(self, frame: Resume) -> None:
         message = await database_sync_to_async(selectors.message_in_conversation)(
@@ -138,7 +136,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self._error("not_found", "No such message in this conversation.")
             return
         message_id = str(message.id)
-        read = replay_buffer.read_after(message_id, frame.last_seq)
+        read = await replay_buffer().read_after(message_id, frame.last_seq)
         if read is not None:
             if read.snapshot_text is not None:
                 await self._send_snapshot(message, read.seq, read.snapshot_text, read.snapshot_thinking or "")
@@ -163,7 +161,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return
         if cursor is not None and seq > cursor + 1:
             # The layer dropped frames: fill the gap from the record first.
-            read = replay_buffer.read_after(message_id, cursor)
+            read = await replay_buffer().read_after(message_id, cursor)
             if read is not None and read.snapshot_text is None:
                 for stored in read.frames:
                     await self.send(text_data=stored)

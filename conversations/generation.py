@@ -7,14 +7,19 @@ text to the database every `CHAT_CHECKPOINT_SECONDS` (with a heartbeat, and a
 look at the stop flag another process may have set), and on the end writes the
 final message and its one `ApiCall` row in one transaction.
 
-Closing a socket never cancels a reply. `generation_stop` (or the stop flag in
-the database) does, and the partial answer is kept as `stopped`.
+Closing a socket never cancels a reply. A stop does: the consumer sets the stop
+flag in the database and rings the reply's control group, which the generator
+listens to in whichever process it runs; the partial answer is kept as
+`stopped`. A server shutting down gives running replies a grace period, then
+saves what they have as `interrupted`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -48,37 +53,63 @@ logger = logging.getLogger(__name__)
 _running: dict[uuid.UUID, asyncio.Task[None]] = {}
 
 
+def control_group(message_id: uuid.UUID | str) -> str:
+    """The group a reply's generator listens on for a stop, in whatever process it runs."""
+    return f"genctl.{uuid.UUID(str(message_id)).hex}"
+
+
 def generation_start(message_id: uuid.UUID) -> asyncio.Task[None]:
     """Start generating a pending reply in this process's event loop."""
-    task = asyncio.get_running_loop().create_task(_generate(message_id), name=f"reply-{message_id}")
+    _shutdown_hook_install()
+    # A fresh context: the reply must not inherit the socket's (asgiref ties
+    # thread-sensitive database calls to the consumer that started them, and
+    # that consumer may be long gone while the reply still streams).
+    task = asyncio.get_running_loop().create_task(
+        _generate(message_id), name=f"reply-{message_id}", context=contextvars.Context()
+    )
     _running[message_id] = task
     task.add_done_callback(lambda _: _running.pop(message_id, None))
     return task
 
 
-def generation_stop(message_id: uuid.UUID) -> bool:
-    """Cancel the reply if it runs in this process. The stop flag must be set first."""
-    task = _running.get(message_id)
-    if task is None or task.done():
-        return False
-    task.cancel()
-    return True
+async def generation_stop_signal(message_id: uuid.UUID) -> None:
+    """Ring the reply's control group; its generator stops at once. The stop flag
+    in the database (set first by the caller) is the backstop it polls."""
+    await get_channel_layer().group_send(control_group(message_id), {"type": "generation.stop"})
 
 
-def generation_running(message_id: uuid.UUID) -> asyncio.Task[None] | None:
-    return _running.get(message_id)
-
-
-async def generation_shutdown(grace_seconds: float = 10.0) -> None:
-    """Let running replies finish for a grace period, then cancel the rest (marked interrupted)."""
+async def generation_shutdown(grace_seconds: float | None = None) -> None:
+    """Let running replies finish for a grace period, then cancel the rest, which
+    save their text as `interrupted`."""
+    grace = settings.CHAT_SHUTDOWN_GRACE_SECONDS if grace_seconds is None else grace_seconds
     tasks = [task for task in _running.values() if not task.done()]
     if not tasks:
         return
-    _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+    logger.info("Shutting down: waiting up to %ss for %d replies", grace, len(tasks))
+    _, pending = await asyncio.wait(tasks, timeout=grace)
     for task in pending:
         task.cancel()
     if pending:
-        await asyncio.wait(pending, timeout=5)
+        await asyncio.wait(pending, timeout=10)
+
+
+_shutdown_hook_installed = False
+
+
+def _shutdown_hook_install() -> None:
+    """Under daphne (Twisted), run `generation_shutdown` before the reactor stops on
+    SIGTERM/SIGINT: Twisted waits for the Deferred a "before shutdown" trigger returns."""
+    global _shutdown_hook_installed
+    if _shutdown_hook_installed or "twisted.internet.reactor" not in sys.modules:
+        return
+    from twisted.internet import defer, reactor
+
+    if not reactor.running:
+        return
+    reactor.addSystemEventTrigger(
+        "before", "shutdown", lambda: defer.Deferred.fromFuture(asyncio.ensure_future(generation_shutdown()))
+    )
+    _shutdown_hook_installed = True
 
 
 @dataclass
@@ -273,7 +304,7 @@ class _FramePublisher:
 
     async def publish(self, frame: str, *, text: str = "", thinking: str = "") -> None:
         # Record before ringing: a socket that hears the bell can always read the frame.
-        replay_buffer.append(self.message_id, seq=self.seq, frame=frame, text=text, thinking=thinking)
+        await replay_buffer().append(self.message_id, seq=self.seq, frame=frame, text=text, thinking=thinking)
         await self.layer.group_send(
             self.group,
             {"type": "chat.frame", "frame": frame, "message_id": self.message_id, "seq": self.seq},
@@ -287,11 +318,13 @@ async def _pump_frames(publisher: _FramePublisher, loaded: _Loaded, stop_flag: a
     last_checkpoint = time.monotonic()
     while True:
         try:
-            await asyncio.wait_for(publisher.data_ready.wait(), timeout=checkpoint_every)
-            await asyncio.sleep(window)
-            await publisher.flush()
+            async with asyncio.timeout(checkpoint_every):
+                await publisher.data_ready.wait()
         except TimeoutError:
             pass
+        else:
+            await asyncio.sleep(window)
+            await publisher.flush()
         if time.monotonic() - last_checkpoint >= checkpoint_every:
             last_checkpoint = time.monotonic()
             stop_requested = await _checkpoint(
@@ -316,12 +349,24 @@ async def _stream_reply(
     return None
 
 
+async def _listen_for_stop(message_id: uuid.UUID, stop_flag: asyncio.Event) -> None:
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(control_group(message_id), channel)
+    try:
+        await layer.receive(channel)
+        stop_flag.set()
+    finally:
+        await layer.group_discard(control_group(message_id), channel)
+
+
 async def _generate(message_id: uuid.UUID) -> None:
     loaded = await _load_and_mark_streaming(message_id)
     if loaded is None:
         return
     publisher = _FramePublisher(loaded)
     stop_flag = asyncio.Event()
+    listener = asyncio.create_task(_listen_for_stop(message_id, stop_flag))
     pump = asyncio.create_task(_pump_frames(publisher, loaded, stop_flag))
     started = time.monotonic()
     reply = ReplyStream(loaded.request)
@@ -349,16 +394,16 @@ async def _generate(message_id: uuid.UUID) -> None:
         outcome_status = Message.Status.ERROR
         logger.warning("Claude call failed: %s (request %s)", exc.api_error_type, exc.request_id or "-")
     except asyncio.CancelledError:
-        # Cancelled by `generation_stop` (stop flag set) or by a shutting-down server.
-        stopped = await _stop_was_requested(loaded.message_id)
-        outcome_status = Message.Status.STOPPED if stopped else Message.Status.INTERRUPTED
+        # Only a shutting-down server cancels a reply task.
+        outcome_status = Message.Status.INTERRUPTED
     except Exception:
         logger.exception("Reply %s failed unexpectedly", message_id)
         error = ClaudeError("upstream", api_error_type="internal_error")
         outcome_status = Message.Status.ERROR
     finally:
         pump.cancel()
-        await asyncio.gather(pump, return_exceptions=True)
+        listener.cancel()
+        await asyncio.gather(pump, listener, return_exceptions=True)
 
     await publisher.flush()
     elapsed_ms = int((time.monotonic() - started) * 1000)
@@ -416,9 +461,5 @@ async def _generate(message_id: uuid.UUID) -> None:
         }
     publisher.seq = outcome.seq
     await publisher.publish(frame_json(completed))
-    replay_buffer.end(publisher.message_id)
+    await replay_buffer().end(publisher.message_id)
 
-
-@sync_to_async
-def _stop_was_requested(message_id: uuid.UUID) -> bool:
-    return Message.objects.filter(id=message_id, stop_requested_at__isnull=False).exists()
