@@ -10,7 +10,10 @@ from accounts.models import Membership, Team, User
 def user_primary_team(*, user: User) -> Team | None:
     """The team a new conversation is billed to: the user's oldest membership."""
     membership = (
-        Membership.objects.filter(user=user).select_related("team").order_by("joined_at", "id").first()
+        Membership.objects.filter(user=user)
+        .select_related("team")
+        .order_by("joined_at", "id")
+        .first()
     )
     return membership.team if membership else None
 
@@ -39,7 +42,9 @@ def demo_world_seed(*, password: str) -> dict[str, User]:
         )
         user.set_password(password)
         user.save()
-        Membership.objects.update_or_create(user=user, team=teams[team_slug], defaults={"role": role})
+        Membership.objects.update_or_create(
+            user=user, team=teams[team_slug], defaults={"role": role}
+        )
         people[username] = user
     admin_user, _ = User.objects.get_or_create(
         username="admin", defaults={"email": "admin@example.com", "display_name": "Admin"}

@@ -33,8 +33,18 @@ class MessageAdmin(admin.ModelAdmin):
 @admin.register(ApiCall)
 class ApiCallAdmin(admin.ModelAdmin):
     list_display = [
-        "created_at", "user", "team", "model", "purpose", "input_tokens", "output_tokens",
-        "cache_read_tokens", "cost_usd", "priced", "stop_reason", "error_type",
+        "created_at",
+        "user",
+        "team",
+        "model",
+        "purpose",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cost_usd",
+        "priced",
+        "stop_reason",
+        "error_type",
     ]
     list_filter = ["model", "purpose", "priced", "team"]
     search_fields = ["request_id", "user__username"]

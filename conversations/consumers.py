@@ -18,10 +18,12 @@ from django.conf import settings
 from conversations import selectors, services
 from conversations.events import (
     ErrorFrame,
+    MessageCompleted,
     MessageSnapshot,
     conversation_group,
     frame_json,
     message_payload,
+    usage_payload,
 )
 from conversations.generation import generation_start, generation_stop_signal
 from conversations.models import Conversation, Message
@@ -102,14 +104,21 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if not result.created:
             # A resend: tell this socket what is stored, start nothing.
             for message in (result.user_message, result.assistant_message):
-                await self.send(text_data=frame_json({"type": "message.created", "message": message_payload(message)}))
+                await self.send(
+                    text_data=frame_json(
+                        {"type": "message.created", "message": message_payload(message)}
+                    )
+                )
             return
         await self._broadcast_created(result.user_message, result.assistant_message)
         if result.user_message.position == 0:
-            # The first message titled the conversation: update every sidebar.
-            title = services.title_from_text(result.user_message.text)
+            # The first message may have titled the conversation: update every sidebar.
             await self._broadcast(
-                {"type": "conversation.updated", "conversation_id": str(self.conversation.pk), "title": title}
+                {
+                    "type": "conversation.updated",
+                    "conversation_id": str(self.conversation.pk),
+                    "title": result.conversation_title,
+                }
             )
         generation_start(result.assistant_message.id)
 
@@ -139,7 +148,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         read = await replay_buffer().read_after(message_id, frame.last_seq)
         if read is not None:
             if read.snapshot_text is not None:
-                await self._send_snapshot(message, read.seq, read.snapshot_text, read.snapshot_thinking or "")
+                await self._send_snapshot(
+                    message, read.seq, read.snapshot_text, read.snapshot_thinking or ""
+                )
             for stored in read.frames:
                 await self.send(text_data=stored)
             self.cursors[message_id] = max(read.seq, self.cursors.get(message_id, 0))
@@ -150,7 +161,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 await self._send_snapshot(message, message.seq, message.text, message.thinking)
             self.cursors[message_id] = max(message.seq, frame.last_seq)
             return
-        await self.send(text_data=frame_json(_completed_from_row(message)))
+        await self.send(text_data=frame_json(await _completed_from_row(message)))
         self.cursors[message_id] = message.seq
 
     async def chat_frame(self, event: dict) -> None:
@@ -178,7 +189,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self._broadcast({"type": "message.created", "message": message_payload(message)})
 
     async def _broadcast(self, frame: dict) -> None:
-        await self.channel_layer.group_send(self.group, {"type": "chat.broadcast", "frame": frame_json(frame)})
+        await self.channel_layer.group_send(
+            self.group, {"type": "chat.broadcast", "frame": frame_json(frame)}
+        )
 
     async def _send_snapshot(self, message: Message, seq: int, text: str, thinking: str) -> None:
         snapshot: MessageSnapshot = {
@@ -198,8 +211,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=frame_json(frame))
 
 
-def _completed_from_row(message: Message) -> dict:
-    frame = {
+@database_sync_to_async
+def _completed_from_row(message: Message) -> MessageCompleted:
+    """The end of a reply, rebuilt from the stored row and its ledger entry."""
+    call = message.api_calls.order_by("-created_at").first()
+    frame: MessageCompleted = {
         "type": "message.completed",
         "message_id": str(message.id),
         "seq": message.seq,
@@ -208,9 +224,13 @@ def _completed_from_row(message: Message) -> dict:
         "text": message.text,
         "thinking": message.thinking,
         "html": message.html,
-        "usage": None,
-        "cost_usd": None,
+        "usage": usage_payload(call) if call else None,
+        "cost_usd": str(call.cost_usd) if call else None,
     }
     if message.error_code:
-        frame["error"] = {"code": message.error_code, "message": message.error_message, "retryable": True}
+        frame["error"] = {
+            "code": message.error_code,
+            "message": message.error_message,
+            "retryable": True,
+        }
     return frame

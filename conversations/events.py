@@ -10,7 +10,7 @@ import json
 import uuid
 from typing import Any, Literal, NotRequired, TypedDict
 
-from conversations.models import Message
+from conversations.models import ApiCall, Message
 
 
 def conversation_group(conversation_id: uuid.UUID | str) -> str:
@@ -111,6 +111,15 @@ def message_payload(message: Message) -> MessagePayload:
     if message.error_code:
         payload["error"] = {"code": message.error_code, "message": message.error_message}
     return payload
+
+
+def usage_payload(call: ApiCall) -> UsagePayload:
+    return {
+        "input_tokens": call.input_tokens,
+        "output_tokens": call.output_tokens,
+        "cache_write_tokens": call.cache_write_5m_tokens + call.cache_write_1h_tokens,
+        "cache_read_tokens": call.cache_read_tokens,
+    }
 
 
 def frame_json(frame: Any) -> str:

@@ -8,7 +8,9 @@ from conversations.models import Conversation
 
 class ConversationCreateForm(forms.Form):
     model = forms.ChoiceField(choices=model_choices)
-    system_prompt = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=20_000)
+    system_prompt = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=20_000
+    )
     thinking_effort = forms.ChoiceField(choices=Conversation.ThinkingEffort.choices, required=False)
 
 

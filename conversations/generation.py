@@ -42,7 +42,13 @@ from conversations.claude.stream import (
     TextDelta,
     ThinkingDelta,
 )
-from conversations.events import MessageCompleted, MessageDelta, conversation_group, frame_json
+from conversations.events import (
+    MessageCompleted,
+    MessageDelta,
+    conversation_group,
+    frame_json,
+    usage_payload,
+)
 from conversations.models import ApiCall, Conversation, Message
 from conversations.rendering import markdown_to_html
 from conversations.replay import replay_buffer
@@ -107,7 +113,9 @@ def _shutdown_hook_install() -> None:
     if not reactor.running:
         return
     reactor.addSystemEventTrigger(
-        "before", "shutdown", lambda: defer.Deferred.fromFuture(asyncio.ensure_future(generation_shutdown()))
+        "before",
+        "shutdown",
+        lambda: defer.Deferred.fromFuture(asyncio.ensure_future(generation_shutdown())),
     )
     _shutdown_hook_installed = True
 
@@ -295,7 +303,11 @@ class _FramePublisher:
         self.seq += 1
         self.text += text
         self.thinking += thinking
-        frame: MessageDelta = {"type": "message.delta", "message_id": self.message_id, "seq": self.seq}
+        frame: MessageDelta = {
+            "type": "message.delta",
+            "message_id": self.message_id,
+            "seq": self.seq,
+        }
         if thinking:
             frame["thinking"] = thinking
         if text:
@@ -304,14 +316,18 @@ class _FramePublisher:
 
     async def publish(self, frame: str, *, text: str = "", thinking: str = "") -> None:
         # Record before ringing: a socket that hears the bell can always read the frame.
-        await replay_buffer().append(self.message_id, seq=self.seq, frame=frame, text=text, thinking=thinking)
+        await replay_buffer().append(
+            self.message_id, seq=self.seq, frame=frame, text=text, thinking=thinking
+        )
         await self.layer.group_send(
             self.group,
             {"type": "chat.frame", "frame": frame, "message_id": self.message_id, "seq": self.seq},
         )
 
 
-async def _pump_frames(publisher: _FramePublisher, loaded: _Loaded, stop_flag: asyncio.Event) -> None:
+async def _pump_frames(
+    publisher: _FramePublisher, loaded: _Loaded, stop_flag: asyncio.Event
+) -> None:
     """Flush coalesced frames while data flows; checkpoint and heartbeat on a timer."""
     window = settings.CHAT_COALESCE_SECONDS
     checkpoint_every = settings.CHAT_CHECKPOINT_SECONDS
@@ -328,7 +344,10 @@ async def _pump_frames(publisher: _FramePublisher, loaded: _Loaded, stop_flag: a
         if time.monotonic() - last_checkpoint >= checkpoint_every:
             last_checkpoint = time.monotonic()
             stop_requested = await _checkpoint(
-                loaded.message_id, seq=publisher.seq, text=publisher.text, thinking=publisher.thinking
+                loaded.message_id,
+                seq=publisher.seq,
+                text=publisher.text,
+                thinking=publisher.thinking,
             )
             if stop_requested:
                 stop_flag.set()
@@ -392,7 +411,9 @@ async def _generate(message_id: uuid.UUID) -> None:
     except ClaudeError as exc:
         error = exc
         outcome_status = Message.Status.ERROR
-        logger.warning("Claude call failed: %s (request %s)", exc.api_error_type, exc.request_id or "-")
+        logger.warning(
+            "Claude call failed: %s (request %s)", exc.api_error_type, exc.request_id or "-"
+        )
     except asyncio.CancelledError:
         # Only a shutting-down server cancels a reply task.
         outcome_status = Message.Status.INTERRUPTED
@@ -439,12 +460,7 @@ async def _generate(message_id: uuid.UUID) -> None:
         "text": outcome.text,
         "thinking": outcome.thinking,
         "html": message.html if message else markdown_to_html(outcome.text),
-        "usage": {
-            "input_tokens": call.input_tokens,
-            "output_tokens": call.output_tokens,
-            "cache_write_tokens": call.cache_write_5m_tokens + call.cache_write_1h_tokens,
-            "cache_read_tokens": call.cache_read_tokens,
-        },
+        "usage": usage_payload(call),
         "cost_usd": str(Decimal(call.cost_usd)),
     }
     if error is not None:
@@ -462,4 +478,3 @@ async def _generate(message_id: uuid.UUID) -> None:
     publisher.seq = outcome.seq
     await publisher.publish(frame_json(completed))
     await replay_buffer().end(publisher.message_id)
-

@@ -56,7 +56,9 @@ class Message(models.Model):
     ACTIVE_STATUSES = (Status.PENDING, Status.STREAMING)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
     # Order within the conversation; assigned under a lock on the conversation.
     position = models.PositiveIntegerField()
     role = models.CharField(max_length=16, choices=Role.choices)
@@ -123,7 +125,10 @@ class ApiCall(models.Model):
         COUNT_TOKENS = "count_tokens", "Token count"
 
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="api_calls",
     )
     team = models.ForeignKey(

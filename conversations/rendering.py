@@ -8,6 +8,8 @@ the same policy with DOMPurify; the server's HTML replaces it when a reply ends.
 
 from __future__ import annotations
 
+import re
+
 import nh3
 from markdown_it import MarkdownIt
 
@@ -18,8 +20,32 @@ _markdown = (
 )
 
 _ALLOWED_TAGS = {
-    "a", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
-    "li", "ol", "p", "pre", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul", "s",
+    "a",
+    "blockquote",
+    "br",
+    "code",
+    "del",
+    "em",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "li",
+    "ol",
+    "p",
+    "pre",
+    "strong",
+    "table",
+    "tbody",
+    "td",
+    "th",
+    "thead",
+    "tr",
+    "ul",
+    "s",
 }
 _ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
@@ -38,10 +64,14 @@ def _keep_language_class(tag: str, attribute: str, value: str) -> str | None:
     return value
 
 
+# markdown-it writes column alignment as an inline style, which the CSP forbids.
+_ALIGN_STYLE = re.compile(r'<(td|th) style="text-align:(left|center|right)">')
+
+
 def markdown_to_html(text: str) -> str:
     """Render Markdown written by a person or by Claude to sanitised HTML."""
     return nh3.clean(
-        _markdown.render(text),
+        _ALIGN_STYLE.sub(r'<\1 align="\2">', _markdown.render(text)),
         tags=_ALLOWED_TAGS,
         attributes=_ALLOWED_ATTRIBUTES,
         attribute_filter=_keep_language_class,

@@ -82,7 +82,9 @@ class MemoryReplayBuffer:
         if log is not None:
             log.ended_at = time.monotonic()
         horizon = time.monotonic() - settings.CHAT_REPLAY_KEEP_SECONDS
-        for stale in [m for m, log in self._logs.items() if log.ended_at and log.ended_at < horizon]:
+        for stale in [
+            m for m, log in self._logs.items() if log.ended_at and log.ended_at < horizon
+        ]:
             del self._logs[stale]
 
     async def read_after(self, message_id: str, last_seq: int) -> ReplayRead | None:
@@ -93,7 +95,9 @@ class MemoryReplayBuffer:
             return ReplayRead(seq=log.seq, frames=[])
         if last_seq + 1 >= log.first_seq:
             return ReplayRead(seq=log.seq, frames=log.frames[last_seq + 1 - log.first_seq :])
-        return ReplayRead(seq=log.seq, frames=[], snapshot_text=log.text, snapshot_thinking=log.thinking)
+        return ReplayRead(
+            seq=log.seq, frames=[], snapshot_text=log.text, snapshot_thinking=log.thinking
+        )
 
 
 class RedisReplayBuffer:
@@ -132,7 +136,9 @@ class RedisReplayBuffer:
         await self._redis().expire(self._key(message_id), settings.CHAT_REPLAY_KEEP_SECONDS)
 
     async def read_after(self, message_id: str, last_seq: int) -> ReplayRead | None:
-        entries = await self._redis().xrange(self._key(message_id), min=f"{last_seq + 1}-0", max="+")
+        entries = await self._redis().xrange(
+            self._key(message_id), min=f"{last_seq + 1}-0", max="+"
+        )
         if not entries:
             exists = await self._redis().exists(self._key(message_id))
             if not exists:

@@ -37,8 +37,15 @@ def conversation_list_for_user(*, user: User, limit: int = 100) -> QuerySet[Conv
 def message_list_for_page(*, conversation: Conversation) -> list[Message]:
     """Every message of a conversation with its API calls, in two queries."""
     calls = ApiCall.objects.only(
-        "id", "message_id", "input_tokens", "output_tokens", "cache_write_5m_tokens",
-        "cache_write_1h_tokens", "cache_read_tokens", "cost_usd", "model",
+        "id",
+        "message_id",
+        "input_tokens",
+        "output_tokens",
+        "cache_write_5m_tokens",
+        "cache_write_1h_tokens",
+        "cache_read_tokens",
+        "cost_usd",
+        "model",
     )
     return list(
         conversation.messages.order_by("position").prefetch_related(

@@ -38,6 +38,7 @@ class SendResult:
     assistant_message: Message
     # False when the client id was seen before: nothing new was stored.
     created: bool
+    conversation_title: str = ""
 
 
 def conversation_create(
@@ -143,11 +144,15 @@ def message_send(
     if not conversation.title:
         conversation.title = title_from_text(text)
     conversation.save(update_fields=["title", "updated_at"])
-    return SendResult(user_message, assistant_message, created=True)
+    return SendResult(
+        user_message, assistant_message, created=True, conversation_title=conversation.title
+    )
 
 
 @transaction.atomic
-def message_retry(*, conversation: Conversation, message_id: uuid.UUID) -> tuple[uuid.UUID, Message]:
+def message_retry(
+    *, conversation: Conversation, message_id: uuid.UUID
+) -> tuple[uuid.UUID, Message]:
     """Replace the last reply (failed, stopped or interrupted) with a new pending one.
 
     Returns the id of the removed reply and the new one; the caller starts generation.

@@ -20,7 +20,13 @@ def _page_context(request: HttpRequest) -> dict:
         "conversations": selectors.conversation_list_for_user(user=request.user),
         "model_choices": model_choices(),
         "default_model": settings.CLAUDE_DEFAULT_MODEL,
-        "effort_choices": [("", "Off"), ("low", "Low"), ("medium", "Medium"), ("high", "High"), ("max", "Max")],
+        "effort_choices": [
+            ("", "Off"),
+            ("low", "Low"),
+            ("medium", "Medium"),
+            ("high", "High"),
+            ("max", "Max"),
+        ],
         "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
     }
 
@@ -28,7 +34,9 @@ def _page_context(request: HttpRequest) -> dict:
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """The empty state: pick a model, optionally a system prompt and thinking, and start."""
-    return render(request, "conversations/chat.html", {**_page_context(request), "conversation": None})
+    return render(
+        request, "conversations/chat.html", {**_page_context(request), "conversation": None}
+    )
 
 
 @login_required
@@ -48,7 +56,11 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
         return render(
             request,
             "conversations/chat.html",
-            {**_page_context(request), "conversation": None, "form_errors": {"model": [exc.message]}},
+            {
+                **_page_context(request),
+                "conversation": None,
+                "form_errors": {"model": [exc.message]},
+            },
             status=400,
         )
     return redirect("conversation_detail", conversation_id=conversation.id)
@@ -56,7 +68,9 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
+    conversation = selectors.conversation_for_user(
+        user=request.user, conversation_id=conversation_id
+    )
     if conversation is None:
         raise Http404("No such conversation.")
     messages = selectors.message_list_for_page(conversation=conversation)
@@ -88,7 +102,9 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
 @login_required
 @require_POST
 def conversation_rename(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
+    conversation = selectors.conversation_for_user(
+        user=request.user, conversation_id=conversation_id
+    )
     if conversation is None:
         raise Http404("No such conversation.")
     form = ConversationRenameForm(request.POST)
@@ -106,7 +122,9 @@ def conversation_rename(request: HttpRequest, conversation_id: str) -> HttpRespo
 @login_required
 @require_POST
 def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
+    conversation = selectors.conversation_for_user(
+        user=request.user, conversation_id=conversation_id
+    )
     if conversation is None:
         raise Http404("No such conversation.")
     services.conversation_delete(conversation=conversation)

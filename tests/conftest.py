@@ -59,9 +59,18 @@ def carol(world):
 def make_conversation(alice):
     from conversations.services import conversation_create
 
-    def make(owner=None, *, model: str = "claude-sonnet-5-5", system_prompt: str = "", thinking_effort: str = ""):
+    def make(
+        owner=None,
+        *,
+        model: str = "claude-sonnet-5-5",
+        system_prompt: str = "",
+        thinking_effort: str = "",
+    ):
         return conversation_create(
-            owner=owner or alice, model=model, system_prompt=system_prompt, thinking_effort=thinking_effort
+            owner=owner or alice,
+            model=model,
+            system_prompt=system_prompt,
+            thinking_effort=thinking_effort,
         )
 
     return make
@@ -95,7 +104,9 @@ async def socket_for():
             headers.append((b"cookie", cookie.encode()))
         if origin is not None:
             headers.append((b"origin", origin.encode()))
-        communicator = WebsocketCommunicator(application, f"/ws/c/{conversation_id}/", headers=headers)
+        communicator = WebsocketCommunicator(
+            application, f"/ws/c/{conversation_id}/", headers=headers
+        )
         connected, _ = await communicator.connect(timeout=5)
         opened.append(communicator)
         return communicator, connected

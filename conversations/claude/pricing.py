@@ -58,9 +58,18 @@ class Cost:
 _ORIGIN = dt.date(2024, 1, 1)
 
 
-def _row(models: tuple[str, ...], inp: str, w5: str, w1: str, read: str, out: str,
-         since: dt.date = _ORIGIN) -> PriceRow:
-    return PriceRow(models, since, Decimal(inp), Decimal(w5), Decimal(w1), Decimal(read), Decimal(out))
+def _row(
+    models: tuple[str, ...],
+    inp: str,
+    w5: str,
+    w1: str,
+    read: str,
+    out: str,
+    since: dt.date = _ORIGIN,
+) -> PriceRow:
+    return PriceRow(
+        models, since, Decimal(inp), Decimal(w5), Decimal(w1), Decimal(read), Decimal(out)
+    )
 
 
 PRICE_ROWS: tuple[PriceRow, ...] = (
@@ -68,13 +77,30 @@ PRICE_ROWS: tuple[PriceRow, ...] = (
     _row(("claude-fable-5", "claude-mythos-5"), "10", "12.50", "20", "1.00", "50"),
     _row(("claude-opus-5-5",), "4", "5.00", "8", "0.20", "20"),
     _row(
-        ("claude-opus-5", "claude-opus-4-8", "claude-opus-4-7", "claude-opus-4-6", "claude-opus-4-5"),
-        "5", "6.25", "10", "0.50", "25",
+        (
+            "claude-opus-5",
+            "claude-opus-4-8",
+            "claude-opus-4-7",
+            "claude-opus-4-6",
+            "claude-opus-4-5",
+        ),
+        "5",
+        "6.25",
+        "10",
+        "0.50",
+        "25",
     ),
     _row(("claude-sonnet-5-5",), "2", "2.50", "4", "0.20", "10"),
     _row(("claude-sonnet-5-5",), "2", "2.50", "4", "0.10", "10", since=dt.date(2026, 10, 7)),
     _row(("claude-sonnet-5",), "2", "2.50", "4", "0.20", "10"),
-    _row(("claude-sonnet-4-6", "claude-sonnet-4-5", "claude-sonnet-4"), "3", "3.75", "6", "0.30", "15"),
+    _row(
+        ("claude-sonnet-4-6", "claude-sonnet-4-5", "claude-sonnet-4"),
+        "3",
+        "3.75",
+        "6",
+        "0.30",
+        "15",
+    ),
     _row(("claude-haiku-5-5",), "0.10", "0.125", "0.20", "0.01", "0.50"),
     _row(("claude-haiku-4-5",), "1", "1.25", "2", "0.10", "5"),
     _row(("claude-opus-4-1", "claude-opus-4"), "15", "18.75", "30", "1.50", "75"),
@@ -85,8 +111,13 @@ PRICE_ROWS: tuple[PriceRow, ...] = (
 # An unknown model is priced at the dearest row we know, never at $0, and is
 # flagged so the admin can see it as unpriced.
 FALLBACK_ROW = PriceRow(
-    ("unpriced-fallback",), _ORIGIN, Decimal("15"), Decimal("18.75"), Decimal("30"),
-    Decimal("1.50"), Decimal("75"),
+    ("unpriced-fallback",),
+    _ORIGIN,
+    Decimal("15"),
+    Decimal("18.75"),
+    Decimal("30"),
+    Decimal("1.50"),
+    Decimal("75"),
 )
 
 
@@ -94,9 +125,7 @@ def price_row_for(model: str, *, at: dt.date) -> PriceRow | None:
     """The row in force for `model` (or its alias) on `at`, or None if unknown."""
     info = model_info(model)
     canonical = info.id if info else model
-    candidates = [
-        row for row in PRICE_ROWS if canonical in row.models and row.effective_from <= at
-    ]
+    candidates = [row for row in PRICE_ROWS if canonical in row.models and row.effective_from <= at]
     if not candidates:
         return None
     return max(candidates, key=lambda row: row.effective_from)
@@ -130,4 +159,6 @@ def cost(
         total *= BATCH_DISCOUNT
     if regional:
         total *= REGIONAL_PREMIUM
-    return Cost(usd=total.quantize(MICRO_DOLLAR, rounding=ROUND_HALF_UP), price_key=row.key, priced=priced)
+    return Cost(
+        usd=total.quantize(MICRO_DOLLAR, rounding=ROUND_HALF_UP), price_key=row.key, priced=priced
+    )

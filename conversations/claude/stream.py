@@ -130,8 +130,11 @@ def _error_from_sdk(exc: anthropic.APIError) -> ClaudeError:
     if code == "bad_request" and "too long" in detail.lower():
         code = "context_too_long"
     return ClaudeError(
-        code, detail=detail, api_error_type=error_type or f"http_{status}",
-        request_id=request_id, status=status,
+        code,
+        detail=detail,
+        api_error_type=error_type or f"http_{status}",
+        request_id=request_id,
+        status=status,
     )
 
 
@@ -193,8 +196,8 @@ def _with_cache_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any
 class ReplyStream:
     """One streamed reply. Iterate it for events; read partial usage if it is cut short.
 
-        async with ReplyStream(request) as reply:
-            async for event in reply: ...
+    async with ReplyStream(request) as reply:
+        async for event in reply: ...
     """
 
     def __init__(self, request: ChatRequest) -> None:

@@ -137,7 +137,9 @@ async def test_stop_keeps_the_partial_answer(alice, make_conversation, socket_fo
     await socket.disconnect()
 
 
-async def test_reconnect_and_resume_gets_the_whole_answer_exactly_once(alice, make_conversation, socket_for):
+async def test_reconnect_and_resume_gets_the_whole_answer_exactly_once(
+    alice, make_conversation, socket_for
+):
     """A tab closed mid-answer, reopened while it still streams: what was missed,
     then the rest live, with no gap and no duplicate."""
     conversation = await sync_to_async(make_conversation)()
@@ -153,7 +155,9 @@ async def test_reconnect_and_resume_gets_the_whole_answer_exactly_once(alice, ma
     second, _ = await socket_for(alice, conversation.id)
     await second.send_json_to({"type": "resume", "message_id": reply_id, "last_seq": last_seq})
     later = await receive_frames(second, until=completed)
-    seqs = [f["seq"] for f in later if f.get("message_id") == reply_id and f["type"] == "message.delta"]
+    seqs = [
+        f["seq"] for f in later if f.get("message_id") == reply_id and f["type"] == "message.delta"
+    ]
     assert seqs == list(range(last_seq + 1, last_seq + 1 + len(seqs)))
     assert not [f for f in later if f["type"] == "message.snapshot"]
     whole = seen_text + streamed_text(later, reply_id)
@@ -179,17 +183,25 @@ async def test_resume_after_the_answer_finished_gets_it_from_the_database(
     later = await receive_frames(second, until=completed)
     reply = await stored(reply_id)
     assert later[-1]["text"] == reply.text and reply.status == "complete"
+    [call] = await calls_for(reply_id)
+    assert later[-1]["usage"]["output_tokens"] == call.output_tokens == 30
+    assert Decimal(later[-1]["cost_usd"]) == call.cost_usd
     await second.disconnect()
 
 
-async def test_resend_with_the_same_client_id_is_not_a_second_message(alice, make_conversation, socket_for):
+async def test_resend_with_the_same_client_id_is_not_a_second_message(
+    alice, make_conversation, socket_for
+):
     conversation = await sync_to_async(make_conversation)()
     socket, _ = await socket_for(alice, conversation.id)
     frame = send_frame("once [[fake tokens=10]]", "same-id")
     await socket.send_json_to(frame)
     await receive_frames(socket, until=completed)
     await socket.send_json_to(frame)
-    again = await receive_frames(socket, until=lambda f: f["type"] == "message.created" and f["message"]["role"] == "assistant")
+    again = await receive_frames(
+        socket,
+        until=lambda f: f["type"] == "message.created" and f["message"]["role"] == "assistant",
+    )
     assert again[0]["message"]["client_id"] == "same-id"
     count = await sync_to_async(Message.objects.filter(conversation=conversation).count)()
     assert count == 2
@@ -238,7 +250,9 @@ async def test_upstream_error_is_shown_and_nothing_is_lost(
     await socket.disconnect()
 
 
-async def test_mid_stream_error_keeps_partial_text_and_retry_replaces_it(alice, make_conversation, socket_for):
+async def test_mid_stream_error_keeps_partial_text_and_retry_replaces_it(
+    alice, make_conversation, socket_for
+):
     conversation = await sync_to_async(make_conversation)(
         system_prompt="[[fake error=overloaded_error error_at=20 error_times=1]]"
     )
@@ -266,7 +280,9 @@ async def test_anonymous_socket_is_refused(make_conversation, socket_for):
     assert not connected
 
 
-async def test_another_member_of_the_team_cannot_open_the_socket(bob, make_conversation, socket_for):
+async def test_another_member_of_the_team_cannot_open_the_socket(
+    bob, make_conversation, socket_for
+):
     conversation = await sync_to_async(make_conversation)()
     _, connected = await socket_for(bob, conversation.id)
     assert not connected
@@ -315,9 +331,18 @@ async def test_foreign_or_missing_origin_is_refused(alice, make_conversation, so
         (json.dumps({"type": "message.send", "client_id": "x"}), "bad_frame"),
         (json.dumps({"type": "resume", "last_seq": 1}), "bad_frame"),
         (json.dumps({"type": "generation.stop", "message_id": "not-a-uuid"}), "bad_frame"),
-        (json.dumps({"type": "message.send", "text": "x" * 1_000_000, "client_id": "big"}), "frame_too_large"),
-        (json.dumps({"type": "message.send", "text": "x" * 150_000, "client_id": "long"}), "message_too_long"),
-        (json.dumps({"type": "message.send", "text": "   ", "client_id": "blank"}), "empty_message"),
+        (
+            json.dumps({"type": "message.send", "text": "x" * 1_000_000, "client_id": "big"}),
+            "frame_too_large",
+        ),
+        (
+            json.dumps({"type": "message.send", "text": "x" * 150_000, "client_id": "long"}),
+            "message_too_long",
+        ),
+        (
+            json.dumps({"type": "message.send", "text": "   ", "client_id": "blank"}),
+            "empty_message",
+        ),
     ],
 )
 async def test_malformed_frames_get_an_error_and_the_socket_stays_usable(

@@ -17,7 +17,7 @@ ATTACKS = [
     '<a href="javascript:alert(1)">x</a>',
     '<iframe src="https://evil.example"></iframe>',
     "<svg onload=alert(1)>",
-    '[x](JaVaScRiPt:alert(1))',
+    "[x](JaVaScRiPt:alert(1))",
     "<style>body{display:none}</style>",
 ]
 
@@ -66,11 +66,17 @@ def test_markdown_keeps_code_blocks_and_links():
 def test_conversation_page_escapes_user_and_model_text(client, alice, make_conversation):
     conversation = make_conversation()
     attack = '<script>alert("x")</script><img src=x onerror=alert(2)>'
-    Message.objects.create(conversation=conversation, position=0, role="user", text=attack,
-                           content=[{"type": "text", "text": attack}])
+    Message.objects.create(
+        conversation=conversation,
+        position=0,
+        role="user",
+        text=attack,
+        content=[{"type": "text", "text": attack}],
+    )
     # A reply whose cached HTML is missing is rendered from its text on the way out.
-    Message.objects.create(conversation=conversation, position=1, role="assistant", text=attack,
-                           status="interrupted")
+    Message.objects.create(
+        conversation=conversation, position=1, role="assistant", text=attack, status="interrupted"
+    )
     client.force_login(alice)
     body = client.get(reverse("conversation_detail", args=[conversation.id])).content.decode()
     assert_inert(body, page=True)

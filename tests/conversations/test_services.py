@@ -20,7 +20,9 @@ pytestmark = [pytest.mark.django_db, pytest.mark.real_backends]
 def test_send_stores_the_question_and_a_pending_reply_and_titles_the_chat(alice, make_conversation):
     conversation = make_conversation()
     result = services.message_send(
-        conversation=conversation, author=alice, text="  How do I brew good coffee at home with a French press?  ",
+        conversation=conversation,
+        author=alice,
+        text="  How do I brew good coffee at home with a French press?  ",
         client_id="abc",
     )
     assert result.created
@@ -40,9 +42,13 @@ def test_long_first_message_gives_a_short_title():
 
 def test_same_client_id_twice_stores_one_message(alice, make_conversation):
     conversation = make_conversation()
-    first = services.message_send(conversation=conversation, author=alice, text="hi", client_id="x1")
+    first = services.message_send(
+        conversation=conversation, author=alice, text="hi", client_id="x1"
+    )
     Message.objects.filter(id=first.assistant_message.id).update(status="complete", text="hello")
-    again = services.message_send(conversation=conversation, author=alice, text="hi", client_id="x1")
+    again = services.message_send(
+        conversation=conversation, author=alice, text="hi", client_id="x1"
+    )
     assert not again.created and again.user_message.id == first.user_message.id
     assert conversation.messages.count() == 2
 
@@ -70,7 +76,11 @@ def test_history_is_the_api_multi_turn_shape(alice, make_conversation):
     ]
     for position, (role, status, text) in enumerate(rows):
         Message.objects.create(
-            conversation=conversation, position=position, role=role, status=status, text=text,
+            conversation=conversation,
+            position=position,
+            role=role,
+            status=status,
+            text=text,
             content=[{"type": "text", "text": text}] if role == "user" else [],
         )
     history = _history(conversation, before_position=5)
@@ -79,7 +89,9 @@ def test_history_is_the_api_multi_turn_shape(alice, make_conversation):
         {"type": "text", "text": "second question"},
         {"type": "text", "text": "third question"},
     ]
-    params = request_params(ChatRequest(model="claude-sonnet-5-5", system="Be kind.", messages=history, max_tokens=100))
+    params = request_params(
+        ChatRequest(model="claude-sonnet-5-5", system="Be kind.", messages=history, max_tokens=100)
+    )
     # Prompt caching on by default: the system prompt and the last block are breakpoints.
     assert params["system"][0]["cache_control"] == {"type": "ephemeral"}
     assert params["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
@@ -87,9 +99,17 @@ def test_history_is_the_api_multi_turn_shape(alice, make_conversation):
 
 
 def test_thinking_effort_becomes_adaptive_thinking_or_a_budget():
-    adaptive = request_params(ChatRequest(model="claude-opus-5-5", messages=[], max_tokens=1000, thinking_effort="low"))
-    assert adaptive["thinking"] == {"type": "adaptive"} and adaptive["output_config"] == {"effort": "low"}
-    budget = request_params(ChatRequest(model="claude-sonnet-4-5", messages=[], max_tokens=1000, thinking_effort="medium"))
+    adaptive = request_params(
+        ChatRequest(model="claude-opus-5-5", messages=[], max_tokens=1000, thinking_effort="low")
+    )
+    assert adaptive["thinking"] == {"type": "adaptive"} and adaptive["output_config"] == {
+        "effort": "low"
+    }
+    budget = request_params(
+        ChatRequest(
+            model="claude-sonnet-4-5", messages=[], max_tokens=1000, thinking_effort="medium"
+        )
+    )
     assert budget["thinking"] == {"type": "enabled", "budget_tokens": 4096}
     assert budget["max_tokens"] > 4096
 
@@ -109,8 +129,12 @@ def test_retry_replaces_only_the_last_failed_reply(alice, make_conversation):
 def test_stop_request_only_touches_a_running_reply(alice, make_conversation):
     conversation = make_conversation()
     sent = services.message_send(conversation=conversation, author=alice, text="hi", client_id="1")
-    assert services.generation_stop_request(conversation=conversation, message_id=sent.assistant_message.id)
-    assert not services.generation_stop_request(conversation=conversation, message_id=sent.user_message.id)
+    assert services.generation_stop_request(
+        conversation=conversation, message_id=sent.assistant_message.id
+    )
+    assert not services.generation_stop_request(
+        conversation=conversation, message_id=sent.user_message.id
+    )
 
 
 def test_reaper_marks_orphans_interrupted_and_keeps_their_text(alice, make_conversation):
@@ -118,11 +142,18 @@ def test_reaper_marks_orphans_interrupted_and_keeps_their_text(alice, make_conve
     sent = services.message_send(conversation=conversation, author=alice, text="hi", client_id="1")
     orphan = sent.assistant_message
     Message.objects.filter(id=orphan.id).update(
-        status="streaming", text="half an ans", seq=4, heartbeat_at=timezone.now() - dt.timedelta(minutes=5)
+        status="streaming",
+        text="half an ans",
+        seq=4,
+        heartbeat_at=timezone.now() - dt.timedelta(minutes=5),
     )
     live_conversation = make_conversation()
-    live = services.message_send(conversation=live_conversation, author=alice, text="yo", client_id="2")
-    Message.objects.filter(id=live.assistant_message.id).update(status="streaming", heartbeat_at=timezone.now())
+    live = services.message_send(
+        conversation=live_conversation, author=alice, text="yo", client_id="2"
+    )
+    Message.objects.filter(id=live.assistant_message.id).update(
+        status="streaming", heartbeat_at=timezone.now()
+    )
 
     assert services.generation_reap() == 1
     orphan.refresh_from_db()
@@ -133,8 +164,13 @@ def test_reaper_marks_orphans_interrupted_and_keeps_their_text(alice, make_conve
 def test_deleting_a_conversation_keeps_its_cost_rows(alice, make_conversation):
     conversation = make_conversation()
     call = ApiCall.objects.create(
-        user=alice, conversation=conversation, conversation_uuid=conversation.id, model="claude-sonnet-5-5",
-        input_tokens=10, output_tokens=10, cost_usd=Decimal("0.000120"),
+        user=alice,
+        conversation=conversation,
+        conversation_uuid=conversation.id,
+        model="claude-sonnet-5-5",
+        input_tokens=10,
+        output_tokens=10,
+        cost_usd=Decimal("0.000120"),
     )
     conversation_id = conversation.id
     services.conversation_delete(conversation=conversation)
@@ -149,14 +185,39 @@ def test_deleting_a_conversation_keeps_its_cost_rows(alice, make_conversation):
     [
         # Sonnet 5.5: $2 in, $10 out, $2.50 5m write, $4 1h write, $0.20 read (0.10 from 2026-10-07).
         ("claude-sonnet-5-5", Usage(1000, 500), dt.date(2026, 11, 1), "0.007000"),
-        ("claude-sonnet-5-5", Usage(10, 20, cache_write_5m_tokens=2000), dt.date(2026, 11, 1), "0.005220"),
-        ("claude-sonnet-5-5", Usage(10, 20, cache_write_1h_tokens=2000), dt.date(2026, 11, 1), "0.008220"),
-        ("claude-sonnet-5-5", Usage(10, 20, cache_read_tokens=3000), dt.date(2026, 10, 6), "0.000820"),
-        ("claude-sonnet-5-5", Usage(10, 20, cache_read_tokens=3000), dt.date(2026, 10, 7), "0.000520"),
+        (
+            "claude-sonnet-5-5",
+            Usage(10, 20, cache_write_5m_tokens=2000),
+            dt.date(2026, 11, 1),
+            "0.005220",
+        ),
+        (
+            "claude-sonnet-5-5",
+            Usage(10, 20, cache_write_1h_tokens=2000),
+            dt.date(2026, 11, 1),
+            "0.008220",
+        ),
+        (
+            "claude-sonnet-5-5",
+            Usage(10, 20, cache_read_tokens=3000),
+            dt.date(2026, 10, 6),
+            "0.000820",
+        ),
+        (
+            "claude-sonnet-5-5",
+            Usage(10, 20, cache_read_tokens=3000),
+            dt.date(2026, 10, 7),
+            "0.000520",
+        ),
         # Haiku 5.5: $0.10 in, $0.50 out: 7 input tokens cost 0.7 micro-dollars, rounded half up.
         ("claude-haiku-5-5", Usage(7, 1), dt.date(2026, 11, 1), "0.000001"),
         ("claude-opus-5-5-dated-unknown", Usage(1000, 0), dt.date(2026, 11, 1), "0.015000"),
-        ("claude-haiku-4-5-20251001", Usage(1_000_000, 1_000_000), dt.date(2026, 11, 1), "6.000000"),
+        (
+            "claude-haiku-4-5-20251001",
+            Usage(1_000_000, 1_000_000),
+            dt.date(2026, 11, 1),
+            "6.000000",
+        ),
     ],
 )
 def test_cost_matches_the_price_table_to_the_micro_dollar(model, usage, when, expected):

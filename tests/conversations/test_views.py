@@ -15,10 +15,24 @@ pytestmark = pytest.mark.django_db
 def add_turns(conversation: Conversation, pairs: int) -> None:
     rows = []
     for i in range(pairs):
-        rows.append(Message(conversation=conversation, position=2 * i, role="user", text=f"question {i}",
-                            content=[{"type": "text", "text": f"question {i}"}]))
-        rows.append(Message(conversation=conversation, position=2 * i + 1, role="assistant",
-                            text=f"answer **{i}**", html=f"<p>answer <strong>{i}</strong></p>"))
+        rows.append(
+            Message(
+                conversation=conversation,
+                position=2 * i,
+                role="user",
+                text=f"question {i}",
+                content=[{"type": "text", "text": f"question {i}"}],
+            )
+        )
+        rows.append(
+            Message(
+                conversation=conversation,
+                position=2 * i + 1,
+                role="assistant",
+                text=f"answer **{i}**",
+                html=f"<p>answer <strong>{i}</strong></p>",
+            )
+        )
     Message.objects.bulk_create(rows)
 
 
@@ -46,7 +60,12 @@ def test_someone_else_gets_404_on_every_conversation_url(client, world, make_con
     conversation = make_conversation()
     client.force_login(world[who])
     assert client.get(reverse("conversation_detail", args=[conversation.id])).status_code == 404
-    assert client.post(reverse("conversation_rename", args=[conversation.id]), {"title": "mine"}).status_code == 404
+    assert (
+        client.post(
+            reverse("conversation_rename", args=[conversation.id]), {"title": "mine"}
+        ).status_code
+        == 404
+    )
     assert client.post(reverse("conversation_delete", args=[conversation.id])).status_code == 404
     conversation.refresh_from_db()
     assert conversation.title == ""
@@ -82,16 +101,21 @@ def test_create_rename_and_delete(client, alice):
     conversation = Conversation.objects.get(owner=alice)
     assert response.status_code == 302 and response["Location"] == f"/c/{conversation.id}/"
     assert (conversation.model, conversation.system_prompt, conversation.thinking_effort) == (
-        "claude-opus-5-5", "Be brief.", "medium",
+        "claude-opus-5-5",
+        "Be brief.",
+        "medium",
     )
     assert conversation.team.slug == "acme"
 
     response = client.post(
-        reverse("conversation_rename", args=[conversation.id]), {"title": "  Plans  for Q3 "},
+        reverse("conversation_rename", args=[conversation.id]),
+        {"title": "  Plans  for Q3 "},
         HTTP_ACCEPT="application/json",
     )
     assert response.json()["title"] == "Plans for Q3"
-    response = client.post(reverse("conversation_delete", args=[conversation.id]), HTTP_ACCEPT="application/json")
+    response = client.post(
+        reverse("conversation_delete", args=[conversation.id]), HTTP_ACCEPT="application/json"
+    )
     assert response.json() == {"deleted": True}
     assert not Conversation.objects.filter(id=conversation.id).exists()
 
@@ -127,8 +151,10 @@ def test_offline_fake_is_announced(client, alice):
 def test_home_lists_current_models_first(client, alice):
     client.force_login(alice)
     body = client.get(reverse("home")).content.decode()
-    positions = [body.index(f'value="{m}"') for m in
-                 ("claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "claude-haiku-4-5")]
+    positions = [
+        body.index(f'value="{m}"')
+        for m in ("claude-opus-5-5", "claude-sonnet-5-5", "claude-haiku-5-5", "claude-haiku-4-5")
+    ]
     assert positions == sorted(positions)
 
 
