@@ -138,19 +138,19 @@ def _error_from_sdk(exc: anthropic.APIError) -> ClaudeError:
     )
 
 
-def _usage_from_sdk(usage: Any) -> Usage:
-    creation = getattr(usage, "cache_creation", None)
-    write_5m = getattr(creation, "ephemeral_5m_input_tokens", None) if creation else None
-    write_1h = getattr(creation, "ephemeral_1h_input_tokens", None) if creation else None
-    total_write = getattr(usage, "cache_creation_input_tokens", None) or 0
+def _usage_from_dict(usage: dict[str, Any]) -> Usage:
+    creation = usage.get("cache_creation") or {}
+    total_write = usage.get("cache_creation_input_tokens") or 0
+    write_5m = creation.get("ephemeral_5m_input_tokens")
+    write_1h = creation.get("ephemeral_1h_input_tokens")
     if write_5m is None and write_1h is None:
         write_5m, write_1h = total_write, 0
     return Usage(
-        input_tokens=usage.input_tokens or 0,
-        output_tokens=usage.output_tokens or 0,
+        input_tokens=usage.get("input_tokens") or 0,
+        output_tokens=usage.get("output_tokens") or 0,
         cache_write_5m_tokens=write_5m or 0,
         cache_write_1h_tokens=write_1h or 0,
-        cache_read_tokens=getattr(usage, "cache_read_input_tokens", None) or 0,
+        cache_read_tokens=usage.get("cache_read_input_tokens") or 0,
     )
 
 
@@ -196,8 +196,13 @@ def _with_cache_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any
 class ReplyStream:
     """One streamed reply. Iterate it for events; read partial usage if it is cut short.
 
-    async with ReplyStream(request) as reply:
-        async for event in reply: ...
+        async with ReplyStream(request) as reply:
+            async for event in reply: ...
+
+    It reads the SDK's raw event stream and accumulates the message itself: the
+    SDK's `messages.stream()` helper rebuilds a snapshot on every event, which
+    costs about twice the CPU per token, and a web process streams hundreds of
+    replies at once.
     """
 
     def __init__(self, request: ChatRequest) -> None:
@@ -205,58 +210,75 @@ class ReplyStream:
         self.request_id = ""
         self.started_at = time.monotonic()
         self.first_token_at: float | None = None
-        self._manager: Any = None
         self._stream: Any = None
-        self._output_pieces = 0
+        self._model = request.model
+        self._blocks: list[dict[str, Any]] = []
+        self._usage: dict[str, Any] = {}
+        self._stop_reason = ""
+        self._output_chars = 0
 
     async def __aenter__(self) -> ReplyStream:
-        self._manager = claude_client().messages.stream(**request_params(self.request))
         try:
-            self._stream = await self._manager.__aenter__()
+            self._stream = await claude_client().messages.create(stream=True, **request_params(self.request))
         except anthropic.APIError as exc:
             raise _error_from_sdk(exc) from exc
-        self.request_id = self._stream.request_id or ""
+        self.request_id = self._stream.response.headers.get("request-id", "")
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        if self._manager is not None:
-            await self._manager.__aexit__(*exc_info)
+        if self._stream is not None:
+            await self._stream.close()
 
     async def __aiter__(self) -> AsyncIterator[StreamEvent]:
         try:
             async for event in self._stream:
-                if event.type == "text":
-                    self._mark_token()
-                    yield TextDelta(event.text)
-                elif event.type == "thinking":
-                    self._mark_token()
-                    yield ThinkingDelta(event.thinking)
-            message = await self._stream.get_final_message()
+                kind = event.type
+                if kind == "content_block_delta":
+                    delta = event.delta
+                    block = self._blocks[event.index]
+                    if delta.type == "text_delta":
+                        block["text"] += delta.text
+                        self._mark_token(delta.text)
+                        yield TextDelta(delta.text)
+                    elif delta.type == "thinking_delta":
+                        block["thinking"] += delta.thinking
+                        self._mark_token(delta.thinking)
+                        yield ThinkingDelta(delta.thinking)
+                    elif delta.type == "signature_delta":
+                        block["signature"] = delta.signature
+                elif kind == "content_block_start":
+                    self._blocks.append(event.content_block.model_dump(exclude_none=True))
+                elif kind == "message_start":
+                    self._model = event.message.model
+                    self._usage = event.message.usage.model_dump(exclude_none=True)
+                elif kind == "message_delta":
+                    self._stop_reason = event.delta.stop_reason or ""
+                    # Cumulative counts: each present field replaces the earlier one.
+                    self._usage.update(event.usage.model_dump(exclude_none=True))
         except anthropic.APIError as exc:
             raise _error_from_sdk(exc) from exc
         yield ReplyFinished(
-            content=[block.model_dump(exclude_none=True) for block in message.content],
-            usage=_usage_from_sdk(message.usage),
-            stop_reason=message.stop_reason or "",
+            content=self._blocks,
+            usage=_usage_from_dict(self._usage),
+            stop_reason=self._stop_reason,
             request_id=self.request_id,
-            model=message.model,
+            model=self._model,
         )
 
-    def _mark_token(self) -> None:
-        self._output_pieces += 1
+    def _mark_token(self, text: str) -> None:
+        self._output_chars += len(text)
         if self.first_token_at is None:
             self.first_token_at = time.monotonic()
 
     def partial_usage(self) -> Usage:
         """Usage of a reply that was cut short: input as the API reported it at the
-        start, output counted from the deltas received (at least what was billed)."""
-        snapshot = getattr(self._stream, "current_message_snapshot", None) if self._stream else None
-        if snapshot is None:
+        start, output estimated from the text received (about 4 characters a token)."""
+        if not self._usage:
             return Usage()
-        usage = _usage_from_sdk(snapshot.usage)
+        usage = _usage_from_dict(self._usage)
         return Usage(
             input_tokens=usage.input_tokens,
-            output_tokens=max(usage.output_tokens, self._output_pieces),
+            output_tokens=max(usage.output_tokens, -(-self._output_chars // 4)),
             cache_write_5m_tokens=usage.cache_write_5m_tokens,
             cache_write_1h_tokens=usage.cache_write_1h_tokens,
             cache_read_tokens=usage.cache_read_tokens,
