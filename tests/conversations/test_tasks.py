@@ -28,6 +28,7 @@ def worker_app(settings, tmp_path):
             "data_folder_in": str(queue),
             "data_folder_out": str(queue),
             "processed_folder": str(tmp_path),
+            "control_folder": str(tmp_path / "control"),
             "store_processed": False,
             "polling_interval": 0.05,
         },
