@@ -55,13 +55,19 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not e2e" -x -q
 
 e2e: install chromium
-	$(BIN)/python -m pytest -m e2e
+	$(BIN)/python -m pytest -m e2e tests/e2e
 
 bench: install
-	$(BIN)/python bench/streams.py
+	$(BIN)/python bench/streams.py $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
 
 clean:
 	rm -rf var build .pytest_cache
+
+# The admin usage report's queries over 1,000,000 ledger rows in PostgreSQL
+# (its own database, teamchat_bench). See bench/usage_report.py.
+.PHONY: bench-usage
+bench-usage: install
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python bench/usage_report.py

@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "channels",
     "accounts",
     "conversations",
+    "usage",
 ]
 
 MIDDLEWARE = [
@@ -72,7 +73,13 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+# Persistent connections: replies stream from many threads at once, and opening
+# a connection per query (SQLite runs its pragmas each time) costs more than the query.
+DATABASES = {
+    "default": dj_database_url.parse(
+        DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 600)
+    )
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # Web and worker write at the same time: WAL lets readers run beside the
@@ -94,17 +101,22 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py's default 5 s read timeout equals the layer's blocking
+                # receive, so an idle socket would crash every 5 s: no timeout.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
                 "prefix": env_str("CHANNEL_LAYER_PREFIX", "chat"),
-                # Deltas are coalesced, so a socket gets a few frames a second;
-                # a lagging reader that still overflows this recovers by `resume`.
-                "capacity": 1000,
+                # Every socket of a web process shares one Redis list (channels_redis
+                # keys process-local channels by process), so this bounds all the
+                # frames a busy process has not read yet, not one socket's: 200
+                # streams make 3,000 frames a second. A reader that still overflows
+                # it recovers by `resume`.
+                "capacity": 100_000,
                 "expiry": 60,
             },
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "chatsite.channel_layers.LocalChannelLayer"}}
 
 # --- Celery ------------------------------------------------------------------
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
@@ -119,6 +131,7 @@ else:
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "processed_folder": str(CELERY_BROKER_DIR / "processed"),
+        "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_ACKS_LATE = True
@@ -129,6 +142,10 @@ CELERY_BEAT_SCHEDULE = {
     "reap-interrupted-generations": {
         "task": "conversations.tasks.generation_reap_task",
         "schedule": 60.0,
+    },
+    "sweep-stale-budget-reservations": {
+        "task": "usage.tasks.budget_sweep_task",
+        "schedule": 300.0,
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -156,6 +173,15 @@ CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 100_000)
 CHAT_REPLAY_KEEP_SECONDS = env_int("CHAT_REPLAY_KEEP_SECONDS", 300)
 # On SIGTERM, running replies get this long to finish before they are saved as interrupted.
 CHAT_SHUTDOWN_GRACE_SECONDS = env_float("CHAT_SHUTDOWN_GRACE_SECONDS", 20.0)
+
+# --- Usage and budgets ---------------------------------------------------------
+# Messages (calls to Claude) one person may start per minute.
+USAGE_RATE_LIMIT_PER_MINUTE = env_int("USAGE_RATE_LIMIT_PER_MINUTE", 20)
+# The chat shows a warning once this share of the tighter budget is spent.
+USAGE_WARN_PERCENT = env_int("USAGE_WARN_PERCENT", 80)
+# An open reservation older than this whose reply is no longer running is
+# released by the sweeper (its process died before it could settle).
+USAGE_RESERVATION_TTL_SECONDS = env_int("USAGE_RESERVATION_TTL_SECONDS", 900)
 
 # --- Auth ----------------------------------------------------------------------
 LOGIN_URL = "login"

@@ -16,5 +16,6 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("", include("usage.urls")),
     path("", include("conversations.urls")),
 ]

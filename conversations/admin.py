@@ -42,14 +42,20 @@ class ApiCallAdmin(admin.ModelAdmin):
         "output_tokens",
         "cache_read_tokens",
         "cost_usd",
-        "priced",
+        "price_key",
+        "pricing",
         "stop_reason",
         "error_type",
     ]
-    list_filter = ["model", "purpose", "priced", "team"]
+    list_filter = ["model", "purpose", "priced", "batch", "regional", "team"]
     search_fields = ["request_id", "user__username"]
     list_select_related = ["user", "team"]
     date_hierarchy = "created_at"
+
+    @admin.display(description="Priced", boolean=False, ordering="priced")
+    def pricing(self, obj: ApiCall) -> str:
+        # An unknown model is billed at the fallback row; say so plainly.
+        return "yes" if obj.priced else "UNPRICED (fallback rate)"
 
     def has_add_permission(self, request):
         return False

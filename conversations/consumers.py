@@ -25,7 +25,7 @@ from conversations.events import (
     message_payload,
     usage_payload,
 )
-from conversations.generation import generation_start, generation_stop_signal
+from conversations.generation import generation_start, generation_stop_local
 from conversations.models import Conversation, Message
 from conversations.protocol import (
     FrameError,
@@ -37,6 +37,7 @@ from conversations.protocol import (
     frame_parse,
 )
 from conversations.replay import replay_buffer
+from usage.selectors import budget_status
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,25 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.cursors: dict[str, int] = {}
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        # A person with a budget sees where they stand as soon as the chat opens.
+        budget = await database_sync_to_async(budget_status)(
+            user_id=conversation.owner_id, team_id=conversation.team_id
+        )
+        if budget.level != "none":
+            await self.send(text_data=frame_json(budget.as_frame()))
+
+    async def dispatch(self, message: dict) -> None:
+        # Channels closes stale database connections (a hop to a worker thread)
+        # before every handler. Relaying a frame touches no database, and frames
+        # are most of what a socket handles: skip that hop for them.
+        if message["type"] == "chat.frame":
+            await self.chat_frame(message)
+        elif message["type"] == "chat.broadcast":
+            await self.chat_broadcast(message)
+        elif message["type"] == "chat.stop":
+            generation_stop_local(message["message_id"])
+        else:
+            await super().dispatch(message)
 
     async def disconnect(self, code: int) -> None:
         # Leaving never cancels a reply: it goes on and is saved.
@@ -135,7 +155,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             conversation=self.conversation, message_id=frame.message_id
         )
         if requested:
-            await generation_stop_signal(frame.message_id)
+            if not generation_stop_local(frame.message_id):
+                # The reply runs in another web process: relay the stop to the
+                # conversation's sockets, one of which may live there.
+                await self.channel_layer.group_send(
+                    self.group, {"type": "chat.stop", "message_id": str(frame.message_id)}
+                )
 
     async def _resume(self, frame: Resume) -> None:
         message = await database_sync_to_async(selectors.message_in_conversation)(

@@ -87,6 +87,23 @@ class ConversationUpdated(TypedDict):
     title: str
 
 
+class BudgetStatusFrame(TypedDict):
+    """Where the owner stands against the tighter of their and their team's budget.
+
+    Built by `usage.selectors.BudgetStatus.as_frame`; sent on connect and after
+    each reply, only to people who have a budget."""
+
+    type: Literal["budget.status"]
+    level: Literal["ok", "warning", "exceeded"]
+    scope: Literal["team", "user"]
+    spent_usd: str
+    limit_usd: str | None
+    remaining_usd: str | None
+    percent: int | None
+    resets_at: str
+    message: str
+
+
 class ErrorFrame(TypedDict):
     type: Literal["error"]
     code: str

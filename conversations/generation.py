@@ -8,9 +8,10 @@ look at the stop flag another process may have set), and on the end writes the
 final message and its one `ApiCall` row in one transaction.
 
 Closing a socket never cancels a reply. A stop does: the consumer sets the stop
-flag in the database and rings the reply's control group, which the generator
-listens to in whichever process it runs; the partial answer is kept as
-`stopped`. A server shutting down gives running replies a grace period, then
+flag in the database and relays the stop to every socket of the conversation;
+the one in the reply's own process sets its local stop flag (and the checkpoint
+reads the database flag, should no socket there relay it). The partial answer
+is kept as `stopped`. A server shutting down gives running replies a grace period, then
 saves what they have as `interrupted`.
 """
 
@@ -52,16 +53,16 @@ from conversations.events import (
 from conversations.models import ApiCall, Conversation, Message
 from conversations.rendering import markdown_to_html
 from conversations.replay import replay_buffer
+from usage.models import BudgetReservation
+from usage.selectors import budget_status
+from usage.services import usage_record
 
 logger = logging.getLogger(__name__)
 
 # Strong references: the event loop keeps only weak ones to tasks.
 _running: dict[uuid.UUID, asyncio.Task[None]] = {}
-
-
-def control_group(message_id: uuid.UUID | str) -> str:
-    """The group a reply's generator listens on for a stop, in whatever process it runs."""
-    return f"genctl.{uuid.UUID(str(message_id)).hex}"
+# Per running reply: set to stop it (by a socket of this process, or the checkpoint).
+_stop_flags: dict[uuid.UUID, asyncio.Event] = {}
 
 
 def generation_start(message_id: uuid.UUID) -> asyncio.Task[None]:
@@ -78,10 +79,15 @@ def generation_start(message_id: uuid.UUID) -> asyncio.Task[None]:
     return task
 
 
-async def generation_stop_signal(message_id: uuid.UUID) -> None:
-    """Ring the reply's control group; its generator stops at once. The stop flag
-    in the database (set first by the caller) is the backstop it polls."""
-    await get_channel_layer().group_send(control_group(message_id), {"type": "generation.stop"})
+def generation_stop_local(message_id: uuid.UUID | str) -> bool:
+    """Stop the reply now if this process runs it; False if it runs elsewhere (or
+    not at all). Set the stop flag in the database first: that is what a reply in
+    another process sees, at its next checkpoint, if no socket there relays this."""
+    stop_flag = _stop_flags.get(uuid.UUID(str(message_id)))
+    if stop_flag is None:
+        return False
+    stop_flag.set()
+    return True
 
 
 async def generation_shutdown(grace_seconds: float | None = None) -> None:
@@ -127,6 +133,8 @@ class _Loaded:
     owner_id: int
     team_id: int | None
     request: ChatRequest
+    # The budget hold taken when the message was sent; settled in `_finalise`.
+    reservation_id: uuid.UUID | None = None
 
 
 def _history(conversation: Conversation, before_position: int) -> list[dict[str, Any]]:
@@ -151,6 +159,24 @@ def _history(conversation: Conversation, before_position: int) -> list[dict[str,
     return turns
 
 
+def chat_request_for_draft(*, conversation: Conversation, text: str) -> ChatRequest:
+    """The request the next message would make, with `text` as that message: what
+    the composer's estimate counts (the same history, system prompt and thinking)."""
+    messages = _history(conversation, before_position=2**31 - 1)
+    block = {"type": "text", "text": text}
+    if messages and messages[-1]["role"] == "user":
+        messages[-1]["content"].append(block)
+    else:
+        messages.append({"role": "user", "content": [block]})
+    return ChatRequest(
+        model=conversation.model,
+        system=conversation.system_prompt,
+        thinking_effort=conversation.thinking_effort,
+        messages=messages,
+        max_tokens=settings.CLAUDE_MAX_TOKENS,
+    )
+
+
 @sync_to_async
 def _load_and_mark_streaming(message_id: uuid.UUID) -> _Loaded | None:
     with transaction.atomic():
@@ -163,6 +189,13 @@ def _load_and_mark_streaming(message_id: uuid.UUID) -> _Loaded | None:
         if message is None:
             return None
         conversation = message.conversation
+        reservation_id = (
+            BudgetReservation.objects.filter(
+                message_id=message.id, status=BudgetReservation.Status.OPEN
+            )
+            .values_list("id", flat=True)
+            .first()
+        )
         message.status = Message.Status.STREAMING
         message.heartbeat_at = timezone.now()
         message.save(update_fields=["status", "heartbeat_at", "updated_at"])
@@ -171,6 +204,7 @@ def _load_and_mark_streaming(message_id: uuid.UUID) -> _Loaded | None:
         conversation_id=conversation.id,
         owner_id=conversation.owner_id,
         team_id=conversation.team_id,
+        reservation_id=reservation_id,
         request=ChatRequest(
             model=conversation.model,
             system=conversation.system_prompt,
@@ -183,11 +217,12 @@ def _load_and_mark_streaming(message_id: uuid.UUID) -> _Loaded | None:
 
 @sync_to_async
 def _checkpoint(message_id: uuid.UUID, *, seq: int, text: str, thinking: str) -> bool:
-    """Write the partial reply and a heartbeat; return True if a stop was requested."""
-    Message.objects.filter(id=message_id, status=Message.Status.STREAMING).update(
-        seq=seq, text=text, thinking=thinking, heartbeat_at=timezone.now()
-    )
-    return Message.objects.filter(id=message_id, stop_requested_at__isnull=False).exists()
+    """Write the partial reply and a heartbeat in one UPDATE; return True if the reply
+    should stop (a stop was requested, or the row is gone or no longer streaming)."""
+    updated = Message.objects.filter(
+        id=message_id, status=Message.Status.STREAMING, stop_requested_at__isnull=True
+    ).update(seq=seq, text=text, thinking=thinking, heartbeat_at=timezone.now())
+    return updated == 0
 
 
 @dataclass
@@ -222,6 +257,8 @@ def _finalise(loaded: _Loaded, outcome: _Outcome) -> tuple[Message | None, ApiCa
     model = outcome.model or loaded.request.model
     price = cost(model, usage, at=timezone.now().date())
     with transaction.atomic():
+        # A reply that failed before the stream started costs 0: settling to 0 is
+        # the release. Finalised once (the status guard below), settled once.
         updated = Message.objects.filter(
             id=loaded.message_id, status__in=Message.ACTIVE_STATUSES
         ).update(
@@ -257,6 +294,8 @@ def _finalise(loaded: _Loaded, outcome: _Outcome) -> tuple[Message | None, ApiCa
             cache_read_tokens=usage.cache_read_tokens,
             usage_estimated=outcome.usage_estimated,
             cost_usd=price.usd,
+            cache_savings_usd=price.cache_savings_usd,
+            batch_savings_usd=price.batch_savings_usd,
             price_key=price.price_key,
             priced=price.priced,
             request_id=outcome.request_id or (error.request_id if error else ""),
@@ -265,10 +304,18 @@ def _finalise(loaded: _Loaded, outcome: _Outcome) -> tuple[Message | None, ApiCa
             stop_reason=outcome.stop_reason,
             error_type=error.api_error_type if error else "",
         )
+        usage_record(call=call, reservation_id=loaded.reservation_id)
         if conversation_exists:
             Conversation.objects.filter(id=loaded.conversation_id).update(updated_at=timezone.now())
     message = Message.objects.filter(id=loaded.message_id).first() if updated else None
     return message, call
+
+
+@sync_to_async
+def _budget_frame(loaded: _Loaded) -> dict | None:
+    """The owner's budget after this call, when they have one to watch."""
+    status = budget_status(user_id=loaded.owner_id, team_id=loaded.team_id)
+    return None if status.level == "none" else status.as_frame()
 
 
 class _FramePublisher:
@@ -326,20 +373,35 @@ class _FramePublisher:
 
 
 async def _pump_frames(
-    publisher: _FramePublisher, loaded: _Loaded, stop_flag: asyncio.Event
+    publisher: _FramePublisher, loaded: _Loaded, stop_flag: asyncio.Event, ended: asyncio.Event
 ) -> None:
-    """Flush coalesced frames while data flows; checkpoint and heartbeat on a timer."""
+    """Flush coalesced frames while data flows; checkpoint and heartbeat on a timer.
+
+    A frame goes out as soon as data arrives if the last one is at least a window
+    old (so the first token is not held back), else when the window ends: at most
+    one frame per window, whatever the token rate.
+
+    It is never cancelled: cancelling a Redis or database call half-way can leave
+    its connection unusable and the await hanging. `ended` (with `data_ready` set
+    to wake it) makes it finish its current step and return.
+    """
     window = settings.CHAT_COALESCE_SECONDS
     checkpoint_every = settings.CHAT_CHECKPOINT_SECONDS
     last_checkpoint = time.monotonic()
-    while True:
+    last_flush = last_checkpoint - window
+    while not ended.is_set():
         try:
             async with asyncio.timeout(checkpoint_every):
                 await publisher.data_ready.wait()
         except TimeoutError:
             pass
         else:
-            await asyncio.sleep(window)
+            if ended.is_set():
+                return
+            hold = last_flush + window - time.monotonic()
+            if hold > 0:
+                await asyncio.sleep(hold)
+            last_flush = time.monotonic()
             await publisher.flush()
         if time.monotonic() - last_checkpoint >= checkpoint_every:
             last_checkpoint = time.monotonic()
@@ -368,25 +430,15 @@ async def _stream_reply(
     return None
 
 
-async def _listen_for_stop(message_id: uuid.UUID, stop_flag: asyncio.Event) -> None:
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    await layer.group_add(control_group(message_id), channel)
-    try:
-        await layer.receive(channel)
-        stop_flag.set()
-    finally:
-        await layer.group_discard(control_group(message_id), channel)
-
-
 async def _generate(message_id: uuid.UUID) -> None:
+    stop_flag = _stop_flags[message_id] = asyncio.Event()
     loaded = await _load_and_mark_streaming(message_id)
     if loaded is None:
+        _stop_flags.pop(message_id, None)
         return
     publisher = _FramePublisher(loaded)
-    stop_flag = asyncio.Event()
-    listener = asyncio.create_task(_listen_for_stop(message_id, stop_flag))
-    pump = asyncio.create_task(_pump_frames(publisher, loaded, stop_flag))
+    pump_ended = asyncio.Event()
+    pump = asyncio.create_task(_pump_frames(publisher, loaded, stop_flag, pump_ended))
     started = time.monotonic()
     reply = ReplyStream(loaded.request)
     outcome_status = Message.Status.COMPLETE
@@ -422,9 +474,10 @@ async def _generate(message_id: uuid.UUID) -> None:
         error = ClaudeError("upstream", api_error_type="internal_error")
         outcome_status = Message.Status.ERROR
     finally:
-        pump.cancel()
-        listener.cancel()
-        await asyncio.gather(pump, listener, return_exceptions=True)
+        _stop_flags.pop(message_id, None)
+        pump_ended.set()
+        publisher.data_ready.set()
+        await asyncio.gather(pump, return_exceptions=True)
 
     await publisher.flush()
     elapsed_ms = int((time.monotonic() - started) * 1000)
@@ -478,3 +531,8 @@ async def _generate(message_id: uuid.UUID) -> None:
     publisher.seq = outcome.seq
     await publisher.publish(frame_json(completed))
     await replay_buffer().end(publisher.message_id)
+    budget = await _budget_frame(loaded)
+    if budget is not None:
+        await publisher.layer.group_send(
+            publisher.group, {"type": "chat.broadcast", "frame": frame_json(budget)}
+        )

@@ -153,6 +153,13 @@ class ApiCall(models.Model):
     # failed mid-stream): output tokens are then counted from what was received.
     usage_estimated = models.BooleanField(default=False)
     cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    # Billed at the Message Batches discount / with the regional-endpoint premium.
+    batch = models.BooleanField(default=False)
+    regional = models.BooleanField(default=False)
+    # What cache reads saved against full input price, and what the batch
+    # discount saved, computed with the cost (the usage report sums them).
+    cache_savings_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    batch_savings_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
     price_key = models.CharField(max_length=80, blank=True)
     priced = models.BooleanField(default=True)
     request_id = models.CharField(max_length=80, blank=True)

@@ -19,6 +19,7 @@ from accounts.models import User
 from accounts.services import user_primary_team
 from conversations.claude.catalog import model_info
 from conversations.models import Conversation, Message
+from usage import services as usage_services
 
 TITLE_MAX_CHARS = 60
 
@@ -120,6 +121,8 @@ def message_send(
         raise ChatInputError(
             "generation_in_progress", "Claude is still answering. Wait for it or press Stop."
         )
+    # Priced before the new rows exist (it reads the conversation as the API will).
+    worst_case = usage_services.call_worst_case_usd(conversation=conversation, new_text=text)
     position = _next_position(conversation)
     try:
         with transaction.atomic():
@@ -141,6 +144,8 @@ def message_send(
         status=Message.Status.PENDING,
         model=conversation.model,
     )
+    # Same transaction: a refused budget or rate limit stores nothing at all.
+    _budget_hold(conversation=conversation, reply=assistant_message, amount=worst_case)
     if not conversation.title:
         conversation.title = title_from_text(text)
     conversation.save(update_fields=["title", "updated_at"])
@@ -173,8 +178,29 @@ def message_retry(
         status=Message.Status.PENDING,
         model=conversation.model,
     )
+    # A retry is a new call: it holds its worst case like a new message.
+    _budget_hold(
+        conversation=conversation,
+        reply=reply,
+        amount=usage_services.call_worst_case_usd(conversation=conversation, new_text=""),
+    )
     conversation.save(update_fields=["updated_at"])
     return message_id, reply
+
+
+def _budget_hold(*, conversation: Conversation, reply: Message, amount) -> None:
+    """Reserve the reply's worst-case cost, or refuse with a message the person can act on."""
+    try:
+        usage_services.budget_reserve(
+            user_id=conversation.owner_id,
+            team_id=conversation.team_id,
+            amount=amount,
+            message=reply,
+        )
+    except usage_services.BudgetExceeded as exc:
+        raise ChatInputError("budget_exceeded", exc.message) from exc
+    except usage_services.RateLimited as exc:
+        raise ChatInputError("rate_limited", exc.message) from exc
 
 
 def generation_stop_request(*, conversation: Conversation, message_id: uuid.UUID) -> bool:

@@ -219,7 +219,9 @@ class ReplyStream:
 
     async def __aenter__(self) -> ReplyStream:
         try:
-            self._stream = await claude_client().messages.create(stream=True, **request_params(self.request))
+            self._stream = await claude_client().messages.create(
+                stream=True, **request_params(self.request)
+            )
         except anthropic.APIError as exc:
             raise _error_from_sdk(exc) from exc
         self.request_id = self._stream.response.headers.get("request-id", "")

@@ -11,6 +11,9 @@ const NEW_DRAFT_KEY = "chat:new-draft";
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 const PING_EVERY_MS = 25_000;
+// The composer asks for a cost estimate only for long drafts, after typing pauses.
+const ESTIMATE_MIN_CHARS = 2000;
+const ESTIMATE_DEBOUNCE_MS = 600;
 const STICK_THRESHOLD_PX = 80;
 
 const COPY_ICON =
@@ -515,6 +518,11 @@ class ChatPage {
     this.connStatus = document.getElementById("conn-status");
     this.charCount = document.getElementById("char-count");
     this.jumpButton = document.getElementById("jump-btn");
+    this.budgetNote = document.getElementById("budget-note");
+    this.costEstimate = document.getElementById("cost-estimate");
+    this.estimateUrl = root.dataset.estimateUrl || "";
+    this.estimateTimer = 0;
+    this.estimateSeq = 0;
     this.pendingKey = `chat:pending:${this.conversationId}`;
     this.draftKey = `chat:draft:${this.conversationId}`;
 
@@ -891,6 +899,7 @@ class ChatPage {
     this.input.addEventListener("input", () => {
       autoGrow(this.input);
       this.updateCount();
+      this.scheduleEstimate();
       if (!this.errorBox.hidden && !this.pending) this.showError("");
       clearTimeout(draftTimer);
       draftTimer = setTimeout(() => {
@@ -910,6 +919,54 @@ class ChatPage {
       else this.submit();
     });
     if (!this.pending) this.input.focus({ preventScroll: true });
+  }
+
+  // ---- Cost estimate and budget --------------------------------------------
+
+  /** A long draft gets the next call's estimated cost, from the free token
+   * count, once typing pauses (debounced); short drafts show nothing. */
+  scheduleEstimate() {
+    clearTimeout(this.estimateTimer);
+    if (!this.estimateUrl || !this.costEstimate) return;
+    const text = this.input.value;
+    if (text.trim().length < ESTIMATE_MIN_CHARS) {
+      this.estimateSeq += 1; // drop any answer still in flight
+      this.costEstimate.hidden = true;
+      return;
+    }
+    this.estimateTimer = setTimeout(() => this.fetchEstimate(text), ESTIMATE_DEBOUNCE_MS);
+  }
+
+  async fetchEstimate(text) {
+    const seq = ++this.estimateSeq;
+    const body = new URLSearchParams({ text });
+    let data = null;
+    try {
+      const response = await fetch(this.estimateUrl, {
+        method: "POST",
+        headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
+        body,
+        credentials: "same-origin",
+      });
+      if (!response.ok) return;
+      data = await response.json();
+    } catch {
+      return;
+    }
+    if (seq !== this.estimateSeq || !data) return; // the draft changed meanwhile
+    const estimate = formatCost(data.estimated_cost_usd);
+    const most = formatCost(data.max_cost_usd);
+    this.costEstimate.textContent = `≈ ${estimate} for the next message (${formatInt(data.input_tokens)} tokens in; up to ${most} with a long answer)`;
+    this.costEstimate.hidden = false;
+  }
+
+  /** `budget.status`: a warning from 80% of the tighter budget, a refusal notice at 100%. */
+  onBudget(frame) {
+    if (!this.budgetNote) return;
+    const show = frame.level === "warning" || frame.level === "exceeded";
+    this.budgetNote.hidden = !show;
+    this.budgetNote.dataset.level = frame.level || "";
+    this.budgetNote.textContent = show ? frame.message || "" : "";
   }
 
   updateCount() {
@@ -1099,6 +1156,9 @@ class ChatPage {
       case "error":
         this.onError(frame);
         break;
+      case "budget.status":
+        this.onBudget(frame);
+        break;
       case "pong":
       default:
         break;
@@ -1131,6 +1191,7 @@ class ChatPage {
         this.input.value = "";
         autoGrow(this.input);
         this.updateCount();
+        this.scheduleEstimate();
         storageSet(this.draftKey, null);
       }
       this.pending = null;

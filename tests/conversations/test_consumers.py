@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from decimal import Decimal
 
@@ -355,6 +356,63 @@ async def test_malformed_frames_get_an_error_and_the_socket_stays_usable(
     assert frame["type"] == "error" and frame["code"] == code and frame["message"]
     assert await sync_to_async(Message.objects.filter(conversation=conversation).count)() == 0
     await socket.send_json_to(send_frame("still here? [[fake tokens=5]]"))
+    frames = await receive_frames(socket, until=completed)
+    assert frames[-1]["status"] == "complete"
+    await socket.disconnect()
+
+
+async def test_partial_text_is_checkpointed_with_its_sequence_number(
+    alice, make_conversation, socket_for, settings
+):
+    """Mid-answer, the stored row holds exactly the text of frames 1..seq, so a page
+    loaded from it and resumed from that seq has no gap and no duplicate."""
+    settings.CHAT_CHECKPOINT_SECONDS = 0.1
+    conversation = await sync_to_async(make_conversation)()
+    socket, _ = await socket_for(alice, conversation.id)
+    await socket.send_json_to(send_frame("go on [[fake tokens=600 tps=300]]"))
+    frames = await receive_frames(socket, until=lambda f: f.get("seq") == 12)
+    reply_id = assistant_id(frames)
+    row = await stored(reply_id)
+    assert row.status == Message.Status.STREAMING and row.heartbeat_at is not None
+    assert 1 <= row.seq <= 12
+    by_seq = {f["seq"]: f.get("text", "") for f in frames if f["type"] == "message.delta"}
+    assert row.text == "".join(by_seq[seq] for seq in range(1, row.seq + 1))
+    await socket.send_json_to({"type": "generation.stop", "message_id": reply_id})
+    await receive_frames(socket, until=completed)
+    await socket.disconnect()
+
+
+async def test_a_long_chat_reads_its_history_from_the_prompt_cache(
+    alice, make_conversation, socket_for
+):
+    """The second turn re-sends the first from the cache: a cache read, billed at the read price."""
+    conversation = await sync_to_async(make_conversation)(
+        system_prompt="You are a careful reviewer. " * 400
+    )
+    socket, _ = await socket_for(alice, conversation.id)
+    for turn in ("first question [[fake tokens=20]]", "second question [[fake tokens=20]]"):
+        await socket.send_json_to(send_frame(turn))
+        await receive_frames(socket, until=completed)
+    calls = await sync_to_async(
+        lambda: list(ApiCall.objects.filter(conversation=conversation).order_by("created_at"))
+    )()
+    assert len(calls) == 2
+    assert calls[0].cache_write_5m_tokens > 0 and calls[0].cache_read_tokens == 0
+    assert calls[1].cache_read_tokens >= calls[0].cache_write_5m_tokens
+    await socket.disconnect()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"), reason="about the Redis channel layer: runs in the Redis pass"
+)
+async def test_a_socket_idle_longer_than_the_redis_read_timeout_stays_usable(
+    alice, make_conversation, socket_for
+):
+    """redis-py's 5 s default read timeout must not close a quiet socket."""
+    conversation = await sync_to_async(make_conversation)()
+    socket, _ = await socket_for(alice, conversation.id)
+    await asyncio.sleep(6)
+    await socket.send_json_to(send_frame("still there? [[fake tokens=5]]"))
     frames = await receive_frames(socket, until=completed)
     assert frames[-1]["status"] == "complete"
     await socket.disconnect()

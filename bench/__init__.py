@@ -1,0 +1,1 @@
+"""Load and latency harness (see streams.py). Not part of the product."""

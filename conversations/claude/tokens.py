@@ -1,0 +1,24 @@
+"""Token counting through the API's free `POST /v1/messages/count_tokens`."""
+
+from __future__ import annotations
+
+import anthropic
+
+from conversations.claude.client import claude_client
+from conversations.claude.stream import ChatRequest, _error_from_sdk, request_params
+
+# count_tokens takes the request without these.
+_NOT_COUNTED = ("max_tokens", "extra_headers")
+
+
+async def input_tokens_count(request: ChatRequest) -> int:
+    """How many input tokens `request` would be billed for (system, history, new text).
+
+    Raises ClaudeError like a chat call does. The call itself is free.
+    """
+    params = {k: v for k, v in request_params(request).items() if k not in _NOT_COUNTED}
+    try:
+        result = await claude_client().messages.count_tokens(**params)
+    except anthropic.APIError as exc:
+        raise _error_from_sdk(exc) from exc
+    return int(result.input_tokens)

@@ -1,0 +1,166 @@
+"""Budgets, their per-month counters and reservations, and the daily usage rollup.
+
+The ledger itself is `conversations.ApiCall`; everything here is derived from it
+or guards it, and is written in the same transaction as each ledger row.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Budget(models.Model):
+    """A monthly limit in USD for one team or one person (exactly one is set).
+
+    A person's effective limit is the tighter of their own and their team's.
+    """
+
+    team = models.OneToOneField(
+        "accounts.Team", on_delete=models.CASCADE, null=True, blank=True, related_name="budget"
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="budget",
+    )
+    monthly_limit_usd = models.DecimalField(
+        "monthly budget (USD)",
+        max_digits=14,
+        decimal_places=6,
+        help_text="New messages are refused once this month's spend would pass it.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(team__isnull=False, user__isnull=True))
+                | (models.Q(team__isnull=True, user__isnull=False)),
+                name="budget_exactly_one_scope",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(monthly_limit_usd__gte=0), name="budget_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        owner = self.team if self.team_id else self.user
+        return f"{owner}: ${self.monthly_limit_usd:.2f}/month"
+
+
+class BudgetCounter(models.Model):
+    """Settled spend and open reservations of one scope for one UTC month.
+
+    `scope` is "team:<id>" or "user:<id>". This is the row a reservation locks
+    (SELECT ... FOR UPDATE), so two concurrent sends cannot both take the last
+    dollars. Team keys sort before user keys: locking in `scope` order is the
+    fixed team-then-user order that keeps two lockers from deadlocking.
+    """
+
+    scope = models.CharField(max_length=40)
+    month = models.DateField(help_text="The first day of the month (UTC).")
+    spent_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0)
+    reserved_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "month"], name="budgetcounter_unique_scope")
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.scope} {self.month:%Y-%m}: ${self.spent_usd} spent, ${self.reserved_usd} held"
+        )
+
+
+class BudgetReservation(models.Model):
+    """The worst-case cost of one call, held against the budget until it ends."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        SETTLED = "settled", "Settled"
+        RELEASED = "released", "Released"
+        EXPIRED = "expired", "Expired (released by the sweeper)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="budget_reservations",
+    )
+    # The counters it holds money on, kept as values: settling must find them
+    # even after the user or team is gone.
+    user_scope = models.CharField(max_length=40)
+    team_scope = models.CharField(max_length=40, blank=True)
+    month = models.DateField()
+    message = models.ForeignKey(
+        "conversations.Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="budget_reservations",
+    )
+    amount_usd = models.DecimalField(max_digits=14, decimal_places=6)
+    actual_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="reservation_user_created"),
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(status="open"),
+                name="reservation_open_created",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"${self.amount_usd} for {self.user_scope} ({self.status})"
+
+
+class DailyUsage(models.Model):
+    """One day's usage of one person in one team on one model: the report's table.
+
+    Upserted in the same transaction as every `ApiCall` (`usage_record`) and
+    rebuildable from the ledger (`usage_rollup_rebuild`). User and team are kept
+    as plain ids (0 = none) so deleting a person or a team never changes a row.
+    """
+
+    day = models.DateField()
+    user_id = models.BigIntegerField(default=0)
+    team_id = models.BigIntegerField(default=0)
+    model = models.CharField(max_length=100)
+    calls = models.PositiveIntegerField(default=0)
+    unpriced_calls = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_write_5m_tokens = models.BigIntegerField(default=0)
+    cache_write_1h_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0)
+    cache_savings_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0)
+    batch_savings_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "user_id", "team_id", "model"], name="dailyusage_unique_key"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["user_id", "day"], name="dailyusage_user_day"),
+            models.Index(fields=["team_id", "day"], name="dailyusage_team_day"),
+        ]
+        verbose_name_plural = "daily usage"
+
+    def __str__(self) -> str:
+        return f"{self.day} user {self.user_id} {self.model}: ${self.cost_usd}"

@@ -1,0 +1,419 @@
+"""Reads on usage and budgets, shared by the chat, the pages and the admin.
+
+The report reads only the daily rollup (a few thousand rows a month, indexed by
+day), never the ledger, so its cost does not grow with the number of calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Count, Max, Q, Sum
+from django.utils import timezone
+
+from accounts.models import Team, User
+from conversations.models import ApiCall
+from usage.models import Budget, BudgetCounter, DailyUsage
+from usage.services import ZERO, month_reset_at, month_start, reset_label, scope_keys
+
+
+@dataclass(frozen=True)
+class ScopeBudget:
+    """One team's or one person's month: spend, open holds, limit."""
+
+    scope: str  # "team" or "user"
+    spent_usd: Decimal
+    reserved_usd: Decimal
+    limit_usd: Decimal | None
+
+    @property
+    def remaining_usd(self) -> Decimal | None:
+        if self.limit_usd is None:
+            return None
+        return max(self.limit_usd - self.spent_usd, ZERO)
+
+    @property
+    def percent(self) -> int | None:
+        if self.limit_usd is None:
+            return None
+        if self.limit_usd <= 0:
+            return 100
+        return int(self.spent_usd * 100 / self.limit_usd)
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    """What the chat tells a person about their budget: the tighter of team and own."""
+
+    level: str  # "none" (no limit), "ok", "warning" (>= USAGE_WARN_PERCENT), "exceeded"
+    scope: str
+    spent_usd: Decimal
+    limit_usd: Decimal | None
+    remaining_usd: Decimal | None
+    percent: int | None
+    resets_at: dt.datetime
+    user: ScopeBudget | None = None
+    team: ScopeBudget | None = None
+
+    def as_frame(self) -> dict:
+        """The `budget.status` websocket frame (docs/websocket-protocol.md)."""
+        message = ""
+        if self.level in ("warning", "exceeded"):
+            whose = "your team's" if self.scope == "team" else "your"
+            if self.level == "exceeded":
+                message = (
+                    f"You have used {whose} monthly budget of ${self.limit_usd:,.2f}. "
+                    f"New messages are refused until {reset_label(self.resets_at)}."
+                )
+            else:
+                message = (
+                    f"You have used {self.percent}% of {whose} monthly budget "
+                    f"(${self.spent_usd:,.2f} of ${self.limit_usd:,.2f}). "
+                    f"It resets on {reset_label(self.resets_at)}."
+                )
+        return {
+            "type": "budget.status",
+            "level": self.level,
+            "scope": self.scope,
+            "spent_usd": f"{self.spent_usd:.6f}",
+            "limit_usd": f"{self.limit_usd:.6f}" if self.limit_usd is not None else None,
+            "remaining_usd": f"{self.remaining_usd:.6f}"
+            if self.remaining_usd is not None
+            else None,
+            "percent": self.percent,
+            "resets_at": self.resets_at.isoformat(),
+            "message": message,
+        }
+
+
+def scope_month(*, scope_key: str, limit: Decimal | None, month: dt.date) -> ScopeBudget:
+    counter = BudgetCounter.objects.filter(scope=scope_key, month=month).first()
+    return ScopeBudget(
+        scope=scope_key.split(":")[0],
+        spent_usd=counter.spent_usd if counter else ZERO,
+        reserved_usd=counter.reserved_usd if counter else ZERO,
+        limit_usd=limit,
+    )
+
+
+def budget_for_team(*, team: Team, now: dt.datetime | None = None) -> ScopeBudget:
+    """This month's spend, limit and remaining for one team (the admin and owner pages)."""
+    budget = Budget.objects.filter(team=team).first()
+    return scope_month(
+        scope_key=f"team:{team.pk}",
+        limit=budget.monthly_limit_usd if budget else None,
+        month=month_start(now),
+    )
+
+
+def budget_for_user(*, user: User, now: dt.datetime | None = None) -> ScopeBudget:
+    """This month's spend, personal limit and remaining for one person."""
+    budget = Budget.objects.filter(user=user).first()
+    return scope_month(
+        scope_key=f"user:{user.pk}",
+        limit=budget.monthly_limit_usd if budget else None,
+        month=month_start(now),
+    )
+
+
+def budget_status(
+    *, user_id: int, team_id: int | None, now: dt.datetime | None = None
+) -> BudgetStatus:
+    """The tighter of the person's and their team's budget this month, for the chat."""
+    month = month_start(now)
+    user_scope, team_scope = scope_keys(user_id=user_id, team_id=team_id)
+    limits = {
+        (f"team:{b.team_id}" if b.team_id else f"user:{b.user_id}"): b.monthly_limit_usd
+        for b in Budget.objects.filter(
+            Q(user_id=user_id) | (Q(team_id=team_id) if team_id else Q(pk__in=[]))
+        )
+    }
+    counters = {
+        c.scope: c
+        for c in BudgetCounter.objects.filter(
+            scope__in=[s for s in (user_scope, team_scope) if s], month=month
+        )
+    }
+
+    def make(key: str) -> ScopeBudget | None:
+        if not key:
+            return None
+        counter = counters.get(key)
+        return ScopeBudget(
+            scope=key.split(":")[0],
+            spent_usd=counter.spent_usd if counter else ZERO,
+            reserved_usd=counter.reserved_usd if counter else ZERO,
+            limit_usd=limits.get(key),
+        )
+
+    user_budget, team_budget = make(user_scope), make(team_scope)
+    limited = [b for b in (team_budget, user_budget) if b and b.limit_usd is not None]
+    resets_at = month_reset_at(month)
+    if not limited:
+        spent = user_budget.spent_usd if user_budget else ZERO
+        return BudgetStatus(
+            "none", "user", spent, None, None, None, resets_at, user_budget, team_budget
+        )
+    # The tighter: the one with the least left (ties: the team's, the wider limit).
+    tight = min(limited, key=lambda b: (b.limit_usd - b.spent_usd, b.scope != "team"))
+    percent = tight.percent or 0
+    if tight.spent_usd >= tight.limit_usd:
+        level = "exceeded"
+    elif percent >= settings.USAGE_WARN_PERCENT:
+        level = "warning"
+    else:
+        level = "ok"
+    return BudgetStatus(
+        level,
+        tight.scope,
+        tight.spent_usd,
+        tight.limit_usd,
+        tight.remaining_usd,
+        percent,
+        resets_at,
+        user_budget,
+        team_budget,
+    )
+
+
+# --- The report -------------------------------------------------------------------
+
+REPORT_COLUMNS = (
+    ("name", "Name"),
+    ("calls", "Calls"),
+    ("input_tokens", "Input tokens"),
+    ("output_tokens", "Output tokens"),
+    ("cache_write_tokens", "Cache write tokens"),
+    ("cache_read_tokens", "Cache read tokens"),
+    ("cost_usd", "Cost (USD)"),
+    ("cache_savings_usd", "Cache savings (USD)"),
+    ("batch_savings_usd", "Batch savings (USD)"),
+    ("unpriced_calls", "Unpriced calls"),
+)
+SORTABLE = {key for key, _ in REPORT_COLUMNS}
+
+_SUMS = {
+    "calls": Sum("calls"),
+    "unpriced_calls": Sum("unpriced_calls"),
+    "input_tokens": Sum("input_tokens"),
+    "output_tokens": Sum("output_tokens"),
+    "cache_write_5m": Sum("cache_write_5m_tokens"),
+    "cache_write_1h": Sum("cache_write_1h_tokens"),
+    "cache_read_tokens": Sum("cache_read_tokens"),
+    "cost_usd": Sum("cost_usd"),
+    "cache_savings_usd": Sum("cache_savings_usd"),
+    "batch_savings_usd": Sum("batch_savings_usd"),
+}
+
+
+@dataclass
+class ReportRow:
+    key: object
+    name: str
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost_usd: Decimal = ZERO
+    cache_savings_usd: Decimal = ZERO
+    batch_savings_usd: Decimal = ZERO
+    unpriced_calls: int = 0
+
+    def cells(self) -> list:
+        return [getattr(self, key) for key, _ in REPORT_COLUMNS]
+
+
+@dataclass
+class UsageReport:
+    start: dt.date
+    end: dt.date
+    by_user: list[ReportRow]
+    by_team: list[ReportRow]
+    by_model: list[ReportRow]
+    total: ReportRow
+    days: list[dt.date]
+    # (label, cost per day in `days`), the largest first, at most 6 with "Others".
+    series: list[tuple[str, list[Decimal]]] = field(default_factory=list)
+    chart_by: str = "team"
+
+
+def _row_from(key, name: str, values: dict) -> ReportRow:
+    return ReportRow(
+        key=key,
+        name=name,
+        calls=values["calls"] or 0,
+        input_tokens=values["input_tokens"] or 0,
+        output_tokens=values["output_tokens"] or 0,
+        cache_write_tokens=(values["cache_write_5m"] or 0) + (values["cache_write_1h"] or 0),
+        cache_read_tokens=values["cache_read_tokens"] or 0,
+        cost_usd=values["cost_usd"] or ZERO,
+        cache_savings_usd=values["cache_savings_usd"] or ZERO,
+        batch_savings_usd=values["batch_savings_usd"] or ZERO,
+        unpriced_calls=values["unpriced_calls"] or 0,
+    )
+
+
+def _sorted(rows: list[ReportRow], sort: str) -> list[ReportRow]:
+    descending = sort.startswith("-")
+    key = sort.lstrip("-")
+    if key not in SORTABLE:
+        key, descending = "cost_usd", True
+    return sorted(
+        rows,
+        key=lambda r: getattr(r, key).lower() if key == "name" else getattr(r, key),
+        reverse=descending,
+    )
+
+
+def usage_report(
+    *,
+    start: dt.date,
+    end: dt.date,
+    team_id: int | None = None,
+    user_id: int | None = None,
+    model: str = "",
+    sort: str = "-cost_usd",
+    chart_by: str = "team",
+) -> UsageReport:
+    """Totals per user, team and model for [start, end] (UTC days), and a daily series.
+
+    Four GROUP BY queries on the rollup plus two small name lookups. Deleted
+    people and teams stay in the totals as "deleted user #id".
+    """
+    rows = DailyUsage.objects.filter(day__gte=start, day__lte=end)
+    if team_id is not None:
+        rows = rows.filter(team_id=team_id)
+    if user_id is not None:
+        rows = rows.filter(user_id=user_id)
+    if model:
+        rows = rows.filter(model=model)
+    per_user = list(rows.values("user_id").order_by().annotate(**_SUMS))
+    per_team = list(rows.values("team_id").order_by().annotate(**_SUMS))
+    per_model = list(rows.values("model").order_by().annotate(**_SUMS))
+    chart_by = "user" if chart_by == "user" else "team"
+    daily = list(rows.values("day", f"{chart_by}_id").order_by().annotate(cost=Sum("cost_usd")))
+
+    users = {u.pk: str(u) for u in User.objects.filter(pk__in=[r["user_id"] for r in per_user])}
+    teams = {t.pk: t.name for t in Team.objects.filter(pk__in=[r["team_id"] for r in per_team])}
+
+    def user_name(pk: int) -> str:
+        return "(no user)" if not pk else users.get(pk, f"deleted user #{pk}")
+
+    def team_name(pk: int) -> str:
+        return "(no team)" if not pk else teams.get(pk, f"deleted team #{pk}")
+
+    by_user = _sorted([_row_from(r["user_id"], user_name(r["user_id"]), r) for r in per_user], sort)
+    by_team = _sorted([_row_from(r["team_id"], team_name(r["team_id"]), r) for r in per_team], sort)
+    by_model = _sorted([_row_from(r["model"], r["model"], r) for r in per_model], sort)
+    total = ReportRow(key=None, name="Total")
+    for row in by_model:
+        for key, _ in REPORT_COLUMNS[1:]:
+            setattr(total, key, getattr(total, key) + getattr(row, key))
+
+    days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    namer = user_name if chart_by == "user" else team_name
+    return UsageReport(
+        start=start,
+        end=end,
+        by_user=by_user,
+        by_team=by_team,
+        by_model=by_model,
+        total=total,
+        days=days,
+        series=daily_series(daily, days=days, key=f"{chart_by}_id", namer=namer),
+        chart_by=chart_by,
+    )
+
+
+def daily_series(
+    daily: list[dict], *, days: list[dt.date], key: str, namer, top: int = 5
+) -> list[tuple[str, list[Decimal]]]:
+    """Cost per day per series: the `top` biggest spenders, the rest as "Others"."""
+    index = {day: i for i, day in enumerate(days)}
+    per: dict = {}
+    for row in daily:
+        values = per.setdefault(row[key], [ZERO] * len(days))
+        if row["day"] in index:
+            values[index[row["day"]]] += row["cost"] or ZERO
+    ranked = sorted(per.items(), key=lambda item: sum(item[1]), reverse=True)
+    series = [(namer(k), values) for k, values in ranked[:top]]
+    if len(ranked) > top:
+        others = [ZERO] * len(days)
+        for _, values in ranked[top:]:
+            others = [a + b for a, b in zip(others, values, strict=True)]
+        series.append(("Others", others))
+    return series
+
+
+# --- My usage ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConversationCost:
+    conversation_uuid: object
+    title: str
+    exists: bool
+    calls: int
+    cost_usd: Decimal
+    last_at: dt.datetime
+
+
+def my_usage(*, user: User, now: dt.datetime | None = None) -> dict:
+    """A person's month: status, a daily series and cost per conversation. Every
+    query is scoped to `user`."""
+    now = now or timezone.now()
+    month = month_start(now)
+    end = (month_reset_at(month) - dt.timedelta(days=1)).date()
+    from accounts.services import user_primary_team
+
+    team = user_primary_team(user=user)
+    status = budget_status(user_id=user.pk, team_id=team.pk if team else None, now=now)
+    days = [month + dt.timedelta(days=i) for i in range((end - month).days + 1)]
+    daily = list(
+        DailyUsage.objects.filter(user_id=user.pk, day__gte=month, day__lte=end)
+        .values("day")
+        .order_by()
+        .annotate(cost=Sum("cost_usd"), user_id=Max("user_id"))
+    )
+    series = daily_series(daily, days=days, key="user_id", namer=lambda _: "You")
+    month_begin = dt.datetime(month.year, month.month, 1, tzinfo=dt.UTC)
+    per_conversation = (
+        ApiCall.objects.filter(user=user, created_at__gte=month_begin)
+        .values("conversation_uuid")
+        .order_by()
+        .annotate(calls=Count("id"), cost=Sum("cost_usd"), last_at=Max("created_at"))
+        .order_by("-cost")
+    )
+    from conversations.models import Conversation
+
+    rows = list(per_conversation[:200])
+    titles = dict(
+        Conversation.objects.filter(
+            owner=user, id__in=[r["conversation_uuid"] for r in rows if r["conversation_uuid"]]
+        ).values_list("id", "title")
+    )
+    conversations = [
+        ConversationCost(
+            conversation_uuid=r["conversation_uuid"],
+            title=titles.get(r["conversation_uuid"]) or "New conversation"
+            if r["conversation_uuid"] in titles
+            else "(deleted conversation)",
+            exists=r["conversation_uuid"] in titles,
+            calls=r["calls"],
+            cost_usd=r["cost"] or ZERO,
+            last_at=r["last_at"],
+        )
+        for r in rows
+    ]
+    return {
+        "status": status,
+        "month": month,
+        "days": days,
+        "series": series,
+        "conversation_costs": conversations,
+        "team": team,
+    }

@@ -1,0 +1,488 @@
+"""Writes on usage and budgets: reserve, settle, release, sweep, record, rebuild.
+
+Every call to Claude holds its worst-case cost against the budget before it
+starts (`budget_reserve`, inside the transaction that stores the message) and
+turns it into its real cost when it ends (`usage_record` -> `budget_settle`,
+inside the transaction that writes the `ApiCall`). The counters are per scope
+and UTC month, locked row by row, so concurrent sends on many processes cannot
+together pass a budget.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Count, F, Q, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from conversations.claude.catalog import model_info
+from conversations.claude.pricing import worst_case_cost
+from conversations.claude.stream import ChatRequest, request_params
+from conversations.models import ApiCall, Conversation, Message
+from usage.models import Budget, BudgetCounter, BudgetReservation, DailyUsage
+
+ZERO = Decimal(0)
+# Tokens are about four characters of English; three is the conservative side.
+CHARS_PER_TOKEN = 3
+# Per-message framing the API adds around each turn, generously.
+TURN_OVERHEAD_TOKENS = 16
+
+
+class BudgetExceeded(Exception):
+    """A call would take a budget past its limit. `message` is for the person."""
+
+    def __init__(self, *, scope: str, limit: Decimal, left: Decimal, resets_at: dt.datetime):
+        self.scope = scope
+        self.limit = limit
+        self.left = left
+        self.resets_at = resets_at
+        whose = "Your team's" if scope == "team" else "Your personal"
+        self.message = (
+            f"{whose} monthly budget of ${limit:,.2f} is used up"
+            + (
+                f" (${max(left, ZERO):,.2f} left, not enough for another message)"
+                if left > 0
+                else ""
+            )
+            + f". It resets on {reset_label(resets_at)}. Ask your team owner or an admin to raise it."
+        )
+        super().__init__(self.message)
+
+
+class RateLimited(Exception):
+    """Too many messages in the last minute. `message` is for the person."""
+
+    def __init__(self, *, limit: int) -> None:
+        self.limit = limit
+        self.message = (
+            f"You are sending messages too fast (the limit is {limit} a minute). "
+            "Wait a minute, then send again."
+        )
+        super().__init__(self.message)
+
+
+def month_start(when: dt.datetime | None = None) -> dt.date:
+    """The first day of the UTC month `when` falls in: the budget period."""
+    moment = (when or timezone.now()).astimezone(dt.UTC)
+    return moment.date().replace(day=1)
+
+
+def month_reset_at(month: dt.date) -> dt.datetime:
+    """When the budget period starting on `month` ends: 00:00 UTC on the 1st of the next."""
+    nxt = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return dt.datetime(nxt.year, nxt.month, 1, tzinfo=dt.UTC)
+
+
+def reset_label(when: dt.datetime) -> str:
+    """'1 December 2026, 00:00 UTC'."""
+    return f"{when.day} {when:%B %Y}, 00:00 UTC"
+
+
+def scope_keys(*, user_id: int | None, team_id: int | None) -> tuple[str, str]:
+    return (f"user:{user_id}" if user_id else "", f"team:{team_id}" if team_id else "")
+
+
+def _counters_locked(scopes: list[str], month: dt.date) -> dict[str, BudgetCounter]:
+    """Create the month's counters if missing, then lock them in `scope` order.
+
+    Precondition: inside a transaction. The insert ignores conflicts, so two
+    first-of-the-month senders both end up locking the same one row.
+    """
+    BudgetCounter.objects.bulk_create(
+        [BudgetCounter(scope=scope, month=month) for scope in scopes], ignore_conflicts=True
+    )
+    locked = BudgetCounter.objects.select_for_update().filter(scope__in=scopes, month=month)
+    return {counter.scope: counter for counter in locked.order_by("scope")}
+
+
+def _limits(*, user_id: int | None, team_id: int | None) -> dict[str, Decimal]:
+    condition = Q(user_id=user_id) if user_id else Q(pk__in=[])
+    if team_id:
+        condition |= Q(team_id=team_id)
+    limits = {}
+    for budget in Budget.objects.filter(condition):
+        key = f"team:{budget.team_id}" if budget.team_id else f"user:{budget.user_id}"
+        limits[key] = budget.monthly_limit_usd
+    return limits
+
+
+@transaction.atomic
+def budget_reserve(
+    *,
+    user_id: int,
+    team_id: int | None,
+    amount: Decimal,
+    message: Message | None = None,
+    now: dt.datetime | None = None,
+) -> BudgetReservation:
+    """Hold `amount` (a call's worst case) against this month's team and user budgets.
+
+    Raises RateLimited when the person started too many calls in the last
+    minute, BudgetExceeded when spent + held + amount would pass either limit.
+    Under the counter locks, so of many concurrent callers only as many pass as
+    the budget can hold. A person with no budget anywhere is still held (the
+    counters are how "this month's spend" is read in O(1)).
+    """
+    now = now or timezone.now()
+    month = month_start(now)
+    user_scope, team_scope = scope_keys(user_id=user_id, team_id=team_id)
+    scopes = [s for s in (team_scope, user_scope) if s]
+    limits = _limits(user_id=user_id, team_id=team_id)
+    counters = _counters_locked(scopes, month)
+    # Counted under the user's counter lock: two tabs cannot both take the last slot.
+    per_minute = settings.USAGE_RATE_LIMIT_PER_MINUTE
+    recent = BudgetReservation.objects.filter(
+        user_id=user_id, created_at__gte=now - dt.timedelta(minutes=1)
+    ).count()
+    if per_minute and recent >= per_minute:
+        raise RateLimited(limit=per_minute)
+    for scope in scopes:
+        limit = limits.get(scope)
+        if limit is None:
+            continue
+        counter = counters[scope]
+        left = limit - counter.spent_usd - counter.reserved_usd
+        if amount > left:
+            raise BudgetExceeded(
+                scope=scope.split(":")[0], limit=limit, left=left, resets_at=month_reset_at(month)
+            )
+    BudgetCounter.objects.filter(scope__in=scopes, month=month).update(
+        reserved_usd=F("reserved_usd") + amount
+    )
+    return BudgetReservation.objects.create(
+        user_id=user_id,
+        user_scope=user_scope,
+        team_scope=team_scope,
+        month=month,
+        message=message,
+        amount_usd=amount,
+    )
+
+
+def _close(
+    reservation_id, *, actual: Decimal, status: BudgetReservation.Status
+) -> BudgetReservation | None:
+    # Locked first, then the counters (the same order everywhere): a generator
+    # settling and the sweeper expiring the same reservation cannot both close it.
+    reservation = (
+        BudgetReservation.objects.select_for_update()
+        .filter(id=reservation_id, status=BudgetReservation.Status.OPEN)
+        .first()
+    )
+    if reservation is None:
+        return None
+    scopes = [s for s in (reservation.team_scope, reservation.user_scope) if s]
+    _counters_locked(scopes, reservation.month)
+    BudgetCounter.objects.filter(scope__in=scopes, month=reservation.month).update(
+        reserved_usd=F("reserved_usd") - reservation.amount_usd,
+        spent_usd=F("spent_usd") + actual,
+    )
+    reservation.status = status
+    reservation.actual_usd = actual
+    reservation.closed_at = timezone.now()
+    reservation.save(update_fields=["status", "actual_usd", "closed_at"])
+    return reservation
+
+
+@transaction.atomic
+def budget_settle(*, reservation_id, actual_usd: Decimal) -> BudgetReservation | None:
+    """Turn an open reservation into the call's real cost; None if it was already closed."""
+    return _close(reservation_id, actual=actual_usd, status=BudgetReservation.Status.SETTLED)
+
+
+@transaction.atomic
+def budget_release(*, reservation_id) -> BudgetReservation | None:
+    """Give a reservation back unspent (the call never reached Claude)."""
+    return _close(reservation_id, actual=ZERO, status=BudgetReservation.Status.RELEASED)
+
+
+def budget_sweep(*, older_than: dt.timedelta | None = None) -> int:
+    """Release reservations left open by a process that died mid-call.
+
+    Only those older than the TTL whose reply is gone or no longer running:
+    a live stream keeps its hold however long it takes. Returns how many.
+    """
+    age = older_than or dt.timedelta(seconds=settings.USAGE_RESERVATION_TTL_SECONDS)
+    cutoff = timezone.now() - age
+    stale = (
+        BudgetReservation.objects.filter(
+            status=BudgetReservation.Status.OPEN, created_at__lt=cutoff
+        )
+        .exclude(message__status__in=Message.ACTIVE_STATUSES)
+        .values_list("id", flat=True)
+    )
+    swept = 0
+    for reservation_id in list(stale):
+        with transaction.atomic():
+            if _close(reservation_id, actual=ZERO, status=BudgetReservation.Status.EXPIRED):
+                swept += 1
+    return swept
+
+
+def budget_limit_set(*, team=None, user=None, limit_usd: Decimal | None) -> Budget | None:
+    """Set (or with None, remove) the monthly budget of one team or one person."""
+    if (team is None) == (user is None):
+        raise ValueError("exactly one of team or user")
+    lookup = {"team": team} if team is not None else {"user": user}
+    if limit_usd is None:
+        Budget.objects.filter(**lookup).delete()
+        return None
+    budget, _ = Budget.objects.update_or_create(**lookup, defaults={"monthly_limit_usd": limit_usd})
+    return budget
+
+
+# --- The worst case of the next call ---------------------------------------------
+
+
+def call_max_output_tokens(conversation: Conversation) -> int:
+    """`max_tokens` the chat request will carry, thinking budget included."""
+    request = ChatRequest(
+        model=conversation.model,
+        messages=[],
+        max_tokens=settings.CLAUDE_MAX_TOKENS,
+        thinking_effort=conversation.thinking_effort,
+    )
+    return int(request_params(request)["max_tokens"])
+
+
+def call_prompt_tokens_estimate(*, conversation: Conversation, new_text: str) -> int:
+    """A conservative count of the next call's prompt, without asking the API.
+
+    The last chat call's reported prompt plus its answer (which the next call
+    sends back), plus the new text at three characters a token. With no call
+    yet, the stored messages and the system prompt are counted the same way.
+    """
+    last = (
+        ApiCall.objects.filter(conversation_uuid=conversation.id, purpose=ApiCall.Purpose.CHAT)
+        .exclude(input_tokens=0, cache_read_tokens=0, cache_write_5m_tokens=0)
+        .order_by("-created_at")
+        .only(
+            "input_tokens",
+            "output_tokens",
+            "cache_write_5m_tokens",
+            "cache_write_1h_tokens",
+            "cache_read_tokens",
+        )
+        .first()
+    )
+    if last is not None:
+        base = last.total_input_tokens + last.output_tokens + TURN_OVERHEAD_TOKENS * 2
+        # Messages stored after that call (none in the usual flow, some after a failure).
+        later = conversation.messages.filter(created_at__gt=last.created_at)
+    else:
+        base = math.ceil(len(conversation.system_prompt) / CHARS_PER_TOKEN) + TURN_OVERHEAD_TOKENS
+        later = conversation.messages.all()
+    chars = later.aggregate(n=Coalesce(Sum(_text_length()), Value(0)))["n"]
+    turns = later.count() if chars else 0
+    return (
+        base
+        + math.ceil((chars + len(new_text)) / CHARS_PER_TOKEN)
+        + TURN_OVERHEAD_TOKENS * (turns + 1)
+    )
+
+
+def _text_length():
+    from django.db.models.functions import Length
+
+    return Length("text")
+
+
+def call_worst_case_usd(*, conversation: Conversation, new_text: str) -> Decimal:
+    """What the next chat call could cost at most: the amount a reservation holds."""
+    info = model_info(conversation.model)
+    model = info.id if info else conversation.model
+    return worst_case_cost(
+        model,
+        prompt_tokens=call_prompt_tokens_estimate(conversation=conversation, new_text=new_text),
+        max_output_tokens=call_max_output_tokens(conversation),
+        at=timezone.now().date(),
+    )
+
+
+# --- The rollup ---------------------------------------------------------------------
+
+_ROLLUP_SUMS = (
+    "calls",
+    "unpriced_calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "cache_read_tokens",
+    "cost_usd",
+    "cache_savings_usd",
+    "batch_savings_usd",
+)
+
+
+def _rollup_upsert(*, day: dt.date, user_id: int, team_id: int, model: str, values: dict) -> None:
+    """Add one call to its day's row: INSERT ... ON CONFLICT DO UPDATE (PostgreSQL
+    and SQLite both), one statement, so concurrent writers never lose an addition."""
+    table = DailyUsage._meta.db_table
+    columns = ", ".join(_ROLLUP_SUMS)
+    placeholders = ", ".join(["%s"] * len(_ROLLUP_SUMS))
+    updates = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in _ROLLUP_SUMS)
+    sql = (
+        f"INSERT INTO {table} (day, user_id, team_id, model, {columns}) "
+        f"VALUES (%s, %s, %s, %s, {placeholders}) "
+        f"ON CONFLICT (day, user_id, team_id, model) DO UPDATE SET {updates}"
+    )
+    params = [day, user_id, team_id, model, *(values[c] for c in _ROLLUP_SUMS)]
+    if connection.vendor == "sqlite":
+        params = [str(p) if isinstance(p, Decimal) else p for p in params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+@transaction.atomic
+def usage_record(*, call: ApiCall, reservation_id=None) -> None:
+    """Account one ledger row: settle its reservation (or, with none open, add its
+    cost to the month's spend) and add it to the daily rollup.
+
+    Call inside the transaction that created `call`, so the ledger, the budget
+    and the rollup move together or not at all.
+    """
+    cost_usd = Decimal(call.cost_usd)
+    settled = (
+        _close(reservation_id, actual=cost_usd, status=BudgetReservation.Status.SETTLED)
+        if reservation_id
+        else None
+    )
+    if settled is None and cost_usd and call.user_id:
+        user_scope, team_scope = scope_keys(user_id=call.user_id, team_id=call.team_id)
+        scopes = [s for s in (team_scope, user_scope) if s]
+        month = month_start(call.created_at)
+        _counters_locked(scopes, month)
+        BudgetCounter.objects.filter(scope__in=scopes, month=month).update(
+            spent_usd=F("spent_usd") + cost_usd
+        )
+    _rollup_upsert(
+        day=call.created_at.astimezone(dt.UTC).date(),
+        user_id=call.user_id or 0,
+        team_id=call.team_id or 0,
+        model=call.model,
+        values={
+            "calls": 1,
+            "unpriced_calls": 0 if call.priced else 1,
+            "input_tokens": call.input_tokens,
+            "output_tokens": call.output_tokens,
+            "cache_write_5m_tokens": call.cache_write_5m_tokens,
+            "cache_write_1h_tokens": call.cache_write_1h_tokens,
+            "cache_read_tokens": call.cache_read_tokens,
+            "cost_usd": cost_usd,
+            "cache_savings_usd": Decimal(call.cache_savings_usd),
+            "batch_savings_usd": Decimal(call.batch_savings_usd),
+        },
+    )
+
+
+@transaction.atomic
+def usage_rollup_rebuild(
+    *, start: dt.date | None = None, end: dt.date | None = None, batch_size: int = 5000
+) -> int:
+    """Recompute the daily rollup from the ledger with one GROUP BY (repair, or a
+    first fill after a bulk import). Days in [start, end] only, when given.
+    Rows of deleted users or teams keep the ids stored in the old rollup only if
+    their days are outside the range: the ledger no longer knows them."""
+    calls = ApiCall.objects.all()
+    rollup = DailyUsage.objects.all()
+    if start:
+        calls = calls.filter(created_at__gte=dt.datetime.combine(start, dt.time(), dt.UTC))
+        rollup = rollup.filter(day__gte=start)
+    if end:
+        calls = calls.filter(
+            created_at__lt=dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC)
+        )
+        rollup = rollup.filter(day__lte=end)
+    rollup.delete()
+    grouped = (
+        calls.annotate(
+            day=TruncDate("created_at", tzinfo=dt.UTC),
+            uid=Coalesce("user_id", Value(0)),
+            tid=Coalesce("team_id", Value(0)),
+        )
+        .values("day", "uid", "tid", "model")
+        .order_by()
+        .annotate(
+            n=Count("id"),
+            unpriced=Count("id", filter=Q(priced=False)),
+            inp=Sum("input_tokens"),
+            out=Sum("output_tokens"),
+            w5=Sum("cache_write_5m_tokens"),
+            w1=Sum("cache_write_1h_tokens"),
+            rd=Sum("cache_read_tokens"),
+            usd=Sum("cost_usd"),
+            cache=Sum("cache_savings_usd"),
+            batch=Sum("batch_savings_usd"),
+        )
+    )
+    rows = [
+        DailyUsage(
+            day=g["day"],
+            user_id=g["uid"],
+            team_id=g["tid"],
+            model=g["model"],
+            calls=g["n"],
+            unpriced_calls=g["unpriced"],
+            input_tokens=g["inp"],
+            output_tokens=g["out"],
+            cache_write_5m_tokens=g["w5"],
+            cache_write_1h_tokens=g["w1"],
+            cache_read_tokens=g["rd"],
+            cost_usd=g["usd"],
+            cache_savings_usd=g["cache"],
+            batch_savings_usd=g["batch"],
+        )
+        for g in grouped.iterator(chunk_size=batch_size)
+    ]
+    DailyUsage.objects.bulk_create(rows, batch_size=batch_size)
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    input_tokens: int
+    estimated_cost_usd: Decimal
+    max_cost_usd: Decimal
+
+
+@transaction.atomic
+def estimate_record(
+    *, conversation: Conversation, user_id: int, input_tokens: int, request_id: str = ""
+) -> Estimate:
+    """Log the (free) token count as a ledger row and price the next call from it:
+    the input alone, and the worst case with a full-length answer."""
+    from conversations.claude.client import claude_provider
+    from conversations.claude.pricing import Usage, cost
+
+    today = timezone.now().date()
+    call = ApiCall.objects.create(
+        user_id=user_id,
+        team_id=conversation.team_id,
+        conversation=conversation,
+        conversation_uuid=conversation.id,
+        purpose=ApiCall.Purpose.COUNT_TOKENS,
+        provider=claude_provider(),
+        model=conversation.model,
+        input_tokens=0,
+        cost_usd=ZERO,
+        price_key="count_tokens@free",
+        request_id=request_id,
+    )
+    usage_record(call=call)
+    return Estimate(
+        input_tokens=input_tokens,
+        estimated_cost_usd=cost(conversation.model, Usage(input_tokens=input_tokens), at=today).usd,
+        max_cost_usd=worst_case_cost(
+            conversation.model,
+            prompt_tokens=input_tokens,
+            max_output_tokens=call_max_output_tokens(conversation),
+            at=today,
+        ),
+    )
