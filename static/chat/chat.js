@@ -6,6 +6,8 @@
 // starts only if its elements are on the page.
 
 const ACTIVE = new Set(["pending", "streaming"]);
+// Ask for a resume when a running reply has sent nothing for this long.
+const QUIET_RESUME_MS = 5000;
 const RETRYABLE = new Set(["stopped", "error", "interrupted"]);
 const NEW_DRAFT_KEY = "chat:new-draft";
 const BACKOFF_MIN_MS = 500;
@@ -1125,6 +1127,20 @@ class ChatPage {
       }
       this.send({ type: "ping" });
     }, PING_EVERY_MS);
+    // A reply that has gone quiet may have lost its last frames (the channel
+    // layer drops under load, and a lost `message.completed` leaves no gap to
+    // notice): ask the server where it stands.
+    clearInterval(this.quietTimer);
+    this.quietTimer = setInterval(() => {
+      const now = Date.now();
+      for (const state of this.messages.values()) {
+        if (state.role !== "assistant" || !ACTIVE.has(state.status)) continue;
+        if (!state.heardAt) state.heardAt = now; // start the clock
+        if (now - state.heardAt < QUIET_RESUME_MS) continue;
+        state.heardAt = now;
+        this.send({ type: "resume", message_id: state.id, last_seq: state.lastSeq });
+      }
+    }, QUIET_RESUME_MS / 2);
   }
 
   askResume(state, lastSeq) {
@@ -1223,6 +1239,7 @@ class ChatPage {
     if (frame.text) state.text += frame.text;
     state.lastSeq = frame.seq;
     state.resumeAskedAt = -1;
+    state.heardAt = Date.now();
     if (state.status !== "streaming") {
       this.setStatus(state, "streaming");
       this.updateComposer();
@@ -1237,6 +1254,7 @@ class ChatPage {
     state.thinking = frame.thinking || "";
     state.lastSeq = frame.seq;
     state.resumeAskedAt = -1;
+    state.heardAt = Date.now();
     this.setStatus(state, ACTIVE.has(frame.status) ? frame.status : "streaming");
     this.scheduleRender(state);
     this.updateComposer();
