@@ -97,21 +97,19 @@ AUTH_USER_MODEL = "accounts.User"
 # --- Redis: channel layer, Celery broker, stream replay buffer ----------------
 REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
+    # Pub/sub: a group send is one PUBLISH, and each web process fans it out to
+    # its own sockets. The list-based RedisChannelLayer spends four round trips
+    # per group send (and drops frames past its capacity); measured, it cost a
+    # web process more CPU than streaming the replies themselves. Pub/sub is
+    # at-most-once as well: the replay buffer and `resume` cover what it loses.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                # redis-py's default 5 s read timeout equals the layer's blocking
-                # receive, so an idle socket would crash every 5 s: no timeout.
+                # redis-py's default 5 s read timeout would drop the subscriber
+                # connection of a quiet process: no timeout.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
                 "prefix": env_str("CHANNEL_LAYER_PREFIX", "chat"),
-                # Every socket of a web process shares one Redis list (channels_redis
-                # keys process-local channels by process), so this bounds all the
-                # frames a busy process has not read yet, not one socket's: 200
-                # streams make 3,000 frames a second. A reader that still overflows
-                # it recovers by `resume`.
-                "capacity": 100_000,
-                "expiry": 60,
             },
         }
     }
