@@ -153,3 +153,25 @@ async def generations_settled() -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("replies still running")
+
+
+def streamed_text(frames: list[dict[str, Any]], message_id: str) -> str:
+    """The answer as a client assembles it from deltas (a snapshot replaces the text)."""
+    text = ""
+    for frame in frames:
+        if frame.get("message_id") != message_id:
+            continue
+        if frame["type"] == "message.snapshot":
+            text = frame["text"]
+        elif frame["type"] == "message.delta":
+            text += frame.get("text", "")
+    return text
+
+
+def assistant_id(frames: list[dict[str, Any]]) -> str:
+    """The id of the reply announced among these frames."""
+    return next(
+        f["message"]["id"]
+        for f in frames
+        if f["type"] == "message.created" and f["message"]["role"] == "assistant"
+    )

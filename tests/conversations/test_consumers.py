@@ -17,34 +17,19 @@ from asgiref.sync import sync_to_async
 
 from conversations.claude.pricing import Usage, cost
 from conversations.models import ApiCall, Message
-from tests.conftest import completed, generations_settled, receive_frames
+from tests.conftest import (
+    assistant_id,
+    completed,
+    generations_settled,
+    receive_frames,
+    streamed_text,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_backends]
 
 
 def send_frame(text: str, client_id: str | None = None) -> dict:
     return {"type": "message.send", "text": text, "client_id": client_id or uuid.uuid4().hex}
-
-
-def streamed_text(frames: list[dict], message_id: str) -> str:
-    """The answer as a client would assemble it from deltas (and snapshots)."""
-    text = ""
-    for frame in frames:
-        if frame.get("message_id") != message_id:
-            continue
-        if frame["type"] == "message.snapshot":
-            text = frame["text"]
-        elif frame["type"] == "message.delta":
-            text += frame.get("text", "")
-    return text
-
-
-def assistant_id(frames: list[dict]) -> str:
-    return next(
-        f["message"]["id"]
-        for f in frames
-        if f["type"] == "message.created" and f["message"]["role"] == "assistant"
-    )
 
 
 @sync_to_async

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.conftest import assistant_id, streamed_text
 from tests.integration.servers import (
     create_conversation,
     login_cookie,
@@ -103,26 +104,6 @@ async def _frames_until(ws, predicate, timeout: float = 30.0) -> list[dict]:
                 return frames
 
 
-def _reply_id(frames: list[dict]) -> str:
-    return next(
-        f["message"]["id"]
-        for f in frames
-        if f["type"] == "message.created" and f["message"]["role"] == "assistant"
-    )
-
-
-def _text(frames: list[dict], reply_id: str) -> str:
-    text = ""
-    for frame in frames:
-        if frame.get("message_id") != reply_id:
-            continue
-        if frame["type"] == "message.snapshot":
-            text = frame["text"]
-        elif frame["type"] == "message.delta":
-            text += frame.get("text", "")
-    return text
-
-
 def _stored(db_url: str, message_id: str) -> tuple[str, str]:
     with psycopg.connect(db_url) as conn:
         return conn.execute(
@@ -150,11 +131,11 @@ async def test_a_stream_started_on_one_process_is_watched_live_on_the_other(depl
         sent, watched = await asyncio.gather(
             _frames_until(sender, _completed), _frames_until(watcher, _completed)
         )
-    reply_id = _reply_id(sent)
+    reply_id = assistant_id(sent)
     assert [f["type"] for f in watched][:2] == ["message.created", "message.created"]
     deltas = [f for f in watched if f["type"] == "message.delta"]
     assert len(deltas) >= 3, "the watcher saw the answer arrive in pieces, live"
-    assert _text(watched, reply_id) == _text(sent, reply_id) == watched[-1]["text"]
+    assert streamed_text(watched, reply_id) == streamed_text(sent, reply_id) == watched[-1]["text"]
     assert _stored(deployment["db"], reply_id) == ("complete", watched[-1]["text"])
 
 
@@ -167,7 +148,7 @@ async def test_disconnect_from_one_process_and_resume_on_the_other(deployment):
         before = await _frames_until(
             first, lambda f: f.get("type") == "message.delta" and f["seq"] >= 4
         )
-    reply_id = _reply_id(before)
+    reply_id = assistant_id(before)
     last_seq = max(f["seq"] for f in before if f["type"] == "message.delta")
     await asyncio.sleep(0.5)  # the answer goes on with no socket open
     async with _ws(b, conversation_id, cookie) as second:
@@ -177,7 +158,7 @@ async def test_disconnect_from_one_process_and_resume_on_the_other(deployment):
         after = await _frames_until(second, _completed)
     seqs = [f["seq"] for f in after if f["type"] == "message.delta"]
     assert seqs == list(range(last_seq + 1, last_seq + 1 + len(seqs))), "no gap, no duplicate"
-    whole = _text(before, reply_id) + _text(after, reply_id)
+    whole = streamed_text(before, reply_id) + streamed_text(after, reply_id)
     assert whole == after[-1]["text"]
     assert _stored(deployment["db"], reply_id) == ("complete", whole)
 
@@ -189,7 +170,7 @@ async def test_stop_sent_through_the_other_process_stops_the_reply(deployment):
     async with _ws(a, conversation_id, cookie) as sender, _ws(b, conversation_id, cookie) as other:
         await sender.send(_send("long [[fake tokens=2000 tps=50]]"))
         frames = await _frames_until(sender, lambda f: f.get("type") == "message.delta")
-        reply_id = _reply_id(frames)
+        reply_id = assistant_id(frames)
         await other.send(json.dumps({"type": "generation.stop", "message_id": reply_id}))
         frames += await _frames_until(sender, _completed, timeout=5)
     assert frames[-1]["status"] == "stopped"
@@ -207,7 +188,7 @@ async def test_sigterm_lets_running_replies_finish_then_exits(deployment, tmp_pa
         async with _ws(doomed, conversation_id, cookie) as ws:
             await ws.send(_send("finish me [[fake tokens=100 tps=50]]"))
             frames = await _frames_until(ws, lambda f: f.get("type") == "message.delta")
-            reply_id = _reply_id(frames)
+            reply_id = assistant_id(frames)
             doomed.process.send_signal(signal.SIGTERM)
             exit_code = await asyncio.to_thread(doomed.process.wait, 20)
     finally:
@@ -230,8 +211,8 @@ async def test_sigterm_past_the_grace_period_saves_the_reply_as_interrupted(depl
             frames = await _frames_until(
                 ws, lambda f: f.get("type") == "message.delta" and f["seq"] >= 3
             )
-            reply_id = _reply_id(frames)
-            seen = _text(frames, reply_id)
+            reply_id = assistant_id(frames)
+            seen = streamed_text(frames, reply_id)
             doomed.process.send_signal(signal.SIGTERM)
             await asyncio.to_thread(doomed.process.wait, 20)
     finally:
