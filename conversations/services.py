@@ -7,6 +7,7 @@ network. Streaming a reply lives in `conversations/generation.py`.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from dataclasses import dataclass
 
@@ -76,8 +77,13 @@ def conversation_delete(*, conversation: Conversation) -> None:
     conversation.delete()
 
 
+# The offline fake's control directive (docs/fake-claude.md) is no part of a title.
+_FAKE_DIRECTIVE = re.compile(r"\[\[fake\b[^\]]*\]\]")
+
+
 def title_from_text(text: str) -> str:
     """A sidebar title from the first message: its first line, cut at a word."""
+    text = _FAKE_DIRECTIVE.sub("", text)
     first_line = " ".join(text.strip().splitlines()[0].split()) if text.strip() else ""
     if len(first_line) <= TITLE_MAX_CHARS:
         return first_line or "New conversation"

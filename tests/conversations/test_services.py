@@ -35,6 +35,10 @@ def test_send_stores_the_question_and_a_pending_reply_and_titles_the_chat(alice,
     assert conversation.title == "How do I brew good coffee at home with a French press?"
 
 
+def test_title_leaves_out_the_fake_claude_directive():
+    assert services.title_from_text("[[fake tokens=40 tps=20]] Plan the offsite") == "Plan the offsite"
+
+
 def test_long_first_message_gives_a_short_title():
     title = services.title_from_text("word " * 40)
     assert title.endswith("…") and len(title) <= services.TITLE_MAX_CHARS + 1
