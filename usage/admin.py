@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from decimal import Decimal
 
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
@@ -20,6 +21,7 @@ from accounts.models import Team, User
 from usage.charts import daily_chart_svg
 from usage.forms import ReportFilterForm
 from usage.models import Budget, BudgetReservation, DailyUsage
+from usage.money import MICRO_DOLLAR
 from usage.selectors import REPORT_COLUMNS, usage_report
 from usage.services import month_start
 
@@ -96,9 +98,16 @@ def _csv(report) -> HttpResponse:
         ("model", report.by_model),
     ):
         for row in rows:
-            writer.writerow([table, *row.cells()])
-    writer.writerow(["total", *report.total.cells()])
+            writer.writerow([table, *_csv_cells(row)])
+    writer.writerow(["total", *_csv_cells(report.total)])
     return response
+
+
+def _csv_cells(row) -> list:
+    """Money to the micro-dollar, as the ledger stores it."""
+    return [
+        cell.quantize(MICRO_DOLLAR) if isinstance(cell, Decimal) else cell for cell in row.cells()
+    ]
 
 
 _admin_get_urls = admin.site.get_urls

@@ -12,6 +12,8 @@ from decimal import Decimal
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from usage.money import usd_display
+
 PALETTE = ("#c96442", "#3b82c4", "#5a9e4b", "#b5892f", "#8a63b8", "#8c8c8c")
 WIDTH, HEIGHT = 860, 260
 LEFT, RIGHT, TOP, BOTTOM = 64, 12, 16, 40
@@ -27,10 +29,6 @@ def _nice_max(value: Decimal) -> Decimal:
         if top >= value:
             return top
     return Decimal(10) ** (exponent + 1)
-
-
-def _money(value: Decimal) -> str:
-    return f"${value:,.2f}" if value >= 1 else f"${value:.4f}".rstrip("0").rstrip(".")
 
 
 def daily_chart_svg(
@@ -54,7 +52,7 @@ def daily_chart_svg(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" class="grid" '
             f'stroke="currentColor" stroke-opacity="0.15"/>'
             f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
-            f'fill="currentColor">{escape(_money(value))}</text>'
+            f'fill="currentColor">{escape(usd_display(value))}</text>'
         )
     label_every = max(1, len(days) // 10)
     for i, day in enumerate(days):
@@ -69,7 +67,7 @@ def daily_chart_svg(
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{max(h, 0.5):.1f}" '
                 f'fill="{PALETTE[index % len(PALETTE)]}"><title>{escape(label)}, '
-                f"{day:%d %b}: {escape(_money(value))}</title></rect>"
+                f"{day:%d %b}: {escape(usd_display(value))}</title></rect>"
             )
         if i % label_every == 0:
             parts.append(
@@ -83,7 +81,7 @@ def daily_chart_svg(
             f'<rect x="{lx}" y="{ly - 10}" width="12" height="12" '
             f'fill="{PALETTE[index % len(PALETTE)]}"/>'
             f'<text x="{lx + 18}" y="{ly}" font-size="12" fill="currentColor">'
-            f"{escape(label[:24])} · {escape(_money(sum(values, Decimal(0))))}</text>"
+            f"{escape(label[:24])} · {escape(usd_display(sum(values, Decimal(0))))}</text>"
         )
     if not series:
         parts.append(

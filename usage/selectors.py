@@ -17,6 +17,7 @@ from django.utils import timezone
 from accounts.models import Team, User
 from conversations.models import ApiCall
 from usage.models import Budget, BudgetCounter, DailyUsage
+from usage.money import usd_display
 from usage.services import ZERO, month_reset_at, month_start, reset_label, scope_keys
 
 
@@ -65,13 +66,13 @@ class BudgetStatus:
             whose = "your team's" if self.scope == "team" else "your"
             if self.level == "exceeded":
                 message = (
-                    f"You have used {whose} monthly budget of ${self.limit_usd:,.2f}. "
+                    f"You have used {whose} monthly budget of {usd_display(self.limit_usd)}. "
                     f"New messages are refused until {reset_label(self.resets_at)}."
                 )
             else:
                 message = (
                     f"You have used {self.percent}% of {whose} monthly budget "
-                    f"(${self.spent_usd:,.2f} of ${self.limit_usd:,.2f}). "
+                    f"({usd_display(self.spent_usd)} of {usd_display(self.limit_usd)}). "
                     f"It resets on {reset_label(self.resets_at)}."
                 )
         return {

@@ -26,6 +26,7 @@ from conversations.claude.pricing import worst_case_cost
 from conversations.claude.stream import ChatRequest, request_params
 from conversations.models import ApiCall, Conversation, Message
 from usage.models import Budget, BudgetCounter, BudgetReservation, DailyUsage
+from usage.money import usd_display
 
 ZERO = Decimal(0)
 # Tokens are about four characters of English; three is the conservative side.
@@ -44,9 +45,9 @@ class BudgetExceeded(Exception):
         self.resets_at = resets_at
         whose = "Your team's" if scope == "team" else "Your personal"
         self.message = (
-            f"{whose} monthly budget of ${limit:,.2f} is used up"
+            f"{whose} monthly budget of {usd_display(limit)} is used up"
             + (
-                f" (${max(left, ZERO):,.2f} left, not enough for another message)"
+                f" ({usd_display(max(left, ZERO))} left, not enough for another message)"
                 if left > 0
                 else ""
             )

@@ -960,6 +960,7 @@ class ChatPage {
     const most = formatCost(data.max_cost_usd);
     this.costEstimate.textContent = `≈ ${estimate} for the next message (${formatInt(data.input_tokens)} tokens in; up to ${most} with a long answer)`;
     this.costEstimate.hidden = false;
+    this.followBottom(); // the composer grew: keep the last reply in view
   }
 
   /** `budget.status`: a warning from 80% of the tighter budget, a refusal notice at 100%. */
@@ -969,6 +970,8 @@ class ChatPage {
     this.budgetNote.hidden = !show;
     this.budgetNote.dataset.level = frame.level || "";
     this.budgetNote.textContent = show ? frame.message || "" : "";
+    // The note changes the composer's height: keep the last reply in view.
+    this.followBottom();
   }
 
   updateCount() {
