@@ -3,6 +3,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts.models import Membership, Team, User
 from usage.models import Budget
+from usage.money import usd_display
 from usage.selectors import ScopeBudget, budget_for_team, budget_for_user
 
 
@@ -27,14 +28,15 @@ class TeamBudgetInline(UserBudgetInline):
 
 
 def _money(value) -> str:
-    return "no limit" if value is None else f"${value:,.2f}"
+    return "no limit" if value is None else usd_display(value)
 
 
 class MonthSpendMixin:
     """Read-only "this month" figures on a user's or team's admin page."""
 
     def _month(self, obj) -> ScopeBudget | None:
-        raise NotImplementedError
+        """This month's figures for `obj`; each admin below says whose."""
+        raise NotImplementedError  # abstract: UserAdmin and TeamAdmin define it
 
     @admin.display(description="Spent this month")
     def month_spent(self, obj) -> str:
