@@ -455,7 +455,8 @@ async def _generate(message_id: uuid.UUID) -> None:
             if stream_task.done():
                 finished = stream_task.result()
             else:
-                # A stop requested from another process: end the upstream call now.
+                # Stopped (by a socket, or the checkpoint saw the database flag):
+                # end the upstream call now.
                 stream_task.cancel()
                 await asyncio.gather(stream_task, return_exceptions=True)
             if finished is None:
