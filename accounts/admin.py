@@ -4,7 +4,7 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from accounts.models import Membership, Team, User
 from usage.models import Budget
 from usage.money import usd_display
-from usage.selectors import ScopeBudget, budget_for_team, budget_for_user
+from usage.selectors import budget_for_team, budget_for_user
 
 
 class MembershipInline(admin.TabularInline):
@@ -32,11 +32,10 @@ def _money(value) -> str:
 
 
 class MonthSpendMixin:
-    """Read-only "this month" figures on a user's or team's admin page."""
+    """Read-only "this month" figures on a user's or team's admin page.
 
-    def _month(self, obj) -> ScopeBudget | None:
-        """This month's figures for `obj`; each admin below says whose."""
-        raise NotImplementedError  # abstract: UserAdmin and TeamAdmin define it
+    The admin using it defines `_month(obj) -> ScopeBudget | None`: whose figures.
+    """
 
     @admin.display(description="Spent this month")
     def month_spent(self, obj) -> str:
