@@ -140,15 +140,15 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                     "title": result.conversation_title,
                 }
             )
-        generation_start(result.assistant_message.id)
+        generation_start(result.job)
 
     async def _message_retry(self, frame: MessageRetry) -> None:
-        removed_id, reply = await database_sync_to_async(services.message_retry)(
+        removed_id, reply, job = await database_sync_to_async(services.message_retry)(
             conversation=self.conversation, message_id=frame.message_id
         )
         await self._broadcast({"type": "message.deleted", "message_id": str(removed_id)})
         await self._broadcast_created(reply)
-        generation_start(reply.id)
+        generation_start(job)
 
     async def _generation_stop(self, frame: GenerationStop) -> None:
         requested = await database_sync_to_async(services.generation_stop_request)(

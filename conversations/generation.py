@@ -36,7 +36,6 @@ from django.utils import timezone
 from conversations.claude.client import claude_provider
 from conversations.claude.pricing import Usage, cost
 from conversations.claude.stream import (
-    ChatRequest,
     ClaudeError,
     ReplyFinished,
     ReplyStream,
@@ -53,9 +52,9 @@ from conversations.events import (
 from conversations.models import ApiCall, Conversation, Message
 from conversations.rendering import markdown_to_html
 from conversations.replay import replay_buffer
-from usage.models import BudgetReservation
+from conversations.services import ReplyJob
 from usage.selectors import budget_status
-from usage.services import usage_record
+from usage.services import usage_record_in_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -65,14 +64,15 @@ _running: dict[uuid.UUID, asyncio.Task[None]] = {}
 _stop_flags: dict[uuid.UUID, asyncio.Event] = {}
 
 
-def generation_start(message_id: uuid.UUID) -> asyncio.Task[None]:
+def generation_start(job: ReplyJob) -> asyncio.Task[None]:
     """Start generating a pending reply in this process's event loop."""
     _shutdown_hook_install()
     # A fresh context: the reply must not inherit the socket's (asgiref ties
     # thread-sensitive database calls to the consumer that started them, and
     # that consumer may be long gone while the reply still streams).
+    message_id = job.message_id
     task = asyncio.get_running_loop().create_task(
-        _generate(message_id), name=f"reply-{message_id}", context=contextvars.Context()
+        _generate(job), name=f"reply-{message_id}", context=contextvars.Context()
     )
     _running[message_id] = task
     task.add_done_callback(lambda _: _running.pop(message_id, None))
@@ -126,93 +126,14 @@ def _shutdown_hook_install() -> None:
     _shutdown_hook_installed = True
 
 
-@dataclass
-class _Loaded:
-    message_id: uuid.UUID
-    conversation_id: uuid.UUID
-    owner_id: int
-    team_id: int | None
-    request: ChatRequest
-    # The budget hold taken when the message was sent; settled in `_finalise`.
-    reservation_id: uuid.UUID | None = None
-
-
-def _history(conversation: Conversation, before_position: int) -> list[dict[str, Any]]:
-    """The conversation in the API's multi-turn shape: alternating roles, full history.
-
-    Replies with no text (failed before a token) are skipped; consecutive turns of
-    one role are merged, as the API itself would.
-    """
-    turns: list[dict[str, Any]] = []
-    messages = conversation.messages.filter(position__lt=before_position).order_by("position")
-    for message in messages.only("role", "content", "text"):
-        if message.role == Message.Role.USER:
-            blocks = list(message.content) or [{"type": "text", "text": message.text}]
-        elif message.text.strip():
-            blocks = [{"type": "text", "text": message.text}]
-        else:
-            continue
-        if turns and turns[-1]["role"] == message.role:
-            turns[-1]["content"].extend(blocks)
-        else:
-            turns.append({"role": message.role, "content": blocks})
-    return turns
-
-
-def chat_request_for_draft(*, conversation: Conversation, text: str) -> ChatRequest:
-    """The request the next message would make, with `text` as that message: what
-    the composer's estimate counts (the same history, system prompt and thinking)."""
-    messages = _history(conversation, before_position=2**31 - 1)
-    block = {"type": "text", "text": text}
-    if messages and messages[-1]["role"] == "user":
-        messages[-1]["content"].append(block)
-    else:
-        messages.append({"role": "user", "content": [block]})
-    return ChatRequest(
-        model=conversation.model,
-        system=conversation.system_prompt,
-        thinking_effort=conversation.thinking_effort,
-        messages=messages,
-        max_tokens=settings.CLAUDE_MAX_TOKENS,
-    )
-
-
 @sync_to_async
-def _load_and_mark_streaming(message_id: uuid.UUID) -> _Loaded | None:
-    with transaction.atomic():
-        message = (
-            Message.objects.select_for_update()
-            .select_related("conversation")
-            .filter(id=message_id, status=Message.Status.PENDING)
-            .first()
-        )
-        if message is None:
-            return None
-        conversation = message.conversation
-        reservation_id = (
-            BudgetReservation.objects.filter(
-                message_id=message.id, status=BudgetReservation.Status.OPEN
-            )
-            .values_list("id", flat=True)
-            .first()
-        )
-        message.status = Message.Status.STREAMING
-        message.heartbeat_at = timezone.now()
-        message.save(update_fields=["status", "heartbeat_at", "updated_at"])
-    return _Loaded(
-        message_id=message.id,
-        conversation_id=conversation.id,
-        owner_id=conversation.owner_id,
-        team_id=conversation.team_id,
-        reservation_id=reservation_id,
-        request=ChatRequest(
-            model=conversation.model,
-            system=conversation.system_prompt,
-            thinking_effort=conversation.thinking_effort,
-            messages=_history(conversation, message.position),
-            max_tokens=settings.CLAUDE_MAX_TOKENS,
-        ),
+def _claim(job: ReplyJob) -> bool:
+    """Mark the pending reply as streaming, in one UPDATE guarded by its status:
+    False if it is gone or another generator has it already."""
+    claimed = Message.objects.filter(id=job.message_id, status=Message.Status.PENDING).update(
+        status=Message.Status.STREAMING, heartbeat_at=timezone.now(), updated_at=timezone.now()
     )
+    return claimed == 1
 
 
 @sync_to_async
@@ -243,8 +164,10 @@ class _Outcome:
 
 
 @sync_to_async
-def _finalise(loaded: _Loaded, outcome: _Outcome) -> tuple[Message | None, ApiCall]:
-    """Write the final reply and its ledger row together, exactly once."""
+def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[str, ApiCall]:
+    """Write the final reply and its ledger row together, exactly once.
+
+    Returns the reply's HTML and the ledger row."""
     content = outcome.content
     if content is None:
         content = []
@@ -254,36 +177,39 @@ def _finalise(loaded: _Loaded, outcome: _Outcome) -> tuple[Message | None, ApiCa
             content.append({"type": "text", "text": outcome.text})
     error = outcome.error
     usage = outcome.usage or Usage()
-    model = outcome.model or loaded.request.model
-    price = cost(model, usage, at=timezone.now().date())
+    model = outcome.model or job.request.model
+    now = timezone.now()
+    price = cost(model, usage, at=now.date())
+    html = markdown_to_html(outcome.text) if outcome.text else ""
     with transaction.atomic():
-        # A reply that failed before the stream started costs 0: settling to 0 is
-        # the release. Finalised once (the status guard below), settled once.
+        # Finalised once (the status guard), settled once (the reservation's).
         updated = Message.objects.filter(
-            id=loaded.message_id, status__in=Message.ACTIVE_STATUSES
+            id=job.message_id, status__in=Message.ACTIVE_STATUSES
         ).update(
             status=outcome.status,
             seq=outcome.seq,
             text=outcome.text,
             thinking=outcome.thinking,
             content=content,
-            html=markdown_to_html(outcome.text) if outcome.text else "",
+            html=html,
             model=model,
             stop_reason=outcome.stop_reason,
             error_code=error.code if error else "",
             error_message=error.human_message if error else "",
             heartbeat_at=None,
-            updated_at=timezone.now(),
+            updated_at=now,
         )
         # The conversation or reply may have been deleted meanwhile: the ledger row
         # is written all the same, pointing at nothing but keeping the ids.
-        conversation_exists = Conversation.objects.filter(id=loaded.conversation_id).exists()
+        conversation_exists = (
+            Conversation.objects.filter(id=job.conversation_id).update(updated_at=now) == 1
+        )
         call = ApiCall.objects.create(
-            user_id=loaded.owner_id,
-            team_id=loaded.team_id,
-            conversation_id=loaded.conversation_id if conversation_exists else None,
-            conversation_uuid=loaded.conversation_id,
-            message_id=loaded.message_id if updated else None,
+            user_id=job.owner_id,
+            team_id=job.team_id,
+            conversation_id=job.conversation_id if conversation_exists else None,
+            conversation_uuid=job.conversation_id,
+            message_id=job.message_id if updated else None,
             purpose=ApiCall.Purpose.CHAT,
             provider=claude_provider(),
             model=model,
@@ -304,26 +230,25 @@ def _finalise(loaded: _Loaded, outcome: _Outcome) -> tuple[Message | None, ApiCa
             stop_reason=outcome.stop_reason,
             error_type=error.api_error_type if error else "",
         )
-        usage_record(call=call, reservation_id=loaded.reservation_id)
-        if conversation_exists:
-            Conversation.objects.filter(id=loaded.conversation_id).update(updated_at=timezone.now())
-    message = Message.objects.filter(id=loaded.message_id).first() if updated else None
-    return message, call
+        # A reply that failed before the stream started costs 0: settling to 0 is
+        # the release.
+        usage_record_in_transaction(call=call, reservation_id=job.reservation_id)
+    return html, call
 
 
 @sync_to_async
-def _budget_frame(loaded: _Loaded) -> dict | None:
+def _budget_frame(job: ReplyJob) -> dict | None:
     """The owner's budget after this call, when they have one to watch."""
-    status = budget_status(user_id=loaded.owner_id, team_id=loaded.team_id)
+    status = budget_status(user_id=job.owner_id, team_id=job.team_id)
     return None if status.level == "none" else status.as_frame()
 
 
 class _FramePublisher:
     """Coalesces deltas into numbered frames, records them, rings the group."""
 
-    def __init__(self, loaded: _Loaded) -> None:
-        self.message_id = str(loaded.message_id)
-        self.group = conversation_group(loaded.conversation_id)
+    def __init__(self, job: ReplyJob) -> None:
+        self.message_id = str(job.message_id)
+        self.group = conversation_group(job.conversation_id)
         self.layer = get_channel_layer()
         self.seq = 0
         self.text = ""
@@ -373,7 +298,7 @@ class _FramePublisher:
 
 
 async def _pump_frames(
-    publisher: _FramePublisher, loaded: _Loaded, stop_flag: asyncio.Event, ended: asyncio.Event
+    publisher: _FramePublisher, job: ReplyJob, stop_flag: asyncio.Event, ended: asyncio.Event
 ) -> None:
     """Flush coalesced frames while data flows; checkpoint and heartbeat on a timer.
 
@@ -406,7 +331,7 @@ async def _pump_frames(
         if time.monotonic() - last_checkpoint >= checkpoint_every:
             last_checkpoint = time.monotonic()
             stop_requested = await _checkpoint(
-                loaded.message_id,
+                job.message_id,
                 seq=publisher.seq,
                 text=publisher.text,
                 thinking=publisher.thinking,
@@ -416,7 +341,7 @@ async def _pump_frames(
 
 
 async def _stream_reply(
-    publisher: _FramePublisher, loaded: _Loaded, reply: ReplyStream, stop_flag: asyncio.Event
+    publisher: _FramePublisher, job: ReplyJob, reply: ReplyStream, stop_flag: asyncio.Event
 ) -> ReplyFinished | None:
     async for event in reply:
         if stop_flag.is_set():
@@ -430,23 +355,23 @@ async def _stream_reply(
     return None
 
 
-async def _generate(message_id: uuid.UUID) -> None:
+async def _generate(job: ReplyJob) -> None:
+    message_id = job.message_id
     stop_flag = _stop_flags[message_id] = asyncio.Event()
-    loaded = await _load_and_mark_streaming(message_id)
-    if loaded is None:
+    if not await _claim(job):
         _stop_flags.pop(message_id, None)
         return
-    publisher = _FramePublisher(loaded)
+    publisher = _FramePublisher(job)
     pump_ended = asyncio.Event()
-    pump = asyncio.create_task(_pump_frames(publisher, loaded, stop_flag, pump_ended))
+    pump = asyncio.create_task(_pump_frames(publisher, job, stop_flag, pump_ended))
     started = time.monotonic()
-    reply = ReplyStream(loaded.request)
+    reply = ReplyStream(job.request)
     outcome_status = Message.Status.COMPLETE
     finished: ReplyFinished | None = None
     error: ClaudeError | None = None
     try:
         async with reply:
-            stream_task = asyncio.ensure_future(_stream_reply(publisher, loaded, reply, stop_flag))
+            stream_task = asyncio.ensure_future(_stream_reply(publisher, job, reply, stop_flag))
             stop_wait = asyncio.ensure_future(stop_flag.wait())
             try:
                 await asyncio.wait({stream_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
@@ -504,7 +429,7 @@ async def _generate(message_id: uuid.UUID) -> None:
         outcome.usage_estimated = True
         if outcome_status == Message.Status.STOPPED:
             outcome.stop_reason = "user_stop"
-    message, call = await _finalise(loaded, outcome)
+    html, call = await _finalise(job, outcome)
     completed: MessageCompleted = {
         "type": "message.completed",
         "message_id": publisher.message_id,
@@ -513,7 +438,7 @@ async def _generate(message_id: uuid.UUID) -> None:
         "stop_reason": outcome.stop_reason,
         "text": outcome.text,
         "thinking": outcome.thinking,
-        "html": message.html if message else markdown_to_html(outcome.text),
+        "html": html,
         "usage": usage_payload(call),
         "cost_usd": str(Decimal(call.cost_usd)),
     }
@@ -532,7 +457,7 @@ async def _generate(message_id: uuid.UUID) -> None:
     publisher.seq = outcome.seq
     await publisher.publish(frame_json(completed))
     await replay_buffer().end(publisher.message_id)
-    budget = await _budget_frame(loaded)
+    budget = await _budget_frame(job)
     if budget is not None:
         await publisher.layer.group_send(
             publisher.group, {"type": "chat.broadcast", "frame": frame_json(budget)}

@@ -9,16 +9,19 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import user_primary_team
 from conversations.claude.catalog import model_info
+from conversations.claude.stream import ChatRequest
 from conversations.models import Conversation, Message
 from usage import services as usage_services
 
@@ -35,12 +38,28 @@ class ChatInputError(Exception):
 
 
 @dataclass(frozen=True)
+class ReplyJob:
+    """All that streaming one reply needs, read in the transaction that stored the
+    reply, so the generator starts without another trip to the database."""
+
+    message_id: uuid.UUID
+    conversation_id: uuid.UUID
+    owner_id: int
+    team_id: int | None
+    request: ChatRequest
+    # The budget hold taken for this call; settled when the reply is final.
+    reservation_id: uuid.UUID | None
+
+
+@dataclass(frozen=True)
 class SendResult:
     user_message: Message
     assistant_message: Message
     # False when the client id was seen before: nothing new was stored.
     created: bool
     conversation_title: str = ""
+    # The reply to generate; None for a resend.
+    job: ReplyJob | None = None
 
 
 def conversation_create(
@@ -91,18 +110,71 @@ def title_from_text(text: str) -> str:
     return f"{cut or first_line[:TITLE_MAX_CHARS]}…"
 
 
-def _next_position(conversation: Conversation) -> int:
-    last = conversation.messages.aggregate(last=Max("position"))["last"]
-    return 0 if last is None else last + 1
+# What a send reads of each earlier message: enough for the request's history,
+# the busy and resend checks, the next position and the cost estimate.
+_HISTORY_FIELDS = ("id", "conversation_id", "position", "role", "status", "content", "text",
+                   "client_id", "created_at")
+
+
+def _messages_for_history(conversation: Conversation) -> list[Message]:
+    return list(
+        Message.objects.filter(conversation_id=conversation.id)
+        .order_by("position")
+        .only(*_HISTORY_FIELDS)
+    )
+
+
+def api_turns(messages: Iterable[Message]) -> list[dict[str, Any]]:
+    """Messages in the API's multi-turn shape: alternating roles, full history.
+
+    Replies with no text (failed before a token) are skipped; consecutive turns of
+    one role are merged, as the API itself would.
+    """
+    turns: list[dict[str, Any]] = []
+    for message in messages:
+        if message.role == Message.Role.USER:
+            blocks = list(message.content) or [{"type": "text", "text": message.text}]
+        elif message.text.strip():
+            blocks = [{"type": "text", "text": message.text}]
+        else:
+            continue
+        if turns and turns[-1]["role"] == message.role:
+            turns[-1]["content"].extend(blocks)
+        else:
+            turns.append({"role": message.role, "content": blocks})
+    return turns
+
+
+def _chat_request(conversation: Conversation, turns: list[dict[str, Any]]) -> ChatRequest:
+    return ChatRequest(
+        model=conversation.model,
+        system=conversation.system_prompt,
+        thinking_effort=conversation.thinking_effort,
+        messages=turns,
+        max_tokens=settings.CLAUDE_MAX_TOKENS,
+    )
+
+
+def chat_request_for_draft(*, conversation: Conversation, text: str) -> ChatRequest:
+    """The request the next message would make, with `text` as that message: what
+    the composer's estimate counts (the same history, system prompt and thinking)."""
+    turns = api_turns(_messages_for_history(conversation))
+    block = {"type": "text", "text": text}
+    if turns and turns[-1]["role"] == "user":
+        turns[-1]["content"].append(block)
+    else:
+        turns.append({"role": "user", "content": [block]})
+    return _chat_request(conversation, turns)
 
 
 @transaction.atomic
 def message_send(
     *, conversation: Conversation, author: User, text: str, client_id: str = ""
 ) -> SendResult:
-    """Store the user's message and a pending assistant reply in one transaction.
+    """Store the user's message and a pending assistant reply in one transaction,
+    and hold the reply's worst-case cost against the budgets.
 
-    The caller starts generation after this returns (the transaction has then
+    The caller starts `result.job` after this returns (the transaction has then
     committed). A repeated `client_id` returns the stored pair, unchanged.
     """
     text = text.strip()
@@ -117,59 +189,82 @@ def message_send(
     # Lock the conversation: two tabs sending at once must not both get a reply
     # slot or the same position.
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    # One read serves every check below and the request itself (the generator
+    # sends the whole history anyway).
+    history = _messages_for_history(conversation)
     if client_id:
-        existing = conversation.messages.filter(client_id=client_id).first()
-        if existing is not None:
-            reply = conversation.messages.filter(position=existing.position + 1).first()
-            if reply is not None:
-                return SendResult(existing, reply, created=False)
-    if conversation.messages.filter(status__in=Message.ACTIVE_STATUSES).exists():
+        sent = next((m for m in history if m.client_id == client_id), None)
+        if sent is not None:
+            pair = list(
+                conversation.messages.filter(position__in=[sent.position, sent.position + 1])
+            )
+            if len(pair) == 2:
+                return SendResult(pair[0], pair[1], created=False)
+    if any(m.status in Message.ACTIVE_STATUSES for m in history):
         raise ChatInputError(
             "generation_in_progress", "Claude is still answering. Wait for it or press Stop."
         )
     # Priced before the new rows exist (it reads the conversation as the API will).
-    worst_case = usage_services.call_worst_case_usd(conversation=conversation, new_text=text)
-    position = _next_position(conversation)
-    try:
-        with transaction.atomic():
-            user_message = Message.objects.create(
-                conversation=conversation,
-                position=position,
-                role=Message.Role.USER,
-                status=Message.Status.COMPLETE,
-                content=[{"type": "text", "text": text}],
-                text=text,
-                client_id=client_id,
-            )
-    except IntegrityError as exc:
-        raise ChatInputError("duplicate", "That message was already sent.") from exc
-    assistant_message = Message.objects.create(
+    worst_case = usage_services.call_worst_case_usd(
+        conversation=conversation, new_text=text, messages=history
+    )
+    position = history[-1].position + 1 if history else 0
+    user_message = Message(
+        conversation=conversation,
+        position=position,
+        role=Message.Role.USER,
+        status=Message.Status.COMPLETE,
+        content=[{"type": "text", "text": text}],
+        text=text,
+        client_id=client_id,
+    )
+    assistant_message = Message(
         conversation=conversation,
         position=position + 1,
         role=Message.Role.ASSISTANT,
         status=Message.Status.PENDING,
         model=conversation.model,
     )
+    try:
+        Message.objects.bulk_create([user_message, assistant_message])
+    except IntegrityError as exc:
+        raise ChatInputError("duplicate", "That message was already sent.") from exc
     # Same transaction: a refused budget or rate limit stores nothing at all.
-    _budget_hold(conversation=conversation, reply=assistant_message, amount=worst_case)
+    reservation_id = _budget_hold(
+        conversation=conversation, reply=assistant_message, amount=worst_case
+    )
     if not conversation.title:
         conversation.title = title_from_text(text)
     conversation.save(update_fields=["title", "updated_at"])
+    job = ReplyJob(
+        message_id=assistant_message.id,
+        conversation_id=conversation.id,
+        owner_id=conversation.owner_id,
+        team_id=conversation.team_id,
+        request=_chat_request(conversation, api_turns([*history, user_message])),
+        reservation_id=reservation_id,
+    )
     return SendResult(
-        user_message, assistant_message, created=True, conversation_title=conversation.title
+        user_message,
+        assistant_message,
+        created=True,
+        conversation_title=conversation.title,
+        job=job,
     )
 
 
 @transaction.atomic
 def message_retry(
     *, conversation: Conversation, message_id: uuid.UUID
-) -> tuple[uuid.UUID, Message]:
+) -> tuple[uuid.UUID, Message, ReplyJob]:
     """Replace the last reply (failed, stopped or interrupted) with a new pending one.
 
-    Returns the id of the removed reply and the new one; the caller starts generation.
+    Returns the id of the removed reply, the new one and its job; the caller
+    starts the job.
     """
     conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
-    last = conversation.messages.order_by("-position").first()
+    history = _messages_for_history(conversation)
+    last = history.pop() if history else None
     retryable = {Message.Status.ERROR, Message.Status.STOPPED, Message.Status.INTERRUPTED}
     if last is None or last.id != message_id or last.role != Message.Role.ASSISTANT:
         raise ChatInputError("not_retryable", "Only the last reply can be retried.")
@@ -185,19 +280,31 @@ def message_retry(
         model=conversation.model,
     )
     # A retry is a new call: it holds its worst case like a new message.
-    _budget_hold(
+    reservation_id = _budget_hold(
         conversation=conversation,
         reply=reply,
-        amount=usage_services.call_worst_case_usd(conversation=conversation, new_text=""),
+        amount=usage_services.call_worst_case_usd(
+            conversation=conversation, new_text="", messages=history
+        ),
     )
     conversation.save(update_fields=["updated_at"])
-    return message_id, reply
+    job = ReplyJob(
+        message_id=reply.id,
+        conversation_id=conversation.id,
+        owner_id=conversation.owner_id,
+        team_id=conversation.team_id,
+        request=_chat_request(conversation, api_turns(history)),
+        reservation_id=reservation_id,
+    )
+    return message_id, reply, job
 
 
-def _budget_hold(*, conversation: Conversation, reply: Message, amount) -> None:
-    """Reserve the reply's worst-case cost, or refuse with a message the person can act on."""
+def _budget_hold(*, conversation: Conversation, reply: Message, amount) -> uuid.UUID:
+    """Reserve the reply's worst-case cost, or refuse with a message the person can act on.
+
+    No savepoint of its own: a refusal aborts the caller's whole transaction."""
     try:
-        usage_services.budget_reserve(
+        reservation = usage_services.budget_reserve_in_transaction(
             user_id=conversation.owner_id,
             team_id=conversation.team_id,
             amount=amount,
@@ -207,6 +314,7 @@ def _budget_hold(*, conversation: Conversation, reply: Message, amount) -> None:
         raise ChatInputError("budget_exceeded", exc.message) from exc
     except usage_services.RateLimited as exc:
         raise ChatInputError("rate_limited", exc.message) from exc
+    return reservation.id
 
 
 def generation_stop_request(*, conversation: Conversation, message_id: uuid.UUID) -> bool:

@@ -57,9 +57,10 @@ class BudgetCounter(models.Model):
     """Settled spend and open reservations of one scope for one UTC month.
 
     `scope` is "team:<id>" or "user:<id>". This is the row a reservation locks
-    (SELECT ... FOR UPDATE), so two concurrent sends cannot both take the last
-    dollars. Team keys sort before user keys: locking in `scope` order is the
-    fixed team-then-user order that keeps two lockers from deadlocking.
+    (its upsert, `usage.services._counters_add`), so two concurrent sends cannot
+    both take the last dollars. Team keys sort before user keys: locking in
+    `scope` order is the fixed team-then-user order that keeps two lockers from
+    deadlocking.
     """
 
     scope = models.CharField(max_length=40)

@@ -16,7 +16,7 @@ from accounts.models import Membership, Team
 from conversations import selectors as conversation_selectors
 from conversations.claude.stream import ClaudeError
 from conversations.claude.tokens import input_tokens_count
-from conversations.generation import chat_request_for_draft
+from conversations.services import chat_request_for_draft
 from usage import selectors, services
 from usage.charts import daily_chart_svg
 from usage.forms import BudgetForm, EstimateForm

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import anthropic
+import httpx2
 
 from conversations.claude.catalog import model_info
 from conversations.claude.client import claude_client
@@ -259,6 +260,11 @@ class ReplyStream:
                     self._usage.update(event.usage.model_dump(exclude_none=True))
         except anthropic.APIError as exc:
             raise _error_from_sdk(exc) from exc
+        except httpx2.TimeoutException as exc:
+            # Mid-stream the SDK passes the transport's own errors through.
+            raise ClaudeError("timeout", api_error_type="timeout") from exc
+        except httpx2.TransportError as exc:
+            raise ClaudeError("connection", api_error_type="connection_error") from exc
         yield ReplyFinished(
             content=self._blocks,
             usage=_usage_from_dict(self._usage),

@@ -11,7 +11,6 @@ from django.utils import timezone
 from conversations import services
 from conversations.claude.pricing import Usage, cost
 from conversations.claude.stream import ChatRequest, request_params
-from conversations.generation import _history
 from conversations.models import ApiCall, Conversation, Message
 
 pytestmark = [pytest.mark.django_db, pytest.mark.real_backends]
@@ -87,7 +86,7 @@ def test_history_is_the_api_multi_turn_shape(alice, make_conversation):
             text=text,
             content=[{"type": "text", "text": text}] if role == "user" else [],
         )
-    history = _history(conversation, before_position=5)
+    history = services.api_turns(conversation.messages.filter(position__lt=5))
     assert [turn["role"] for turn in history] == ["user", "assistant", "user"]
     assert history[2]["content"] == [
         {"type": "text", "text": "second question"},
@@ -125,8 +124,9 @@ def test_retry_replaces_only_the_last_failed_reply(alice, make_conversation):
     with pytest.raises(services.ChatInputError):
         services.message_retry(conversation=conversation, message_id=failed.id)  # still pending
     Message.objects.filter(id=failed.id).update(status="error")
-    removed, reply = services.message_retry(conversation=conversation, message_id=failed.id)
+    removed, reply, job = services.message_retry(conversation=conversation, message_id=failed.id)
     assert removed == failed.id and reply.position == 1 and reply.status == "pending"
+    assert job.message_id == reply.id and job.request.messages[-1]["role"] == "user"
     assert list(conversation.messages.values_list("role", flat=True)) == ["user", "assistant"]
 
 

@@ -152,7 +152,7 @@ def test_retry_holds_a_new_reservation(alice, make_conversation):
         reservation_id=BudgetReservation.objects.get(message=sent.assistant_message).id
     )
     Message.objects.filter(id=sent.assistant_message.id).update(status="error")
-    _, reply = services.message_retry(
+    _, reply, _job = services.message_retry(
         conversation=conversation, message_id=sent.assistant_message.id
     )
     assert BudgetReservation.objects.get(message=reply).status == BudgetReservation.Status.OPEN
