@@ -423,6 +423,9 @@ def fetch_records(fake_port: int) -> dict[str, Any]:
 
 def analyse(streams: list[Stream], records: dict[str, Any], tokens: int) -> dict[str, Any]:
     added_ttft, gaps, fps, sizes = [], [], [], []
+    # The added TTFT in two parts: send -> request at the fake, first chunk -> client.
+    to_upstream, first_delivery = [], []
+    timeline = []
     errors = lost_or_dup = seq_gaps = 0
     error_kinds: dict[str, int] = {}
     for s in streams:
@@ -450,6 +453,9 @@ def analyse(streams: list[Stream], records: dict[str, Any], tokens: int) -> dict
         r_lens = [n for _, n in s.recv]
         fake_ttft = e_times[0] - record["arrived"]
         added_ttft.append((r_times[0] - s.sent_at) - fake_ttft)
+        to_upstream.append(record["arrived"] - s.sent_at)
+        first_delivery.append(r_times[0] - e_times[0])
+        timeline.append((s.sent_at, record["arrived"] - s.sent_at, r_times[0] - e_times[0]))
         for end in ends:
             emitted = first_at_or_after(e_times, e_lens, end)
             received = first_at_or_after(r_times, r_lens, end)
@@ -462,6 +468,15 @@ def analyse(streams: list[Stream], records: dict[str, Any], tokens: int) -> dict
         "streams": len(streams),
         "added_ttft_ms": {q: ms(pct(added_ttft, q)) for q in (50, 95, 99)},
         "token_to_client_ms": {q: ms(pct(gaps, q)) for q in (50, 99)},
+        "send_to_upstream_ms": {q: ms(pct(to_upstream, q)) for q in (50, 99)},
+        "first_token_delivery_ms": {q: ms(pct(first_delivery, q)) for q in (50, 99)},
+        # Per stream, in send order: (s after the first send, to upstream ms, first delivery ms).
+        "timeline": [
+            (round(t - timeline[0][0], 3), ms(up), ms(first))
+            for t, up, first in sorted(timeline)
+        ]
+        if timeline
+        else [],
         "frames_per_s_per_stream": round(sum(fps) / len(fps), 1) if fps else None,
         "bytes_per_answer": int(sum(sizes) / len(sizes)) if sizes else None,
         "errors": errors,

@@ -1,5 +1,6 @@
 """ASGI entry point: HTTP through Django, websockets through Channels."""
 
+import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
@@ -23,3 +24,9 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Everything loaded so far (Django, the apps, the libraries) lives as long as the
+# process: move it out of the collector's sight. A full collection otherwise
+# scanned all of it, pausing every stream for 110-160 ms (measured at 200 streams).
+gc.collect()
+gc.freeze()

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from copy import deepcopy
 
+from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
+
+# Values a message may share between receivers: nothing in them can be changed.
+_IMMUTABLE = (str, bytes, int, float, bool, type(None))
 
 
 class LocalChannelLayer(InMemoryChannelLayer):
-    """Channels' in-memory layer, sweeping expired messages at most once a second.
+    """Channels' in-memory layer, made cheap per frame.
 
-    The stock layer scans every channel and group on every send and receive, so
-    each frame costs O(open sockets): with 200 streams that scan was a quarter of
-    the web process's CPU. Expiry is a safety net for channels nobody reads, so a
-    sweep per second keeps it without paying for it per frame.
+    - Expired messages are swept at most once a second. The stock layer scans
+      every channel and group on every send and receive, so each frame cost
+      O(open sockets): with 200 streams that scan was a quarter of the web
+      process's CPU. Expiry is a safety net for channels nobody reads.
+    - `group_send` puts the message on each member's queue directly. The stock
+      one starts a task per member and awaits them with `as_completed`: 12% of
+      the web process's CPU at 200 streams, for puts that never wait.
+    - A message of plain values (every frame) is copied shallowly, not deep-copied.
     """
 
     sweep_interval_seconds = 1.0
@@ -28,3 +38,32 @@ class LocalChannelLayer(InMemoryChannelLayer):
             return
         self._last_sweep = now
         super()._clean_expired()
+
+    async def send(self, channel: str, message: dict) -> None:
+        assert isinstance(message, dict), "message is not a dict"
+        self.require_valid_channel_name(channel)
+        self._put(channel, message)
+
+    async def group_send(self, group: str, message: dict) -> None:
+        assert isinstance(message, dict), "message is not a dict"
+        self.require_valid_group_name(group)
+        self._clean_expired()
+        for channel in list(self.groups.get(group, ())):
+            try:
+                self._put(channel, message)
+            except ChannelFull:
+                pass  # as the stock layer: a full channel misses this message
+
+    def _put(self, channel: str, message: dict) -> None:
+        assert "__asgi_channel__" not in message
+        queue = self.channels.setdefault(
+            channel, asyncio.Queue(maxsize=self.get_capacity(channel))
+        )
+        if all(isinstance(value, _IMMUTABLE) for value in message.values()):
+            copied = dict(message)
+        else:
+            copied = deepcopy(message)
+        try:
+            queue.put_nowait((time.time() + self.expiry, copied))
+        except asyncio.QueueFull:
+            raise ChannelFull(channel) from None

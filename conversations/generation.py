@@ -65,7 +65,8 @@ _stop_flags: dict[uuid.UUID, asyncio.Event] = {}
 
 
 def generation_start(job: ReplyJob) -> asyncio.Task[None]:
-    """Start generating a pending reply in this process's event loop."""
+    """Start generating a reply in this process's event loop: once per job, by the
+    process whose `message_send` or `message_retry` returned it."""
     _shutdown_hook_install()
     # A fresh context: the reply must not inherit the socket's (asgiref ties
     # thread-sensitive database calls to the consumer that started them, and
@@ -124,16 +125,6 @@ def _shutdown_hook_install() -> None:
         lambda: defer.Deferred.fromFuture(asyncio.ensure_future(generation_shutdown())),
     )
     _shutdown_hook_installed = True
-
-
-@sync_to_async
-def _claim(job: ReplyJob) -> bool:
-    """Mark the pending reply as streaming, in one UPDATE guarded by its status:
-    False if it is gone or another generator has it already."""
-    claimed = Message.objects.filter(id=job.message_id, status=Message.Status.PENDING).update(
-        status=Message.Status.STREAMING, heartbeat_at=timezone.now(), updated_at=timezone.now()
-    )
-    return claimed == 1
 
 
 @sync_to_async
@@ -358,9 +349,6 @@ async def _stream_reply(
 async def _generate(job: ReplyJob) -> None:
     message_id = job.message_id
     stop_flag = _stop_flags[message_id] = asyncio.Event()
-    if not await _claim(job):
-        _stop_flags.pop(message_id, None)
-        return
     publisher = _FramePublisher(job)
     pump_ended = asyncio.Event()
     pump = asyncio.create_task(_pump_frames(publisher, job, stop_flag, pump_ended))

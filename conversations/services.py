@@ -171,8 +171,8 @@ def chat_request_for_draft(*, conversation: Conversation, text: str) -> ChatRequ
 def message_send(
     *, conversation: Conversation, author: User, text: str, client_id: str = ""
 ) -> SendResult:
-    """Store the user's message and a pending assistant reply in one transaction,
-    and hold the reply's worst-case cost against the budgets.
+    """Store the user's message and the assistant's reply (streaming, empty) in one
+    transaction, and hold the reply's worst-case cost against the budgets.
 
     The caller starts `result.job` after this returns (the transaction has then
     committed). A repeated `client_id` returns the stored pair, unchanged.
@@ -218,11 +218,14 @@ def message_send(
         text=text,
         client_id=client_id,
     )
+    # Stored as streaming: the caller starts its generator as soon as this commits
+    # (a process that dies first leaves it to the reaper, as any other stream).
     assistant_message = Message(
         conversation=conversation,
         position=position + 1,
         role=Message.Role.ASSISTANT,
-        status=Message.Status.PENDING,
+        status=Message.Status.STREAMING,
+        heartbeat_at=timezone.now(),
         model=conversation.model,
     )
     try:
@@ -257,7 +260,7 @@ def message_send(
 def message_retry(
     *, conversation: Conversation, message_id: uuid.UUID
 ) -> tuple[uuid.UUID, Message, ReplyJob]:
-    """Replace the last reply (failed, stopped or interrupted) with a new pending one.
+    """Replace the last reply (failed, stopped or interrupted) with a new, streaming one.
 
     Returns the id of the removed reply, the new one and its job; the caller
     starts the job.
@@ -276,7 +279,8 @@ def message_retry(
         conversation=conversation,
         position=position,
         role=Message.Role.ASSISTANT,
-        status=Message.Status.PENDING,
+        status=Message.Status.STREAMING,
+        heartbeat_at=timezone.now(),
         model=conversation.model,
     )
     # A retry is a new call: it holds its worst case like a new message.

@@ -6,6 +6,7 @@ and `ClaudeError`, never SDK objects. `reply_stream()` is the one way to stream.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import httpx2
 from conversations.claude.catalog import model_info
 from conversations.claude.client import claude_client
 from conversations.claude.pricing import Usage
+from conversations.claude.sse import sse_events
 
 # Thinking budgets for models that take a manual budget instead of adaptive effort.
 _BUDGET_BY_EFFORT = {"low": 2048, "medium": 4096, "high": 8192, "max": 16384}
@@ -107,9 +109,15 @@ def _error_from_sdk(exc: anthropic.APIError) -> ClaudeError:
         return ClaudeError("timeout", api_error_type="timeout")
     if isinstance(exc, anthropic.APIConnectionError):
         return ClaudeError("connection", api_error_type="connection_error")
-    status = getattr(exc, "status_code", None)
-    request_id = getattr(exc, "request_id", None) or ""
-    body = getattr(exc, "body", None)
+    return _error_from_body(
+        getattr(exc, "body", None),
+        status=getattr(exc, "status_code", None),
+        request_id=getattr(exc, "request_id", None) or "",
+    )
+
+
+def _error_from_body(body: Any, *, status: int | None, request_id: str) -> ClaudeError:
+    """An API error body ({"type": "error", "error": {"type", "message"}}) as our error."""
     error_type = ""
     detail = ""
     if isinstance(body, dict):
@@ -137,6 +145,10 @@ def _error_from_sdk(exc: anthropic.APIError) -> ClaudeError:
         request_id=request_id,
         status=status,
     )
+
+
+def _without_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
 
 
 def _usage_from_dict(usage: dict[str, Any]) -> Usage:
@@ -200,10 +212,12 @@ class ReplyStream:
         async with ReplyStream(request) as reply:
             async for event in reply: ...
 
-    It reads the SDK's raw event stream and accumulates the message itself: the
-    SDK's `messages.stream()` helper rebuilds a snapshot on every event, which
-    costs about twice the CPU per token, and a web process streams hundreds of
-    replies at once.
+    The SDK makes the request (and raises its status errors); the body is read
+    with `sse.sse_events` and the message accumulated here from plain JSON. The
+    SDK's `messages.stream()` helper rebuilds a snapshot on every event (about
+    twice the CPU per token of its raw events), and its raw events build a
+    pydantic model each (a third more than this), while a web process streams
+    hundreds of replies at once.
     """
 
     def __init__(self, request: ChatRequest) -> None:
@@ -234,37 +248,50 @@ class ReplyStream:
 
     async def __aiter__(self) -> AsyncIterator[StreamEvent]:
         try:
-            async for event in self._stream:
-                kind = event.type
-                if kind == "content_block_delta":
-                    delta = event.delta
-                    block = self._blocks[event.index]
-                    if delta.type == "text_delta":
-                        block["text"] += delta.text
-                        self._mark_token(delta.text)
-                        yield TextDelta(delta.text)
-                    elif delta.type == "thinking_delta":
-                        block["thinking"] += delta.thinking
-                        self._mark_token(delta.thinking)
-                        yield ThinkingDelta(delta.thinking)
-                    elif delta.type == "signature_delta":
-                        block["signature"] = delta.signature
-                elif kind == "content_block_start":
-                    self._blocks.append(event.content_block.model_dump(exclude_none=True))
-                elif kind == "message_start":
-                    self._model = event.message.model
-                    self._usage = event.message.usage.model_dump(exclude_none=True)
-                elif kind == "message_delta":
-                    self._stop_reason = event.delta.stop_reason or ""
+            async for name, data in sse_events(self._stream.response.aiter_bytes()):
+                if name == "content_block_delta":
+                    event = json.loads(data)
+                    delta = event["delta"]
+                    kind = delta["type"]
+                    block = self._blocks[event["index"]]
+                    if kind == "text_delta":
+                        block["text"] += delta["text"]
+                        self._mark_token(delta["text"])
+                        yield TextDelta(delta["text"])
+                    elif kind == "thinking_delta":
+                        block["thinking"] += delta["thinking"]
+                        self._mark_token(delta["thinking"])
+                        yield ThinkingDelta(delta["thinking"])
+                    elif kind == "signature_delta":
+                        block["signature"] = delta["signature"]
+                elif name == "content_block_start":
+                    self._blocks.append(_without_none(json.loads(data)["content_block"]))
+                elif name == "message_start":
+                    message = json.loads(data)["message"]
+                    self._model = message.get("model") or self._model
+                    self._usage = _without_none(message.get("usage") or {})
+                elif name == "message_delta":
+                    event = json.loads(data)
+                    self._stop_reason = event["delta"].get("stop_reason") or ""
                     # Cumulative counts: each present field replaces the earlier one.
-                    self._usage.update(event.usage.model_dump(exclude_none=True))
+                    self._usage.update(_without_none(event.get("usage") or {}))
+                elif name == "error":
+                    try:
+                        body = json.loads(data)
+                    except ValueError:
+                        body = None
+                    raise _error_from_body(body, status=None, request_id=self.request_id)
+                # ping, content_block_stop, message_stop: nothing to do.
         except anthropic.APIError as exc:
             raise _error_from_sdk(exc) from exc
         except httpx2.TimeoutException as exc:
-            # Mid-stream the SDK passes the transport's own errors through.
+            # Mid-stream the transport's own errors come through as they are.
             raise ClaudeError("timeout", api_error_type="timeout") from exc
         except httpx2.TransportError as exc:
             raise ClaudeError("connection", api_error_type="connection_error") from exc
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            # A malformed event: the stream cannot be trusted past it.
+            raise ClaudeError("upstream", detail="malformed stream event") from exc
         yield ReplyFinished(
             content=self._blocks,
             usage=_usage_from_dict(self._usage),

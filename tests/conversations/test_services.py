@@ -16,7 +16,7 @@ from conversations.models import ApiCall, Conversation, Message
 pytestmark = [pytest.mark.django_db, pytest.mark.real_backends]
 
 
-def test_send_stores_the_question_and_a_pending_reply_and_titles_the_chat(alice, make_conversation):
+def test_send_stores_the_question_and_a_streaming_reply_and_titles_the_chat(alice, make_conversation):
     conversation = make_conversation()
     result = services.message_send(
         conversation=conversation,
@@ -29,7 +29,7 @@ def test_send_stores_the_question_and_a_pending_reply_and_titles_the_chat(alice,
     assert result.user_message.content == [
         {"type": "text", "text": "How do I brew good coffee at home with a French press?"}
     ]
-    assert result.assistant_message.status == Message.Status.PENDING
+    assert result.assistant_message.status == Message.Status.STREAMING
     conversation.refresh_from_db()
     assert conversation.title == "How do I brew good coffee at home with a French press?"
 
@@ -122,10 +122,10 @@ def test_retry_replaces_only_the_last_failed_reply(alice, make_conversation):
     sent = services.message_send(conversation=conversation, author=alice, text="hi", client_id="1")
     failed = sent.assistant_message
     with pytest.raises(services.ChatInputError):
-        services.message_retry(conversation=conversation, message_id=failed.id)  # still pending
+        services.message_retry(conversation=conversation, message_id=failed.id)  # still streaming
     Message.objects.filter(id=failed.id).update(status="error")
     removed, reply, job = services.message_retry(conversation=conversation, message_id=failed.id)
-    assert removed == failed.id and reply.position == 1 and reply.status == "pending"
+    assert removed == failed.id and reply.position == 1 and reply.status == "streaming"
     assert job.message_id == reply.id and job.request.messages[-1]["role"] == "user"
     assert list(conversation.messages.values_list("role", flat=True)) == ["user", "assistant"]
 
