@@ -3,7 +3,10 @@
 Every socket on a conversation joins its group at connect, before it reads any
 state, so nothing published after that is missed; `resume` then fills what came
 before from the replay buffer or the database, and a per-reply cursor drops
-frames the socket already delivered (no gap, no duplicate).
+frames the socket already delivered (no gap, no duplicate). Frames published in
+this process arrive through `relay` (`conversations/fanout.py`), those of other
+processes through the channel layer; while a resume is being answered, relayed
+frames wait, so they go out after it, in order.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from conversations.events import (
     message_payload,
     usage_payload,
 )
+from conversations.fanout import group_publish, published_here, socket_join, socket_leave
 from conversations.generation import generation_start, generation_stop_local
 from conversations.models import Conversation, Message
 from conversations.protocol import (
@@ -59,8 +63,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.group = conversation_group(conversation.id)
         # Highest seq delivered per reply on this socket.
         self.cursors: dict[str, int] = {}
+        # Relayed frames that arrive while a resume is answered, sent after it.
+        self._held: list[dict] | None = None
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        socket_join(self.group, self)
         # A person with a budget sees where they stand as soon as the chat opens.
         budget = await database_sync_to_async(budget_status)(
             user_id=conversation.owner_id, team_id=conversation.team_id
@@ -72,10 +79,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # Channels closes stale database connections (a hop to a worker thread)
         # before every handler. Relaying a frame touches no database, and frames
         # are most of what a socket handles: skip that hop for them.
-        if message["type"] == "chat.frame":
-            await self.chat_frame(message)
-        elif message["type"] == "chat.broadcast":
-            await self.chat_broadcast(message)
+        if message["type"] in ("chat.frame", "chat.broadcast"):
+            if not published_here(message):  # else `relay` had it already
+                await self.relay(message)
         elif message["type"] == "chat.stop":
             generation_stop_local(message["message_id"])
         else:
@@ -84,7 +90,21 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         # Leaving never cancels a reply: it goes on and is saved.
         if hasattr(self, "group"):
+            socket_leave(self.group, self)
             await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def relay(self, event: dict) -> None:
+        """A frame or broadcast of this conversation, from any process."""
+        if self._held is not None:
+            self._held.append(event)
+        else:
+            await self._deliver(event)
+
+    async def _deliver(self, event: dict) -> None:
+        if event["type"] == "chat.frame":
+            await self.chat_frame(event)
+        else:
+            await self.chat_broadcast(event)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         # A frame far larger than any valid message is refused before parsing.
@@ -163,6 +183,17 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 )
 
     async def _resume(self, frame: Resume) -> None:
+        self._held = []
+        try:
+            await self._resume_answer(frame)
+        finally:
+            # Frames relayed meanwhile: now, in order (the cursor drops what the
+            # resume already covered). More may arrive while these are sent.
+            while self._held:
+                await self._deliver(self._held.pop(0))
+            self._held = None
+
+    async def _resume_answer(self, frame: Resume) -> None:
         message = await database_sync_to_async(selectors.message_in_conversation)(
             conversation=self.conversation, message_id=str(frame.message_id)
         )
@@ -214,9 +245,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self._broadcast({"type": "message.created", "message": message_payload(message)})
 
     async def _broadcast(self, frame: dict) -> None:
-        await self.channel_layer.group_send(
-            self.group, {"type": "chat.broadcast", "frame": frame_json(frame)}
-        )
+        await group_publish(self.group, {"type": "chat.broadcast", "frame": frame_json(frame)})
 
     async def _send_snapshot(self, message: Message, seq: int, text: str, thinking: str) -> None:
         snapshot: MessageSnapshot = {

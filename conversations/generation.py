@@ -2,7 +2,7 @@
 
 The task reads Claude's stream, coalesces tokens into numbered frames (one per
 `CHAT_COALESCE_SECONDS` window, not one per token), records each frame in the
-replay buffer before ringing the conversation's group, checkpoints the partial
+replay buffer before delivering it to the conversation's sockets, checkpoints the partial
 text to the database every `CHAT_CHECKPOINT_SECONDS` (with a heartbeat, and a
 look at the stop flag another process may have set), and on the end writes the
 final message and its one `ApiCall` row in one transaction.
@@ -28,7 +28,6 @@ from decimal import Decimal
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -49,6 +48,7 @@ from conversations.events import (
     frame_json,
     usage_payload,
 )
+from conversations.fanout import group_publish
 from conversations.models import ApiCall, Conversation, Message
 from conversations.rendering import markdown_to_html
 from conversations.replay import replay_buffer
@@ -235,30 +235,74 @@ def _budget_frame(job: ReplyJob) -> dict | None:
 
 
 class _FramePublisher:
-    """Coalesces deltas into numbered frames, records them, rings the group."""
+    """Coalesces deltas into numbered frames, records them, delivers them.
+
+    A frame goes out as soon as data arrives if the last one is at least a window
+    (`CHAT_COALESCE_SECONDS`) old, so the first token is not held back; else when
+    the window ends: at most one frame per window, whatever the token rate. Frames
+    are published by one task at a time, so they go out in seq order, and that
+    task is never cancelled (a Redis call cancelled half-way can leave its
+    connection unusable and the await hanging).
+    """
 
     def __init__(self, job: ReplyJob) -> None:
         self.message_id = str(job.message_id)
         self.group = conversation_group(job.conversation_id)
-        self.layer = get_channel_layer()
         self.seq = 0
         self.text = ""
         self.thinking = ""
         self._pending_text: list[str] = []
         self._pending_thinking: list[str] = []
-        self.data_ready = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._window = settings.CHAT_COALESCE_SECONDS
+        self._last_flush = -self._window
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None
 
     def add(self, *, text: str = "", thinking: str = "") -> None:
         if text:
             self._pending_text.append(text)
         if thinking:
             self._pending_thinking.append(thinking)
-        self.data_ready.set()
+        self._schedule()
 
-    async def flush(self) -> None:
-        self.data_ready.clear()
+    def _schedule(self) -> None:
+        if self._flushing is not None or self._timer is not None:
+            return  # a flush is under way (it looks again when done) or due
+        due = self._last_flush + self._window
+        if self._loop.time() >= due:
+            self._flushing = self._loop.create_task(self._flush_then_reschedule())
+        else:
+            self._timer = self._loop.call_at(due, self._on_window_end)
+
+    def _on_window_end(self) -> None:
+        self._timer = None
+        self._schedule()
+
+    async def _flush_then_reschedule(self) -> None:
+        try:
+            await self._flush()
+        finally:
+            self._flushing = None
+        if self._pending_text or self._pending_thinking:
+            self._schedule()
+
+    async def drain(self) -> None:
+        """Publish everything added so far; nothing is scheduled after this."""
+        while True:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._flushing is None:
+                break
+            # `wait`, not `await task`: a cancelled caller must not cancel the flush.
+            await asyncio.wait({self._flushing})
+        await self._flush()
+
+    async def _flush(self) -> None:
         if not self._pending_text and not self._pending_thinking:
             return
+        self._last_flush = self._loop.time()
         text = "".join(self._pending_text)
         thinking = "".join(self._pending_thinking)
         self._pending_text.clear()
@@ -278,57 +322,39 @@ class _FramePublisher:
         await self.publish(frame_json(frame), text=text, thinking=thinking)
 
     async def publish(self, frame: str, *, text: str = "", thinking: str = "") -> None:
-        # Record before ringing: a socket that hears the bell can always read the frame.
+        # Record before delivering: a socket that sees a gap can always read the frame.
         await replay_buffer().append(
             self.message_id, seq=self.seq, frame=frame, text=text, thinking=thinking
         )
-        await self.layer.group_send(
+        await group_publish(
             self.group,
             {"type": "chat.frame", "frame": frame, "message_id": self.message_id, "seq": self.seq},
         )
 
 
-async def _pump_frames(
+async def _checkpoints(
     publisher: _FramePublisher, job: ReplyJob, stop_flag: asyncio.Event, ended: asyncio.Event
 ) -> None:
-    """Flush coalesced frames while data flows; checkpoint and heartbeat on a timer.
+    """Every `CHAT_CHECKPOINT_SECONDS`: save the text so far with a heartbeat, and
+    stop the reply if the database says so (a stop set through another process).
 
-    A frame goes out as soon as data arrives if the last one is at least a window
-    old (so the first token is not held back), else when the window ends: at most
-    one frame per window, whatever the token rate.
-
-    It is never cancelled: cancelling a Redis or database call half-way can leave
-    its connection unusable and the await hanging. `ended` (with `data_ready` set
-    to wake it) makes it finish its current step and return.
+    Never cancelled (a database call cancelled half-way can hang): `ended` makes
+    it return after its current step.
     """
-    window = settings.CHAT_COALESCE_SECONDS
-    checkpoint_every = settings.CHAT_CHECKPOINT_SECONDS
-    last_checkpoint = time.monotonic()
-    last_flush = last_checkpoint - window
-    while not ended.is_set():
+    every = settings.CHAT_CHECKPOINT_SECONDS
+    while True:
         try:
-            async with asyncio.timeout(checkpoint_every):
-                await publisher.data_ready.wait()
+            async with asyncio.timeout(every):
+                await ended.wait()
+            return
         except TimeoutError:
             pass
-        else:
-            if ended.is_set():
-                return
-            hold = last_flush + window - time.monotonic()
-            if hold > 0:
-                await asyncio.sleep(hold)
-            last_flush = time.monotonic()
-            await publisher.flush()
-        if time.monotonic() - last_checkpoint >= checkpoint_every:
-            last_checkpoint = time.monotonic()
-            stop_requested = await _checkpoint(
-                job.message_id,
-                seq=publisher.seq,
-                text=publisher.text,
-                thinking=publisher.thinking,
-            )
-            if stop_requested:
-                stop_flag.set()
+        # The text of frames 1..seq exactly: both are updated together, before any await.
+        stop_requested = await _checkpoint(
+            job.message_id, seq=publisher.seq, text=publisher.text, thinking=publisher.thinking
+        )
+        if stop_requested:
+            stop_flag.set()
 
 
 async def _stream_reply(
@@ -350,8 +376,8 @@ async def _generate(job: ReplyJob) -> None:
     message_id = job.message_id
     stop_flag = _stop_flags[message_id] = asyncio.Event()
     publisher = _FramePublisher(job)
-    pump_ended = asyncio.Event()
-    pump = asyncio.create_task(_pump_frames(publisher, job, stop_flag, pump_ended))
+    ended = asyncio.Event()
+    checkpoints = asyncio.create_task(_checkpoints(publisher, job, stop_flag, ended))
     started = time.monotonic()
     reply = ReplyStream(job.request)
     outcome_status = Message.Status.COMPLETE
@@ -389,11 +415,10 @@ async def _generate(job: ReplyJob) -> None:
         outcome_status = Message.Status.ERROR
     finally:
         _stop_flags.pop(message_id, None)
-        pump_ended.set()
-        publisher.data_ready.set()
-        await asyncio.gather(pump, return_exceptions=True)
+        ended.set()
+        await asyncio.wait({checkpoints})
 
-    await publisher.flush()
+    await publisher.drain()
     elapsed_ms = int((time.monotonic() - started) * 1000)
     ttft_ms = int((reply.first_token_at - started) * 1000) if reply.first_token_at else None
     outcome = _Outcome(
@@ -447,6 +472,4 @@ async def _generate(job: ReplyJob) -> None:
     await replay_buffer().end(publisher.message_id)
     budget = await _budget_frame(job)
     if budget is not None:
-        await publisher.layer.group_send(
-            publisher.group, {"type": "chat.broadcast", "frame": frame_json(budget)}
-        )
+        await group_publish(publisher.group, {"type": "chat.broadcast", "frame": frame_json(budget)})
