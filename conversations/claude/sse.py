@@ -20,8 +20,8 @@ from collections.abc import AsyncIterable, AsyncIterator
 async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[tuple[str, bytes]]:
     """Yield (event name, data) for each complete event in a byte stream.
 
-    An event with no `event:` field is named "message", as the spec says. An
-    incomplete event at the end of the stream is dropped, as browsers do.
+    An event with no (or an empty) `event:` field is named "message", as the spec
+    says. An incomplete event at the end of the stream is dropped, as browsers do.
     """
     buffer = b""
     async for chunk in chunks:
@@ -33,15 +33,26 @@ async def sse_events(chunks: AsyncIterable[bytes]) -> AsyncIterator[tuple[str, b
             held = b"\r" if buffer.endswith(b"\r") else b""
             body = buffer[:-1] if held else buffer
             buffer = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + held
-        while True:
-            end = buffer.find(b"\n\n")
-            if end < 0:
-                break
-            block = buffer[:end]
-            buffer = buffer[end + 2 :]
-            event = _parse_block(block)
-            if event is not None:
-                yield event
+        buffer, events = _complete_events(buffer)
+        for event in events:
+            yield event
+    # At the end, a CR held back is a line end after all.
+    _, events = _complete_events(buffer.replace(b"\r", b"\n"))
+    for event in events:
+        yield event
+
+
+def _complete_events(buffer: bytes) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """The events that end in `buffer` (LF line ends), and what is left of it."""
+    events = []
+    while True:
+        end = buffer.find(b"\n\n")
+        if end < 0:
+            return buffer, events
+        event = _parse_block(buffer[:end])
+        buffer = buffer[end + 2 :]
+        if event is not None:
+            events.append(event)
 
 
 def _parse_block(block: bytes) -> tuple[str, bytes] | None:
@@ -54,7 +65,7 @@ def _parse_block(block: bytes) -> tuple[str, bytes] | None:
         if field == b"data":
             data.append(value)
         elif field == b"event":
-            name = value.decode()
+            name = value.decode() or "message"
         # Comments (an empty field name), `id:`, `retry:` and unknown fields: ignored.
     if not data:
         return None

@@ -231,6 +231,7 @@ class ReplyStream:
         self._usage: dict[str, Any] = {}
         self._stop_reason = ""
         self._output_chars = 0
+        self._ended = False  # message_stop seen
 
     async def __aenter__(self) -> ReplyStream:
         try:
@@ -281,7 +282,9 @@ class ReplyStream:
                     except ValueError:
                         body = None
                     raise _error_from_body(body, status=None, request_id=self.request_id)
-                # ping, content_block_stop, message_stop: nothing to do.
+                elif name == "message_stop":
+                    self._ended = True
+                # ping, content_block_stop: nothing to do.
         except anthropic.APIError as exc:
             raise _error_from_sdk(exc) from exc
         except httpx2.TimeoutException as exc:
@@ -292,6 +295,10 @@ class ReplyStream:
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             # A malformed event: the stream cannot be trusted past it.
             raise ClaudeError("upstream", detail="malformed stream event") from exc
+        if not self._ended:
+            # The body ended cleanly but the message did not (a connection closed
+            # early, a proxy cutting it): the reply is partial, not complete.
+            raise ClaudeError("connection", api_error_type="connection_error")
         yield ReplyFinished(
             content=self._blocks,
             usage=_usage_from_dict(self._usage),
