@@ -153,6 +153,41 @@ async def test_reconnect_and_resume_gets_the_whole_answer_exactly_once(
     await second.disconnect()
 
 
+async def test_frames_published_while_a_resume_is_answered_follow_it_in_order(
+    alice, make_conversation, socket_for, monkeypatch
+):
+    """A second tab resumes while the answer streams and its lookup is slow: the live
+    frames that arrive meanwhile wait, and go out after the replayed ones, in seq
+    order, each once."""
+    import time
+
+    from conversations import selectors
+
+    conversation = await sync_to_async(make_conversation)()
+    first, _ = await socket_for(alice, conversation.id)
+    await first.send_json_to(send_frame("tell me a lot [[fake tokens=300 tps=300]]"))
+    frames = await receive_frames(first, until=lambda f: f.get("seq") == 2)
+    reply_id = assistant_id(frames)
+
+    lookup = selectors.message_in_conversation
+
+    def slow_lookup(**kwargs):
+        time.sleep(0.15)  # several frames are published meanwhile
+        return lookup(**kwargs)
+
+    monkeypatch.setattr(selectors, "message_in_conversation", slow_lookup)
+    second, _ = await socket_for(alice, conversation.id)
+    await second.send_json_to({"type": "resume", "message_id": reply_id, "last_seq": 0})
+    later = await receive_frames(second, until=completed)
+    seqs = [
+        f["seq"] for f in later if f.get("message_id") == reply_id and f["type"] == "message.delta"
+    ]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert later[-1]["seq"] == len(seqs) + 1
+    reply = await stored(reply_id)
+    assert streamed_text(later, reply_id) == reply.text == later[-1]["text"]
+
+
 async def test_resume_after_the_answer_finished_gets_it_from_the_database(
     alice, make_conversation, socket_for
 ):
