@@ -5,12 +5,18 @@ state, so nothing published after that is missed; `resume` then fills what came
 before from the replay buffer or the database, and a per-reply cursor drops
 frames the socket already delivered (no gap, no duplicate). Frames published in
 this process arrive through `relay` (`conversations/fanout.py`), those of other
-processes through the channel layer; while a resume is being answered, relayed
-frames wait, so they go out after it, in order.
+processes through the channel layer.
+
+Relayed frames wait while the socket cannot know what its client already has:
+from connect until the client's first frame is handled (a reopened page sends
+its resumes first; a client that sends nothing gets them after
+`HOLD_AFTER_CONNECT_SECONDS`), and while a resume is answered. They go out after,
+in order, and the cursor drops what the resume covered.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -45,6 +51,8 @@ from usage.selectors import budget_status
 
 logger = logging.getLogger(__name__)
 
+HOLD_AFTER_CONNECT_SECONDS = 1.0
+
 
 class ConversationConsumer(AsyncWebsocketConsumer):
     conversation: Conversation
@@ -63,11 +71,15 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.group = conversation_group(conversation.id)
         # Highest seq delivered per reply on this socket.
         self.cursors: dict[str, int] = {}
-        # Relayed frames that arrive while a resume is answered, sent after it.
-        self._held: list[dict] | None = None
+        # Relayed frames waiting to go out (see the module docstring); None: none wait.
+        self._held: list[dict] | None = []
+        self._release_lock = asyncio.Lock()
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
         socket_join(self.group, self)
+        self._release_timer = asyncio.get_running_loop().call_later(
+            HOLD_AFTER_CONNECT_SECONDS, self._release_later
+        )
         # A person with a budget sees where they stand as soon as the chat opens.
         budget = await database_sync_to_async(budget_status)(
             user_id=conversation.owner_id, team_id=conversation.team_id
@@ -91,6 +103,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # Leaving never cancels a reply: it goes on and is saved.
         if hasattr(self, "group"):
             socket_leave(self.group, self)
+            self._release_timer.cancel()
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def relay(self, event: dict) -> None:
@@ -106,7 +119,24 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         else:
             await self.chat_broadcast(event)
 
+    def _release_later(self) -> None:
+        self._release_task = asyncio.ensure_future(self._release())
+
+    async def _release(self) -> None:
+        """Send the frames that waited, in order; from now on they go out at once."""
+        async with self._release_lock:
+            while self._held:
+                await self._deliver(self._held.pop(0))
+            self._held = None
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            await self._receive_frame(text_data)
+        finally:
+            if self._held is not None:
+                await self._release()
+
+    async def _receive_frame(self, text_data: str | None) -> None:
         # A frame far larger than any valid message is refused before parsing.
         if text_data is None or len(text_data) > settings.CHAT_MAX_MESSAGE_CHARS * 2 + 1024:
             await self._error("frame_too_large", "That frame is too large or not text.")
@@ -183,12 +213,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 )
 
     async def _resume(self, frame: Resume) -> None:
-        self._held = []
-        try:
+        async with self._release_lock:
+            if self._held is None:
+                self._held = []
             await self._resume_answer(frame)
-        finally:
-            # Frames relayed meanwhile: now, in order (the cursor drops what the
-            # resume already covered). More may arrive while these are sent.
+            # What was relayed meanwhile goes after the answer; the cursor drops
+            # what the answer covered.
             while self._held:
                 await self._deliver(self._held.pop(0))
             self._held = None

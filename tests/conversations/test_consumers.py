@@ -153,6 +153,29 @@ async def test_reconnect_and_resume_gets_the_whole_answer_exactly_once(
     await second.disconnect()
 
 
+async def test_a_tab_opened_mid_answer_gets_it_exactly_once_however_late_it_resumes(
+    alice, make_conversation, socket_for
+):
+    """Frames published between a new socket's connect and its client's resume are
+    not sent ahead of the resume's answer: the client gets seq L+1.. in order, once."""
+    conversation = await sync_to_async(make_conversation)()
+    first, _ = await socket_for(alice, conversation.id)
+    await first.send_json_to(send_frame("tell me a lot [[fake tokens=300 tps=300]]"))
+    frames = await receive_frames(first, until=lambda f: f.get("seq") == 2)
+    reply_id = assistant_id(frames)
+
+    second, _ = await socket_for(alice, conversation.id)
+    await asyncio.sleep(0.2)  # frames flow to the new socket before it resumes
+    await second.send_json_to({"type": "resume", "message_id": reply_id, "last_seq": 2})
+    later = await receive_frames(second, until=completed)
+    seqs = [
+        f["seq"] for f in later if f.get("message_id") == reply_id and f["type"] == "message.delta"
+    ]
+    assert seqs == list(range(3, 3 + len(seqs)))
+    reply = await stored(reply_id)
+    assert streamed_text(frames, reply_id) + streamed_text(later, reply_id) == reply.text
+
+
 async def test_frames_published_while_a_resume_is_answered_follow_it_in_order(
     alice, make_conversation, socket_for, monkeypatch
 ):
