@@ -17,6 +17,7 @@ them. So the benchmark knows exactly when each token left the fake.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -108,6 +109,12 @@ def main() -> None:
     from conversations.claude.fake import create_fake_app
 
     app = Recorder(create_fake_app(default_tps=args.tps, default_ttft_ms=args.ttft_ms))
+    # The harness must not add pauses of its own to what it measures: a full
+    # collection over the growing records stalled this process for 120 ms, which
+    # showed up as "added time to first token". Records are freed by /bench/records.
+    gc.collect()
+    gc.freeze()
+    gc.disable()
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 

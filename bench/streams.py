@@ -1,7 +1,7 @@
 """Streaming benchmark: what the site adds between Claude and the browser.
 
     .venv/bin/python bench/streams.py [--n 50,200,500] [--tps 50] [--tokens 200]
-                                      [--processes 1,2] [--profile]
+                                      [--processes 1,2] [--ramp S] [--profile]
 
 For each run (site processes P x concurrent streams N) it starts a fresh site,
 opens N signed-in websocket clients (one conversation each) and has each send
@@ -21,8 +21,14 @@ Setup
   Redis and PostgreSQL are not pinned. `DJANGO_DEBUG=false`, no access log,
   `CLAUDE_MAX_RETRIES=0` (a failure shows as an error, not as latency).
 * Sessions are created directly in the database; each socket sends the session
-  cookie and `Origin: http://127.0.0.1:<port>`. Sends are spread over `--ramp`
-  seconds, so N streams overlap in steady state rather than in one burst.
+  cookie and `Origin: http://127.0.0.1:<port>`. Sends are spread evenly over
+  `--ramp` seconds, by default one answer's duration (tokens / T = 4 s): N
+  streams are then open at once, arriving at the steady rate that keeps N open
+  (N / 4 s; Little's law). `--ramp 1` is a burst instead: N sends in one second
+  is the arrival rate of 4N concurrent streams. The table shows sends/s.
+* Each process is warmed up with one reply first. The fake and this harness run
+  with the garbage collector paused while measuring, so their own pauses are not
+  charged to the site (a full collection in the fake once added 120 ms).
 
 What is measured (all clocks are `time.time()` on this one machine)
 -------------------------------------------------------------------
@@ -58,6 +64,7 @@ import argparse
 import asyncio
 import bisect
 import contextlib
+import gc
 import json
 import os
 import shutil
@@ -88,6 +95,19 @@ SITE_CORE, HARNESS_CORE = 0, 1
 FAKE_TTFT_MS = 200
 COALESCE: float | None = None  # --coalesce: CHAT_COALESCE_SECONDS for the site
 WORD = 5  # "t0001": one fake token, plus the space before the next
+
+
+@contextlib.contextmanager
+def collector_paused():
+    """No garbage collection in this process while it measures: a full collection
+    over the clients' records stalls them for tens of ms, which would be charged
+    to the site. What piles up is freed when the run ends."""
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def pct(values: list[float], q: float) -> float | None:
@@ -471,6 +491,7 @@ def analyse(streams: list[Stream], records: dict[str, Any], tokens: int) -> dict
         "send_to_upstream_ms": {q: ms(pct(to_upstream, q)) for q in (50, 99)},
         "first_token_delivery_ms": {q: ms(pct(first_delivery, q)) for q in (50, 99)},
         # Per stream, in send order: (s after the first send, to upstream ms, first delivery ms).
+        "t0": timeline[0][0] if timeline else None,
         "timeline": [
             (round(t - timeline[0][0], 3), ms(up), ms(first))
             for t, up, first in sorted(timeline)
@@ -588,7 +609,8 @@ async def site_run(
                 stderr=subprocess.PIPE,
             )
         go.set()
-        sockets = await asyncio.gather(*tasks)
+        with collector_paused():
+            sockets = await asyncio.gather(*tasks)
         site_cpu = await web.stop()
         wall = time.monotonic() - wall0
         harness_cpu = (sum(me.cpu_times()[:2]) - me_cpu0) / wall
@@ -609,6 +631,8 @@ async def site_run(
             n=n,
             tps=tps,
             tokens=tokens,
+            ramp_s=ramp,
+            sends_per_s=round((n - 1) / ramp, 1) if ramp else None,
             wall_s=round(wall, 2),
             coalesce_s=COALESCE,
             site_cpu_cores=round(site_cpu, 2),
@@ -634,8 +658,12 @@ async def sdk_run(
     import anthropic
     import psutil
 
+    # The transport the site's gateway uses (aiohttp).
     client = anthropic.AsyncAnthropic(
-        api_key="bench", base_url=f"http://127.0.0.1:{fake_port}", max_retries=0
+        api_key="bench",
+        base_url=f"http://127.0.0.1:{fake_port}",
+        max_retries=0,
+        http_client=anthropic.DefaultAioHttpClient(),
     )
     streams = [Stream(f"r{run_id}s{i}x", "", 0) for i in range(n)]
 
@@ -660,7 +688,8 @@ async def sdk_run(
 
     me = psutil.Process()
     cpu0, wall0 = sum(me.cpu_times()[:2]), time.monotonic()
-    await asyncio.gather(*(one(s, ramp * i / max(1, n - 1)) for i, s in enumerate(streams)))
+    with collector_paused():
+        await asyncio.gather(*(one(s, ramp * i / max(1, n - 1)) for i, s in enumerate(streams)))
     wall = time.monotonic() - wall0
     harness_cpu = (sum(me.cpu_times()[:2]) - cpu0) / wall
     await client.close()
@@ -671,6 +700,8 @@ async def sdk_run(
         n=n,
         tps=tps,
         tokens=tokens,
+        ramp_s=ramp,
+        sends_per_s=round((n - 1) / ramp, 1) if ramp else None,
         wall_s=round(wall, 2),
         harness_cpu_cores=round(harness_cpu, 2),
         bytes_per_answer=None,
@@ -684,6 +715,7 @@ async def sdk_run(
 COLUMNS = [
     ("run", lambda r: "SDK floor" if r["kind"] == "sdk-floor" else f"site x{r['processes']}"),
     ("N", lambda r: r["n"]),
+    ("sends/s", lambda r: r.get("sends_per_s")),
     ("+ttft p50", lambda r: r["added_ttft_ms"][50]),
     ("p95", lambda r: r["added_ttft_ms"][95]),
     ("p99", lambda r: r["added_ttft_ms"][99]),
@@ -721,7 +753,12 @@ async def main() -> int:
     parser.add_argument(
         "--processes", default="1,2", help="daphne processes: 1 (SQLite), 2 (PG+Redis)"
     )
-    parser.add_argument("--ramp", type=float, default=1.0, help="spread the sends over this many s")
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=None,
+        help="spread the sends over this many s (default: one answer's duration, tokens/tps)",
+    )
     parser.add_argument("--no-floor", action="store_true", help="skip the SDK floor runs")
     parser.add_argument(
         "--profile", action="store_true", help="py-spy the first daphne (raw stacks)"
@@ -730,6 +767,8 @@ async def main() -> int:
         "--coalesce", type=float, default=None, help="CHAT_COALESCE_SECONDS (default: the site's)"
     )
     args = parser.parse_args()
+    if args.ramp is None:
+        args.ramp = args.tokens / args.tps
     global COALESCE
     COALESCE = args.coalesce
     sizes = [int(x) for x in args.n.split(",")]
