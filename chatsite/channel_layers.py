@@ -1,4 +1,4 @@
-"""The channel layer of a single web process (no REDIS_URL)."""
+"""The channel layers: one web process (no REDIS_URL), or many on Redis."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from copy import deepcopy
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+
+from conversations.fanout import published_here
 
 # Values a message may share between receivers: nothing in them can be changed.
 _IMMUTABLE = (str, bytes, int, float, bool, type(None))
@@ -67,3 +70,19 @@ class LocalChannelLayer(InMemoryChannelLayer):
             queue.put_nowait((time.time() + self.expiry, copied))
         except asyncio.QueueFull:
             raise ChannelFull(channel) from None
+
+
+class RedisLayer(RedisPubSubChannelLayer):
+    """channels_redis's pub/sub layer, minus this process's own frames.
+
+    A frame reaches the sockets of the process that published it directly
+    (`conversations.fanout`), and Redis echoes it back to the same process's
+    subscription too: that copy is dropped here, before a socket's consumer loop
+    wakes for it.
+    """
+
+    async def receive(self, channel: str) -> dict:
+        while True:
+            message = await self._get_layer().receive(channel)
+            if not published_here(message):
+                return message

@@ -104,7 +104,7 @@ if REDIS_URL:
     # at-most-once as well: the replay buffer and `resume` cover what it loses.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "chatsite.channel_layers.RedisLayer",
             "CONFIG": {
                 # redis-py's default 5 s read timeout would drop the subscriber
                 # connection of a quiet process: no timeout.
