@@ -73,16 +73,50 @@ class LocalChannelLayer(InMemoryChannelLayer):
 
 
 class RedisLayer(RedisPubSubChannelLayer):
-    """channels_redis's pub/sub layer, minus this process's own frames.
+    """channels_redis's pub/sub layer, plus what the chat's fan-out needs from it.
 
-    A frame reaches the sockets of the process that published it directly
-    (`conversations.fanout`), and Redis echoes it back to the same process's
-    subscription too: that copy is dropped here, before a socket's consumer loop
-    wakes for it.
+    - A frame reaches the sockets of the process that published it directly
+      (`conversations.fanout`), and Redis echoes it back to the same process's
+      subscription too: that copy is dropped here, before a socket's consumer
+      loop wakes for it.
+    - `others_subscribed(group)` says whether another process has a socket in
+      the group, so frames nobody elsewhere hears are not published at all.
+      channels_redis publishes one message at a time per connection (a lock
+      around each round trip): at 200 streams that queue, not the CPU, was
+      what held two processes back. The answer is Redis's own count of
+      subscribers (PUBSUB NUMSUB), trusted for `others_ttl_seconds`; a socket
+      that joins elsewhere within that window resumes from the replay buffer,
+      as every newly opened socket does.
+
+    It reaches into channels_redis's loop layer and shard (pinned <5) for the
+    group's Redis channel and connection; tests/chatsite covers both.
     """
+
+    others_ttl_seconds = 1.0
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._others: dict[str, tuple[bool, float]] = {}
 
     async def receive(self, channel: str) -> dict:
         while True:
             message = await self._get_layer().receive(channel)
             if not published_here(message):
                 return message
+
+    async def others_subscribed(self, group: str) -> bool:
+        loop_layer = self._get_layer()
+        name = loop_layer._get_group_channel_name(group)
+        now = time.monotonic()
+        known = self._others.get(name)
+        if known is not None and now - known[1] < self.others_ttl_seconds:
+            return known[0]
+        shard = loop_layer._get_shard(name)
+        shard._ensure_redis()
+        [(_, subscribers)] = await shard._redis.pubsub_numsub(name)
+        mine = 1 if name in shard._subscribed_to else 0
+        answer = subscribers - mine > 0
+        if len(self._others) > 10_000:
+            self._others.clear()
+        self._others[name] = (answer, now)
+        return answer

@@ -51,12 +51,20 @@ def published_here(event: dict[str, Any]) -> bool:
 
 async def group_publish(group: str, event: dict[str, Any]) -> None:
     """Deliver `event` ({"type": "chat.frame" | "chat.broadcast", ...}) to every
-    socket of the group: here first, then through the layer to other processes."""
+    socket of the group: here first, then through the layer to other processes.
+
+    A frame (the frequent kind) goes to the layer only while another process has
+    a socket in the group, if the layer can tell; a broadcast always does.
+    """
     for socket in tuple(_sockets.get(group, ())):
         try:
             await socket.relay(event)
         except Exception:  # one broken socket must not stop the others or the reply
             logger.exception("Relaying a frame to a socket failed")
     layer = get_channel_layer()
-    if not isinstance(layer, InMemoryChannelLayer):
-        await layer.group_send(group, {**event, "origin": PROCESS_ID})
+    if isinstance(layer, InMemoryChannelLayer):
+        return  # one process: every socket is here
+    others_subscribed = getattr(layer, "others_subscribed", None)
+    if event["type"] == "chat.frame" and others_subscribed and not await others_subscribed(group):
+        return
+    await layer.group_send(group, {**event, "origin": PROCESS_ID})

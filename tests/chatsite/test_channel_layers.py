@@ -1,14 +1,19 @@
-"""The single-process channel layer: every member gets each group message once, as
-its own copy; a full channel misses it without failing the others; expiry holds."""
+"""The channel layers. In one process: every member gets each group message once, as
+its own copy; a full channel misses it without failing the others; expiry holds.
+On Redis: a process's own frames are not echoed back to it, and it can tell
+whether another process has a socket in a group."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 
 import pytest
 from channels.exceptions import ChannelFull
 
 from chatsite.channel_layers import LocalChannelLayer
+from conversations.fanout import PROCESS_ID
 
 
 @pytest.fixture
@@ -67,3 +72,59 @@ async def test_expired_messages_are_swept(layer):
     # The unread channel was expired and left the group: the layer holds nothing for it.
     assert channel not in layer.channels
     assert "chat" not in layer.groups or channel not in layer.groups["chat"]
+
+
+# --- The Redis layer (the PostgreSQL + Redis pass) ----------------------------------
+
+needs_redis = pytest.mark.skipif(
+    not os.environ.get("REDIS_URL"), reason="about the Redis channel layer: runs in the Redis pass"
+)
+
+
+def redis_layer(prefix: str):
+    """One web process's layer: its own connections to Redis."""
+    from chatsite.channel_layers import RedisLayer
+
+    layer = RedisLayer(hosts=[{"address": os.environ["REDIS_URL"]}], prefix=prefix)
+    layer.others_ttl_seconds = 0  # ask Redis every time
+    return layer
+
+
+@needs_redis
+@pytest.mark.real_backends
+async def test_others_subscribed_counts_only_other_processes():
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    here, elsewhere = redis_layer(prefix), redis_layer(prefix)
+    try:
+        mine = await here.new_channel()
+        await here.group_add("chat", mine)
+        assert await here.others_subscribed("chat") is False  # only this process
+        theirs = await elsewhere.new_channel()
+        await elsewhere.group_add("chat", theirs)
+        assert await here.others_subscribed("chat") is True
+        assert await elsewhere.others_subscribed("chat") is True
+        await elsewhere.group_discard("chat", theirs)
+        assert await here.others_subscribed("chat") is False
+        await here.group_discard("chat", mine)
+        assert await elsewhere.others_subscribed("chat") is False  # nobody at all
+    finally:
+        await here.flush()
+        await elsewhere.flush()
+
+
+@needs_redis
+@pytest.mark.real_backends
+async def test_a_process_does_not_receive_its_own_frames_back():
+    """What this process published reached its sockets directly: Redis's echo is
+    dropped; a message from another process is received."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    here = redis_layer(prefix)
+    try:
+        channel = await here.new_channel()
+        await here.group_add("chat", channel)
+        await here.group_send("chat", {"type": "chat.frame", "seq": 1, "origin": PROCESS_ID})
+        await here.group_send("chat", {"type": "chat.frame", "seq": 2, "origin": "another"})
+        received = await asyncio.wait_for(here.receive(channel), timeout=5)
+        assert received["seq"] == 2
+    finally:
+        await here.flush()
