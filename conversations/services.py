@@ -232,13 +232,14 @@ def message_send(
         Message.objects.bulk_create([user_message, assistant_message])
     except IntegrityError as exc:
         raise ChatInputError("duplicate", "That message was already sent.") from exc
-    # Same transaction: a refused budget or rate limit stores nothing at all.
-    reservation_id = _budget_hold(
-        conversation=conversation, reply=assistant_message, amount=worst_case
-    )
     if not conversation.title:
         conversation.title = title_from_text(text)
     conversation.save(update_fields=["title", "updated_at"])
+    # Same transaction, last before the commit (it locks the team's budget
+    # counter): a refused budget or rate limit stores nothing at all.
+    reservation_id = _budget_hold(
+        conversation=conversation, reply=assistant_message, amount=worst_case
+    )
     job = ReplyJob(
         message_id=assistant_message.id,
         conversation_id=conversation.id,
@@ -283,6 +284,7 @@ def message_retry(
         heartbeat_at=timezone.now(),
         model=conversation.model,
     )
+    conversation.save(update_fields=["updated_at"])
     # A retry is a new call: it holds its worst case like a new message.
     reservation_id = _budget_hold(
         conversation=conversation,
@@ -291,7 +293,6 @@ def message_retry(
             conversation=conversation, new_text="", messages=history
         ),
     )
-    conversation.save(update_fields=["updated_at"])
     job = ReplyJob(
         message_id=reply.id,
         conversation_id=conversation.id,

@@ -163,25 +163,18 @@ def budget_reserve_in_transaction(
     user_scope, team_scope = scope_keys(user_id=user_id, team_id=team_id)
     scopes = [s for s in (team_scope, user_scope) if s]
     limits = _limits(user_id=user_id, team_id=team_id)
-    counters = _counters_add(scopes, month, reserved=amount)
-    # Counted under the user's counter lock: two tabs cannot both take the last slot.
+    # Before the counter lock, like everything that does not need it: the lock
+    # on a team's counter is what every send of the team waits for, so it is
+    # taken last and held only until the caller commits. The rate limit is a
+    # guard against floods, not money: sends racing at the very limit may all pass.
     per_minute = settings.USAGE_RATE_LIMIT_PER_MINUTE
-    recent = BudgetReservation.objects.filter(
-        user_id=user_id, created_at__gte=now - dt.timedelta(minutes=1)
-    ).count()
-    if per_minute and recent >= per_minute:
-        raise RateLimited(limit=per_minute)
-    for scope in scopes:
-        limit = limits.get(scope)
-        if limit is None:
-            continue
-        spent, reserved = counters[scope]
-        left = limit - spent - (reserved - amount)
-        if amount > left:
-            raise BudgetExceeded(
-                scope=scope.split(":")[0], limit=limit, left=left, resets_at=month_reset_at(month)
-            )
-    return BudgetReservation.objects.create(
+    if per_minute:
+        recent = BudgetReservation.objects.filter(
+            user_id=user_id, created_at__gte=now - dt.timedelta(minutes=1)
+        ).count()
+        if recent >= per_minute:
+            raise RateLimited(limit=per_minute)
+    reservation = BudgetReservation.objects.create(
         user_id=user_id,
         user_scope=user_scope,
         team_scope=team_scope,
@@ -189,16 +182,31 @@ def budget_reserve_in_transaction(
         message=message,
         amount_usd=amount,
     )
+    counters = _counters_add(scopes, month, reserved=amount)
+    for scope in scopes:
+        limit = limits.get(scope)
+        if limit is None:
+            continue
+        spent, reserved = counters[scope]
+        left = limit - spent - (reserved - amount)
+        if amount > left:
+            # Raised inside the transaction: the hold and the reservation go with it.
+            raise BudgetExceeded(
+                scope=scope.split(":")[0], limit=limit, left=left, resets_at=month_reset_at(month)
+            )
+    return reservation
 
 
 budget_reserve = transaction.atomic(budget_reserve_in_transaction)
 
 
-def _close(
+def _reservation_close(
     reservation_id, *, actual: Decimal, status: BudgetReservation.Status
 ) -> BudgetReservation | None:
-    # Locked first, then the counters (the same order everywhere): a generator
-    # settling and the sweeper expiring the same reservation cannot both close it.
+    """Mark an open reservation closed; None if it was not open. The counters are
+    the caller's to move (last, see `_close`)."""
+    # Locked before the counters (the same order everywhere): a generator settling
+    # and the sweeper expiring the same reservation cannot both close it.
     reservation = (
         BudgetReservation.objects.select_for_update()
         .filter(id=reservation_id, status=BudgetReservation.Status.OPEN)
@@ -206,12 +214,24 @@ def _close(
     )
     if reservation is None:
         return None
-    scopes = [s for s in (reservation.team_scope, reservation.user_scope) if s]
-    _counters_add(scopes, reservation.month, reserved=-reservation.amount_usd, spent=actual)
     reservation.status = status
     reservation.actual_usd = actual
     reservation.closed_at = timezone.now()
     reservation.save(update_fields=["status", "actual_usd", "closed_at"])
+    return reservation
+
+
+def _reservation_counters_settle(reservation: BudgetReservation, actual: Decimal) -> None:
+    scopes = [s for s in (reservation.team_scope, reservation.user_scope) if s]
+    _counters_add(scopes, reservation.month, reserved=-reservation.amount_usd, spent=actual)
+
+
+def _close(
+    reservation_id, *, actual: Decimal, status: BudgetReservation.Status
+) -> BudgetReservation | None:
+    reservation = _reservation_close(reservation_id, actual=actual, status=status)
+    if reservation is not None:
+        _reservation_counters_settle(reservation, actual)
     return reservation
 
 
@@ -380,14 +400,10 @@ def usage_record_in_transaction(*, call: ApiCall, reservation_id=None) -> None:
     """
     cost_usd = Decimal(call.cost_usd)
     settled = (
-        _close(reservation_id, actual=cost_usd, status=BudgetReservation.Status.SETTLED)
+        _reservation_close(reservation_id, actual=cost_usd, status=BudgetReservation.Status.SETTLED)
         if reservation_id
         else None
     )
-    if settled is None and cost_usd and call.user_id:
-        user_scope, team_scope = scope_keys(user_id=call.user_id, team_id=call.team_id)
-        scopes = [s for s in (team_scope, user_scope) if s]
-        _counters_add(scopes, month_start(call.created_at), spent=cost_usd)
     _rollup_upsert(
         day=call.created_at.astimezone(dt.UTC).date(),
         user_id=call.user_id or 0,
@@ -406,6 +422,14 @@ def usage_record_in_transaction(*, call: ApiCall, reservation_id=None) -> None:
             "batch_savings_usd": Decimal(call.batch_savings_usd),
         },
     )
+    # The budget counters last: their row locks are shared by every call of the
+    # team, so they are held for as short a time as the transaction allows.
+    if settled is not None:
+        _reservation_counters_settle(settled, cost_usd)
+    elif cost_usd and call.user_id:
+        user_scope, team_scope = scope_keys(user_id=call.user_id, team_id=call.team_id)
+        scopes = [s for s in (team_scope, user_scope) if s]
+        _counters_add(scopes, month_start(call.created_at), spent=cost_usd)
 
 
 usage_record = transaction.atomic(usage_record_in_transaction)
