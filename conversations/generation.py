@@ -470,6 +470,6 @@ async def _generate(job: ReplyJob) -> None:
     publisher.seq = outcome.seq
     await publisher.publish(frame_json(completed))
     await replay_buffer().end(publisher.message_id)
-    budget = await _budget_frame(job)
+    budget = await _budget_frame(job) if job.budget_limited else None
     if budget is not None:
         await group_publish(publisher.group, {"type": "chat.broadcast", "frame": frame_json(budget)})

@@ -49,6 +49,8 @@ class ReplyJob:
     request: ChatRequest
     # The budget hold taken for this call; settled when the reply is final.
     reservation_id: uuid.UUID | None
+    # A budget applies to the owner: they are told where it stands after the reply.
+    budget_limited: bool = False
 
 
 @dataclass(frozen=True)
@@ -237,16 +239,15 @@ def message_send(
     conversation.save(update_fields=["title", "updated_at"])
     # Same transaction, last before the commit (it locks the team's budget
     # counter): a refused budget or rate limit stores nothing at all.
-    reservation_id = _budget_hold(
-        conversation=conversation, reply=assistant_message, amount=worst_case
-    )
+    hold = _budget_hold(conversation=conversation, reply=assistant_message, amount=worst_case)
     job = ReplyJob(
         message_id=assistant_message.id,
         conversation_id=conversation.id,
         owner_id=conversation.owner_id,
         team_id=conversation.team_id,
         request=_chat_request(conversation, api_turns([*history, user_message])),
-        reservation_id=reservation_id,
+        reservation_id=hold.reservation.id,
+        budget_limited=hold.limited,
     )
     return SendResult(
         user_message,
@@ -286,7 +287,7 @@ def message_retry(
     )
     conversation.save(update_fields=["updated_at"])
     # A retry is a new call: it holds its worst case like a new message.
-    reservation_id = _budget_hold(
+    hold = _budget_hold(
         conversation=conversation,
         reply=reply,
         amount=usage_services.call_worst_case_usd(
@@ -299,17 +300,20 @@ def message_retry(
         owner_id=conversation.owner_id,
         team_id=conversation.team_id,
         request=_chat_request(conversation, api_turns(history)),
-        reservation_id=reservation_id,
+        reservation_id=hold.reservation.id,
+        budget_limited=hold.limited,
     )
     return message_id, reply, job
 
 
-def _budget_hold(*, conversation: Conversation, reply: Message, amount) -> uuid.UUID:
+def _budget_hold(
+    *, conversation: Conversation, reply: Message, amount
+) -> usage_services.BudgetHold:
     """Reserve the reply's worst-case cost, or refuse with a message the person can act on.
 
     No savepoint of its own: a refusal aborts the caller's whole transaction."""
     try:
-        reservation = usage_services.budget_reserve_in_transaction(
+        return usage_services.budget_hold_in_transaction(
             user_id=conversation.owner_id,
             team_id=conversation.team_id,
             amount=amount,
@@ -319,7 +323,6 @@ def _budget_hold(*, conversation: Conversation, reply: Message, amount) -> uuid.
         raise ChatInputError("budget_exceeded", exc.message) from exc
     except usage_services.RateLimited as exc:
         raise ChatInputError("rate_limited", exc.message) from exc
-    return reservation.id
 
 
 def generation_stop_request(*, conversation: Conversation, message_id: uuid.UUID) -> bool:

@@ -160,14 +160,21 @@ def _usd(value) -> Decimal:
     return Decimal(str(value)).quantize(_MICRO)
 
 
-def budget_reserve_in_transaction(
+@dataclass(frozen=True)
+class BudgetHold:
+    reservation: BudgetReservation
+    # A team or personal limit applies: the person has a budget to watch.
+    limited: bool
+
+
+def budget_hold_in_transaction(
     *,
     user_id: int,
     team_id: int | None,
     amount: Decimal,
     message: Message | None = None,
     now: dt.datetime | None = None,
-) -> BudgetReservation:
+) -> BudgetHold:
     """Hold `amount` (a call's worst case) against this month's team and user budgets.
 
     Raises RateLimited when the person started too many calls in the last
@@ -212,10 +219,22 @@ def budget_reserve_in_transaction(
             raise BudgetExceeded(
                 scope=scope.split(":")[0], limit=limit, left=left, resets_at=month_reset_at(month)
             )
-    return reservation
+    return BudgetHold(reservation=reservation, limited=bool(limits))
 
 
-budget_reserve = transaction.atomic(budget_reserve_in_transaction)
+@transaction.atomic
+def budget_reserve(
+    *,
+    user_id: int,
+    team_id: int | None,
+    amount: Decimal,
+    message: Message | None = None,
+    now: dt.datetime | None = None,
+) -> BudgetReservation:
+    """`budget_hold_in_transaction` in a transaction of its own (a savepoint when nested)."""
+    return budget_hold_in_transaction(
+        user_id=user_id, team_id=team_id, amount=amount, message=message, now=now
+    ).reservation
 
 
 def _reservation_close(
