@@ -10,13 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, MutableMapping
-from pathlib import Path
+from collections.abc import MutableMapping
 from typing import Any
 
 import anthropic
@@ -29,11 +24,11 @@ from conversations.claude.fake.app import FakeClaude
 from conversations.claude.fake.control import ControlError, parse_control, strip_directives
 from conversations.claude.fake.replies import split_tokens
 from conversations.claude.fake.tokens import estimate_tokens
+from tests.conversations.conftest import free_port
 
 MODEL = "claude-sonnet-5-5"  # adaptive thinking, cache minimum 1024 tokens
 ENABLED_MODEL = "claude-opus-4-5"  # manual thinking only
 NO_THINKING_MODEL = "claude-3-haiku"
-ROOT = Path(__file__).resolve().parents[2]
 # About 2,000 tokens: above every model's cache minimum used here.
 LONG_SYSTEM = "You are a careful assistant for the Acme team. " * 170
 
@@ -646,39 +641,7 @@ async def test_transport_surfaces_app_exceptions() -> None:
 # --- The standalone server ----------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def standalone_server() -> AsyncIterator[str]:
-    port = _free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "chatsite.settings", "DJANGO_DEBUG": "true"}
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "fakeclaude", "--port", str(port), "--ttft-ms", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(process.stderr.read().decode() if process.stderr else "")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+# `standalone_server`: tests/conversations/conftest.py
 
 
 async def test_standalone_server_streams_over_a_socket(standalone_server: str) -> None:
@@ -704,7 +667,7 @@ async def test_standalone_server_streams_over_a_socket(standalone_server: str) -
 
 async def test_a_dropped_socket_stops_generation_under_uvicorn(app: FakeClaude) -> None:
     """uvicorn's send() ignores a gone client, so the fake must watch receive()."""
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, port=port, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())

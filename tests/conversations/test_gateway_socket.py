@@ -10,13 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,7 +25,6 @@ from conversations.claude.stream import (
     TextDelta,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL = "claude-sonnet-5-5"
 
 
@@ -78,40 +71,7 @@ async def collect(request: ChatRequest) -> tuple[list[StreamEvent], ClaudeError 
 # --- The standalone fake --------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-async def standalone_server() -> AsyncIterator[str]:
-    """`manage.py fakeclaude` on a free port (as in test_claude_fake.py)."""
-    port = _free_port()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "chatsite.settings", "DJANGO_DEBUG": "true"}
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "fakeclaude", "--port", str(port), "--ttft-ms", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(process.stderr.read().decode() if process.stderr else "")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.communicate(timeout=10)  # waits, and closes the pipes
+# `standalone_server`: tests/conversations/conftest.py
 
 
 async def test_echo_streams_through_the_gateway_over_a_socket(
