@@ -6,4 +6,4 @@ COPY . .
 RUN pip install --no-cache-dir -e . \
  && DJANGO_SECRET_KEY=build-only DJANGO_DEBUG=false python manage.py collectstatic --noinput
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "chatsite.asgi:application"]
+CMD ["python", "-m", "chatsite.web", "-b", "0.0.0.0", "-p", "8000", "chatsite.asgi:application"]

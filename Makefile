@@ -34,7 +34,7 @@ run: install
 	export DJANGO_DEBUG=$${DJANGO_DEBUG:-true}; \
 	trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/celery -A chatsite worker --beat --loglevel=warning --concurrency=1 & \
-	$(BIN)/daphne -b $(HOST) -p $(PORT) chatsite.asgi:application
+	$(BIN)/python -m chatsite.web -b $(HOST) -p $(PORT) chatsite.asgi:application
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \

@@ -83,7 +83,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
-DAPHNE = str(Path(PYTHON).with_name("daphne"))
 OUT_DIR = ROOT / "build" / "bench"
 PG_URL = "postgres://postgres@127.0.0.1:5432"
 PG_DB = "teamchat_bench_streams"
@@ -412,7 +411,7 @@ async def site_start(processes: int, n: int, fake_port: int) -> Site:
     procs = []
     for port in ports:
         log = (var_dir / f"daphne-{port}.log").open("wb")
-        cmd = [DAPHNE, "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"]
+        cmd = [PYTHON, "-m", "chatsite.web", "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"]
         if shutil.which("taskset"):
             cmd = ["taskset", "-c", str(SITE_CORE), *cmd]
         procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))

@@ -163,7 +163,9 @@ def site(chromium_path: str) -> Iterator[Site]:
             "100",
         ],
         "daphne": [
-            str(Path(python).with_name("daphne")),
+            python,
+            "-m",
+            "chatsite.web",
             "-b",
             "127.0.0.1",
             "-p",

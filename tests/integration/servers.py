@@ -118,7 +118,7 @@ def start_daphne(log_dir: Path, *, env: dict[str, str], name: str = "web") -> Se
     port = free_port()
     log_path = log_dir / f"{name}-{port}.log"
     process = subprocess.Popen(
-        [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
+        [PYTHON, "-m", "chatsite.web", "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"],
         cwd=ROOT,
         env=env,
         stdout=log_path.open("w"),
