@@ -1121,6 +1121,9 @@ class ChatPage {
     }
     // ...and resend a message the server has not acknowledged (same client_id).
     this.sendPending();
+    // The server holds live frames until the first frame of a new socket, so
+    // nothing overtakes the resumes above: with nothing to resume, say so now.
+    this.send({ type: "ping" });
     clearInterval(this.pingTimer);
     this.pingTimer = setInterval(() => {
       if (!this.ws) return;
