@@ -32,6 +32,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from chatsite.rows import rows_insert, rows_update
 from conversations.claude.client import claude_provider
 from conversations.claude.pricing import Usage, cost
 from conversations.claude.stream import (
@@ -131,9 +132,11 @@ def _shutdown_hook_install() -> None:
 def _checkpoint(message_id: uuid.UUID, *, seq: int, text: str, thinking: str) -> bool:
     """Write the partial reply and a heartbeat in one UPDATE; return True if the reply
     should stop (a stop was requested, or the row is gone or no longer streaming)."""
-    updated = Message.objects.filter(
-        id=message_id, status=Message.Status.STREAMING, stop_requested_at__isnull=True
-    ).update(seq=seq, text=text, thinking=thinking, heartbeat_at=timezone.now())
+    updated = rows_update(
+        Message,
+        {"seq": seq, "text": text, "thinking": thinking, "heartbeat_at": timezone.now()},
+        where={"id": message_id, "status": Message.Status.STREAMING, "stop_requested_at": None},
+    )
     return updated == 0
 
 
@@ -174,28 +177,30 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[str, ApiCall]:
     html = markdown_to_html(outcome.text) if outcome.text else ""
     with transaction.atomic():
         # Finalised once (the status guard), settled once (the reservation's).
-        updated = Message.objects.filter(
-            id=job.message_id, status__in=Message.ACTIVE_STATUSES
-        ).update(
-            status=outcome.status,
-            seq=outcome.seq,
-            text=outcome.text,
-            thinking=outcome.thinking,
-            content=content,
-            html=html,
-            model=model,
-            stop_reason=outcome.stop_reason,
-            error_code=error.code if error else "",
-            error_message=error.human_message if error else "",
-            heartbeat_at=None,
-            updated_at=now,
+        updated = rows_update(
+            Message,
+            {
+                "status": outcome.status,
+                "seq": outcome.seq,
+                "text": outcome.text,
+                "thinking": outcome.thinking,
+                "content": content,
+                "html": html,
+                "model": model,
+                "stop_reason": outcome.stop_reason,
+                "error_code": error.code if error else "",
+                "error_message": error.human_message if error else "",
+                "heartbeat_at": None,
+                "updated_at": now,
+            },
+            where={"id": job.message_id, "status": Message.ACTIVE_STATUSES},
         )
         # The conversation or reply may have been deleted meanwhile: the ledger row
         # is written all the same, pointing at nothing but keeping the ids.
         conversation_exists = (
-            Conversation.objects.filter(id=job.conversation_id).update(updated_at=now) == 1
+            rows_update(Conversation, {"updated_at": now}, where={"id": job.conversation_id}) == 1
         )
-        call = ApiCall.objects.create(
+        call = ApiCall(
             user_id=job.owner_id,
             team_id=job.team_id,
             conversation_id=job.conversation_id if conversation_exists else None,
@@ -221,6 +226,7 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[str, ApiCall]:
             stop_reason=outcome.stop_reason,
             error_type=error.api_error_type if error else "",
         )
+        rows_insert(call)
         # A reply that failed before the stream started costs 0: settling to 0 is
         # the release.
         usage_record_in_transaction(call=call, reservation_id=job.reservation_id)

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import user_primary_team
+from chatsite.rows import rows_insert, rows_select, rows_update
 from conversations.claude.catalog import model_info
 from conversations.claude.stream import ChatRequest
 from conversations.models import Conversation, Message
@@ -119,11 +120,25 @@ _HISTORY_FIELDS = ("id", "conversation_id", "position", "role", "status", "conte
 
 
 def _messages_for_history(conversation: Conversation) -> list[Message]:
-    return list(
-        Message.objects.filter(conversation_id=conversation.id)
-        .order_by("position")
-        .only(*_HISTORY_FIELDS)
+    return rows_select(
+        Message, _HISTORY_FIELDS, where={"conversation_id": conversation.id}, order_by="position"
     )
+
+
+# What a send or retry reads of the conversation itself.
+_CONVERSATION_FIELDS = ("id", "owner", "team", "title", "model", "system_prompt",
+                        "thinking_effort", "updated_at")
+
+
+def _conversation_locked(conversation: Conversation) -> Conversation:
+    """The conversation as stored, locked until the transaction ends: two tabs
+    sending at once must not both get a reply slot or the same position."""
+    found = rows_select(
+        Conversation, _CONVERSATION_FIELDS, where={"id": conversation.pk}, for_update=True
+    )
+    if not found:
+        raise Conversation.DoesNotExist
+    return found[0]
 
 
 def api_turns(messages: Iterable[Message]) -> list[dict[str, Any]]:
@@ -188,9 +203,7 @@ def message_send(
             f"That message is {len(text):,} characters; the limit is "
             f"{settings.CHAT_MAX_MESSAGE_CHARS:,}. Shorten it or split it.",
         )
-    # Lock the conversation: two tabs sending at once must not both get a reply
-    # slot or the same position.
-    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    conversation = _conversation_locked(conversation)
     # One read serves every check below and the request itself (the generator
     # sends the whole history anyway).
     history = _messages_for_history(conversation)
@@ -231,12 +244,17 @@ def message_send(
         model=conversation.model,
     )
     try:
-        Message.objects.bulk_create([user_message, assistant_message])
+        rows_insert(user_message, assistant_message)
     except IntegrityError as exc:
         raise ChatInputError("duplicate", "That message was already sent.") from exc
     if not conversation.title:
         conversation.title = title_from_text(text)
-    conversation.save(update_fields=["title", "updated_at"])
+    conversation.updated_at = timezone.now()
+    rows_update(
+        Conversation,
+        {"title": conversation.title, "updated_at": conversation.updated_at},
+        where={"id": conversation.id},
+    )
     # Same transaction, last before the commit (it locks the team's budget
     # counter): a refused budget or rate limit stores nothing at all.
     hold = _budget_hold(conversation=conversation, reply=assistant_message, amount=worst_case)
@@ -267,7 +285,7 @@ def message_retry(
     Returns the id of the removed reply, the new one and its job; the caller
     starts the job.
     """
-    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    conversation = _conversation_locked(conversation)
     history = _messages_for_history(conversation)
     last = history.pop() if history else None
     retryable = {Message.Status.ERROR, Message.Status.STOPPED, Message.Status.INTERRUPTED}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -21,6 +22,7 @@ from django.db.models import Count, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from chatsite.rows import row_values, rows_insert
 from conversations.claude.catalog import model_info
 from conversations.claude.pricing import worst_case_cost
 from conversations.claude.stream import ChatRequest, request_params
@@ -199,7 +201,7 @@ def budget_hold_in_transaction(
     if per_minute:
         if _calls_started_since(user_id, now - dt.timedelta(minutes=1)) >= per_minute:
             raise RateLimited(limit=per_minute)
-    reservation = BudgetReservation.objects.create(
+    reservation = BudgetReservation(
         user_id=user_id,
         user_scope=user_scope,
         team_scope=team_scope,
@@ -207,6 +209,7 @@ def budget_hold_in_transaction(
         message=message,
         amount_usd=amount,
     )
+    rows_insert(reservation)
     counters = _counters_add(scopes, month, reserved=amount)
     for scope in scopes:
         limit = limits.get(scope)
@@ -237,35 +240,64 @@ def budget_reserve(
     ).reservation
 
 
+@dataclass(frozen=True)
+class ClosedReservation:
+    """What closing a reservation moves on the counters."""
+
+    id: uuid.UUID
+    user_scope: str
+    team_scope: str
+    month: dt.date
+    amount_usd: Decimal
+
+
 def _reservation_close(
     reservation_id, *, actual: Decimal, status: BudgetReservation.Status
-) -> BudgetReservation | None:
+) -> ClosedReservation | None:
     """Mark an open reservation closed; None if it was not open. The counters are
-    the caller's to move (last, see `_close`)."""
-    # Locked before the counters (the same order everywhere): a generator settling
-    # and the sweeper expiring the same reservation cannot both close it.
-    reservation = (
-        BudgetReservation.objects.select_for_update()
-        .filter(id=reservation_id, status=BudgetReservation.Status.OPEN)
-        .first()
+    the caller's to move (last, see `_close`).
+
+    One UPDATE ... WHERE status = 'open' RETURNING, in plain SQL (it runs at the
+    end of every reply): it locks the row before the counters (the same order
+    everywhere), so a generator settling and the sweeper expiring the same
+    reservation cannot both close it; the second finds it closed.
+    """
+    meta = BudgetReservation._meta
+    sql = (
+        f"UPDATE {meta.db_table} SET status = %s, actual_usd = %s, closed_at = %s "
+        "WHERE id = %s AND status = %s "
+        "RETURNING user_scope, team_scope, month, amount_usd"
     )
-    if reservation is None:
+    params = [
+        str(status),
+        meta.get_field("actual_usd").get_db_prep_save(actual, connection),
+        meta.get_field("closed_at").get_db_prep_save(timezone.now(), connection),
+        meta.pk.get_db_prep_value(reservation_id, connection),
+        str(BudgetReservation.Status.OPEN),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
         return None
-    reservation.status = status
-    reservation.actual_usd = actual
-    reservation.closed_at = timezone.now()
-    reservation.save(update_fields=["status", "actual_usd", "closed_at"])
-    return reservation
+    user_scope, team_scope, month, amount = row
+    return ClosedReservation(
+        id=uuid.UUID(str(reservation_id)),
+        user_scope=user_scope,
+        team_scope=team_scope,
+        month=meta.get_field("month").to_python(month),
+        amount_usd=_usd(amount),
+    )
 
 
-def _reservation_counters_settle(reservation: BudgetReservation, actual: Decimal) -> None:
+def _reservation_counters_settle(reservation: ClosedReservation, actual: Decimal) -> None:
     scopes = [s for s in (reservation.team_scope, reservation.user_scope) if s]
     _counters_add(scopes, reservation.month, reserved=-reservation.amount_usd, spent=actual)
 
 
 def _close(
     reservation_id, *, actual: Decimal, status: BudgetReservation.Status
-) -> BudgetReservation | None:
+) -> ClosedReservation | None:
     reservation = _reservation_close(reservation_id, actual=actual, status=status)
     if reservation is not None:
         _reservation_counters_settle(reservation, actual)
@@ -273,13 +305,13 @@ def _close(
 
 
 @transaction.atomic
-def budget_settle(*, reservation_id, actual_usd: Decimal) -> BudgetReservation | None:
+def budget_settle(*, reservation_id, actual_usd: Decimal) -> ClosedReservation | None:
     """Turn an open reservation into the call's real cost; None if it was already closed."""
     return _close(reservation_id, actual=actual_usd, status=BudgetReservation.Status.SETTLED)
 
 
 @transaction.atomic
-def budget_release(*, reservation_id) -> BudgetReservation | None:
+def budget_release(*, reservation_id) -> ClosedReservation | None:
     """Give a reservation back unspent (the call never reached Claude)."""
     return _close(reservation_id, actual=ZERO, status=BudgetReservation.Status.RELEASED)
 
@@ -333,6 +365,41 @@ def call_max_output_tokens(conversation: Conversation) -> int:
     return int(request_params(request)["max_tokens"])
 
 
+_LAST_CALL_COLUMNS = [
+    "input_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "cache_read_tokens",
+    "output_tokens",
+    "created_at",
+]
+
+
+def _last_chat_call_usage(conversation_id) -> tuple[int, int, dt.datetime] | None:
+    """(prompt tokens, output tokens, when) of the conversation's last chat call that
+    reported its prompt. Plain SQL: it runs on every send (see `chatsite/rows.py`)."""
+    meta = ApiCall._meta
+    sql = (
+        f"SELECT {', '.join(_LAST_CALL_COLUMNS)} FROM {meta.db_table} "
+        "WHERE conversation_uuid = %s AND purpose = %s "
+        "AND NOT (input_tokens = 0 AND cache_read_tokens = 0 AND cache_write_5m_tokens = 0) "
+        "ORDER BY created_at DESC LIMIT 1"
+    )
+    uuid_field = meta.get_field("conversation_uuid")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [uuid_field.get_db_prep_value(conversation_id, connection), str(ApiCall.Purpose.CHAT)],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    fresh, write_5m, write_1h, cache_read, output, created_at = row_values(
+        ApiCall, _LAST_CALL_COLUMNS, row
+    )
+    return fresh + write_5m + write_1h + cache_read, output, created_at
+
+
 def call_prompt_tokens_estimate(
     *, conversation: Conversation, new_text: str, messages: list[Message] | None = None
 ) -> int:
@@ -344,26 +411,14 @@ def call_prompt_tokens_estimate(
     `messages`: the conversation's messages (`text` and `created_at` are read),
     when the caller has them already.
     """
-    last = (
-        ApiCall.objects.filter(conversation_uuid=conversation.id, purpose=ApiCall.Purpose.CHAT)
-        .exclude(input_tokens=0, cache_read_tokens=0, cache_write_5m_tokens=0)
-        .order_by("-created_at")
-        .only(
-            "input_tokens",
-            "output_tokens",
-            "cache_write_5m_tokens",
-            "cache_write_1h_tokens",
-            "cache_read_tokens",
-            "created_at",
-        )
-        .first()
-    )
+    last = _last_chat_call_usage(conversation.id)
     if messages is None:
         messages = list(conversation.messages.only("conversation_id", "text", "created_at"))
     if last is not None:
-        base = last.total_input_tokens + last.output_tokens + TURN_OVERHEAD_TOKENS * 2
+        prompt_tokens, output_tokens, called_at = last
+        base = prompt_tokens + output_tokens + TURN_OVERHEAD_TOKENS * 2
         # Messages stored after that call (none in the usual flow, some after a failure).
-        later = [m for m in messages if m.created_at > last.created_at]
+        later = [m for m in messages if m.created_at > called_at]
     else:
         base = math.ceil(len(conversation.system_prompt) / CHARS_PER_TOKEN) + TURN_OVERHEAD_TOKENS
         later = messages

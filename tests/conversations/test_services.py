@@ -231,3 +231,38 @@ def test_cost_matches_the_price_table_to_the_micro_dollar(model, usage, when, ex
 def test_unknown_model_is_priced_by_the_flagged_fallback_never_zero():
     result = cost("claude-made-up", Usage(1000, 1000))
     assert not result.priced and result.price_key.startswith("unpriced") and result.usd > 0
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.real_backends
+def test_two_sends_at_once_to_one_conversation_get_one_reply_slot(alice, make_conversation):
+    """Two tabs send at the same moment: the conversation's lock lets one store its
+    pair; the other sees the reply streaming and is told so (not a clash of positions)."""
+    import threading
+
+    from django.db import connection
+
+    conversation = make_conversation()
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def send(text: str) -> None:
+        try:
+            barrier.wait()
+            services.message_send(conversation=conversation, author=alice, text=text)
+            outcomes.append("sent")
+        except services.ChatInputError as exc:
+            outcomes.append(exc.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=send, args=(t,)) for t in ("first tab", "second tab")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(outcomes) == ["generation_in_progress", "sent"]
+    assert list(
+        Message.objects.filter(conversation=conversation).values_list("position", flat=True)
+    ) == [0, 1]
