@@ -67,6 +67,10 @@ def test_fifty_concurrent_sends_never_overdraw_a_nearly_spent_budget(
             while not done.is_set():
                 row = BudgetCounter.objects.get(scope=f"team:{acme.pk}", month=month)
                 highest[0] = max(highest[0], row.spent_usd + row.reserved_usd)
+                # A pause that lets go of the GIL: a watcher spinning on it slowed each
+                # sender inside its transaction so much (a GIL wait at every database
+                # call) that on SQLite a starved sender hit the 20 s lock timeout.
+                time.sleep(0.001)
         finally:
             connection.close()
 
@@ -83,7 +87,7 @@ def test_fifty_concurrent_sends_never_overdraw_a_nearly_spent_budget(
     assert len(results) == SENDERS
     assert results.count("sent") == 3
     assert results.count("budget_exceeded") == SENDERS - 3
-    assert highest[0] <= limit
+    assert already <= highest[0] <= limit  # the watcher saw the counter, never past the limit
     row = BudgetCounter.objects.get(scope=f"team:{acme.pk}", month=month)
     assert row.spent_usd + row.reserved_usd <= limit
     assert row.reserved_usd == amount * 3
