@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from chatsite.db_threads import db_async
 from chatsite.rows import rows_insert, rows_update
 from conversations.claude.client import claude_provider
 from conversations.claude.pricing import Usage, cost
@@ -128,7 +128,7 @@ def _shutdown_hook_install() -> None:
     _shutdown_hook_installed = True
 
 
-@sync_to_async
+@db_async
 def _checkpoint(message_id: uuid.UUID, *, seq: int, text: str, thinking: str) -> bool:
     """Write the partial reply and a heartbeat in one UPDATE; return True if the reply
     should stop (a stop was requested, or the row is gone or no longer streaming)."""
@@ -157,7 +157,7 @@ class _Outcome:
     duration_ms: int | None = None
 
 
-@sync_to_async
+@db_async
 def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[str, ApiCall]:
     """Write the final reply and its ledger row together, exactly once.
 
@@ -233,7 +233,7 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[str, ApiCall]:
     return html, call
 
 
-@sync_to_async
+@db_async
 def _budget_frame(job: ReplyJob) -> dict | None:
     """The owner's budget after this call, when they have one to watch."""
     status = budget_status(user_id=job.owner_id, team_id=job.team_id)
