@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -244,7 +243,6 @@ def budget_reserve(
 class ClosedReservation:
     """What closing a reservation moves on the counters."""
 
-    id: uuid.UUID
     user_scope: str
     team_scope: str
     month: dt.date
@@ -282,7 +280,6 @@ def _reservation_close(
         return None
     user_scope, team_scope, month, amount = row
     return ClosedReservation(
-        id=uuid.UUID(str(reservation_id)),
         user_scope=user_scope,
         team_scope=team_scope,
         month=meta.get_field("month").to_python(month),
