@@ -2,16 +2,15 @@
 
 asgiref runs every "thread-sensitive" call of a process (Channels'
 `database_sync_to_async`, `sync_to_async` by default) in one shared thread. On
-PostgreSQL that thread was a web process's ceiling: a send or a settle holds it
-for 13 ms (CPU 2 ms; the rest is round trips and the commit's WAL flush), so two
-processes at 25 sends a second each queued behind it for seconds (added time to
-first token p99 1.2-2.1 s at 200 streams, with the CPU at 0.75 of a core). The
-socket's and the reply's database calls run here instead, in `DATABASE_THREADS`
-threads, each with its own connection (so a process holds up to that many).
+PostgreSQL that thread caps what a process can do whatever its CPU: a send or a
+settle holds it for 13-17 ms (measured at 200 streams; 2-3 ms of it CPU, the
+rest waiting on round trips and the commit's WAL flush), so one process could
+start about 30 replies a second. The socket's and the reply's database calls
+run here instead, in `DATABASE_THREADS` threads, each with its own connection
+(so a process holds up to that many).
 
 On SQLite the default is one thread: it takes one writer at a time whatever
-happens, and writers in parallel only wait in its busy handler, sleeping.
-"""
+happens, and writers in parallel only wait in its busy handler, sleeping."""
 
 from __future__ import annotations
 

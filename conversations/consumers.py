@@ -92,8 +92,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # Channels' own dispatch first hops to asgiref's one shared thread to close
         # that thread's stale database connections, before every message. This
         # consumer's database work runs in `db_async`'s threads, which close
-        # theirs where they use them, so the hop only queued each message behind
-        # every other socket's (on PostgreSQL, hundreds of ms at 200 streams).
+        # theirs where they use them: the hop would only queue each message
+        # behind whatever else that one thread is doing.
         kind = message["type"]
         if kind in ("chat.frame", "chat.broadcast"):
             if not published_here(message):  # else `relay` had it already
