@@ -2,12 +2,12 @@
 
 asgiref runs every "thread-sensitive" call of a process (Channels'
 `database_sync_to_async`, `sync_to_async` by default) in one shared thread. On
-PostgreSQL that thread caps what a process can do whatever its CPU: a send or a
-settle holds it for 13-17 ms (measured at 200 streams; 2-3 ms of it CPU, the
-rest waiting on round trips and the commit's WAL flush), so one process could
-start about 30 replies a second. The socket's and the reply's database calls
-run here instead, in `DATABASE_THREADS` threads, each with its own connection
-(so a process holds up to that many).
+PostgreSQL a send holds that thread for 6.5 ms at 50 streams and 13-17 ms at
+200 (2-3 ms of it CPU; the rest is waiting on round trips and the commit's WAL
+flush), and every other socket's and reply's database call waits behind it: the
+thread, not the CPU, caps how many replies a process can start. The socket's
+and the reply's database calls run here instead, in `DATABASE_THREADS` threads,
+each with its own connection (so a process holds up to that many).
 
 On SQLite the default is one thread: it takes one writer at a time whatever
 happens, and writers in parallel only wait in its busy handler, sleeping."""
