@@ -142,7 +142,8 @@ def rows_select(
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     attnames = [meta.get_field(name).attname for name in names]
-    return [model.from_db(db.alias, attnames, row_values(model, names, row, db=db)) for row in rows]
+    readers = _readers(db, model, names)
+    return [model.from_db(db.alias, attnames, _read(db, readers, row)) for row in rows]
 
 
 def row_values(
@@ -155,12 +156,24 @@ def row_values(
     """One row of a plain SELECT of `names`, converted as the ORM reads it (aware
     datetimes, dates and JSON on SQLite too)."""
     db = db or _db()
+    return _read(db, _readers(db, model, names), row)
+
+
+def _readers(db: BaseDatabaseWrapper, model: type[models.Model], names: Sequence[str]) -> list:
+    """Per column: the expression and the converters the ORM would apply to it."""
     meta = model._meta
-    values = []
-    for name, value in zip(names, row, strict=True):
+    readers = []
+    for name in names:
         field = meta.get_field(name)
         column = field.get_col(meta.db_table)
-        for convert in db.ops.get_db_converters(column) + field.get_db_converters(db):
+        readers.append((column, db.ops.get_db_converters(column) + field.get_db_converters(db)))
+    return readers
+
+
+def _read(db: BaseDatabaseWrapper, readers: list, row: Sequence[Any]) -> list[Any]:
+    values = []
+    for (column, converters), value in zip(readers, row, strict=True):
+        for convert in converters:
             value = convert(value, column, db)
         values.append(value)
     return values

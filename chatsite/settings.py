@@ -80,7 +80,8 @@ DATABASES = {
         DATABASE_URL, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 600)
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+DATABASE_IS_SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+if DATABASE_IS_SQLITE:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # Web and worker write at the same time: WAL lets readers run beside the
     # writer, and IMMEDIATE takes the write lock up front instead of failing
@@ -93,9 +94,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 # Threads a web process runs its sockets' and replies' database calls in, each
 # with its own connection (see chatsite/db_threads.py). SQLite: one writer anyway.
-DATABASE_THREADS = env_int(
-    "DATABASE_THREADS", 1 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3" else 8
-)
+DATABASE_THREADS = env_int("DATABASE_THREADS", 1 if DATABASE_IS_SQLITE else 8)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
