@@ -106,7 +106,7 @@ def main() -> None:
     import uvicorn
 
     django.setup()
-    from conversations.claude.fake import create_fake_app
+    from claude.fake import create_fake_app
 
     app = Recorder(create_fake_app(default_tps=args.tps, default_ttft_ms=args.ttft_ms))
     # The harness must not add pauses of its own to what it measures: a full

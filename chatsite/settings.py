@@ -93,7 +93,7 @@ if DATABASE_IS_SQLITE:
     }
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
 # Threads a web process runs its sockets' and replies' database calls in, each
-# with its own connection (see chatsite/db_threads.py). SQLite: one writer anyway.
+# with its own connection (see infra/db_threads.py). SQLite: one writer anyway.
 DATABASE_THREADS = env_int("DATABASE_THREADS", 1 if DATABASE_IS_SQLITE else 8)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
@@ -108,7 +108,7 @@ if REDIS_URL:
     # at-most-once as well: the replay buffer and `resume` cover what it loses.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "chatsite.channel_layers.RedisLayer",
+            "BACKEND": "infra.channel_layers.RedisLayer",
             "CONFIG": {
                 # redis-py's default 5 s read timeout would drop the subscriber
                 # connection of a quiet process: no timeout.
@@ -118,7 +118,7 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "chatsite.channel_layers.LocalChannelLayer"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "infra.channel_layers.LocalChannelLayer"}}
 
 # --- Celery ------------------------------------------------------------------
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"

@@ -24,7 +24,6 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from chatsite.db_threads import db_async
 from conversations import selectors, services
 from conversations.events import (
     ErrorFrame,
@@ -35,7 +34,7 @@ from conversations.events import (
     message_payload,
     usage_payload,
 )
-from conversations.fanout import group_publish, published_here, socket_join, socket_leave
+from conversations.fanout import group_publish, socket_join, socket_leave
 from conversations.generation import generation_start, generation_stop_local
 from conversations.models import Conversation, Message
 from conversations.protocol import (
@@ -48,6 +47,8 @@ from conversations.protocol import (
     frame_parse,
 )
 from conversations.replay import replay_buffer
+from infra.channel_layers import published_here
+from infra.db_threads import db_async
 from usage.selectors import budget_status
 
 logger = logging.getLogger(__name__)

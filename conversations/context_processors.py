@@ -1,6 +1,6 @@
 from django.http import HttpRequest
 
-from conversations.claude.client import claude_is_fake
+from claude.client import claude_is_fake
 
 
 def claude_mode(request: HttpRequest) -> dict:

@@ -13,15 +13,13 @@ the process running it, so the sockets there can be written to straight away.
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any, Protocol
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-logger = logging.getLogger(__name__)
+from infra.channel_layers import PROCESS_ID
 
-# Tags what this process published, so its own sockets skip the layer's copy.
-PROCESS_ID = uuid.uuid4().hex
+logger = logging.getLogger(__name__)
 
 
 class FrameSocket(Protocol):
@@ -42,11 +40,6 @@ def socket_leave(group: str, socket: FrameSocket) -> None:
         members.discard(socket)
         if not members:
             del _sockets[group]
-
-
-def published_here(event: dict[str, Any]) -> bool:
-    """True for a layer message this process published (its sockets have it)."""
-    return event.get("origin") == PROCESS_ID
 
 
 async def group_publish(group: str, event: dict[str, Any]) -> None:

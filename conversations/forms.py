@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django import forms
 
-from conversations.claude.catalog import model_choices
+from claude.catalog import model_choices
 from conversations.models import Conversation
 
 

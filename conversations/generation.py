@@ -31,11 +31,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from chatsite.db_threads import db_async
-from chatsite.rows import rows_insert, rows_update
-from conversations.claude.client import claude_provider
-from conversations.claude.pricing import Usage, cost
-from conversations.claude.stream import (
+from claude.client import claude_provider
+from claude.pricing import Usage, cost
+from claude.stream import (
     ClaudeError,
     ReplyFinished,
     ReplyStream,
@@ -54,6 +52,8 @@ from conversations.models import ApiCall, Conversation, Message
 from conversations.rendering import markdown_to_html
 from conversations.replay import replay_buffer
 from conversations.services import ReplyJob
+from infra.db_threads import db_async
+from infra.rows import rows_insert, rows_update
 from usage.selectors import budget_status
 from usage.services import usage_record_in_transaction
 

@@ -20,10 +20,10 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import user_primary_team
-from chatsite.rows import rows_insert, rows_select, rows_update
-from conversations.claude.catalog import model_info
-from conversations.claude.stream import ChatRequest
+from claude.catalog import model_info
+from claude.stream import ChatRequest
 from conversations.models import Conversation, Message
+from infra.rows import rows_insert, rows_select, rows_update
 from usage import services as usage_services
 
 TITLE_MAX_CHARS = 60

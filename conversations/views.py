@@ -8,8 +8,8 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from claude.catalog import model_choices
 from conversations import selectors, services
-from conversations.claude.catalog import model_choices
 from conversations.forms import ConversationCreateForm, ConversationRenameForm
 from conversations.models import Message
 from conversations.rendering import markdown_to_html

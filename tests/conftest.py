@@ -23,7 +23,7 @@ ORIGIN = "http://localhost"
 @pytest.fixture(autouse=True)
 def _fresh_claude_client(settings):
     """Each test gets a new SDK client and a new fake (its prompt cache starts empty)."""
-    from conversations.claude.client import claude_client_reset
+    from claude.client import claude_client_reset
 
     settings.CLAUDE_PROVIDER = "fake"
     settings.CLAUDE_MAX_RETRIES = 0

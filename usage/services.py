@@ -21,11 +21,11 @@ from django.db.models import Count, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from chatsite.rows import row_values, rows_insert
-from conversations.claude.catalog import model_info
-from conversations.claude.pricing import worst_case_cost
-from conversations.claude.stream import ChatRequest, request_params
+from claude.catalog import model_info
+from claude.pricing import worst_case_cost
+from claude.stream import ChatRequest, request_params
 from conversations.models import ApiCall, Conversation, Message
+from infra.rows import row_values, rows_insert
 from usage.models import Budget, BudgetCounter, BudgetReservation, DailyUsage
 from usage.money import usd_display
 
@@ -374,7 +374,7 @@ _LAST_CALL_COLUMNS = [
 
 def _last_chat_call_usage(conversation_id) -> tuple[int, int, dt.datetime] | None:
     """(prompt tokens, output tokens, when) of the conversation's last chat call that
-    reported its prompt. Plain SQL: it runs on every send (see `chatsite/rows.py`)."""
+    reported its prompt. Plain SQL: it runs on every send (see `infra/rows.py`)."""
     meta = ApiCall._meta
     sql = (
         f"SELECT {', '.join(_LAST_CALL_COLUMNS)} FROM {meta.db_table} "
@@ -600,8 +600,8 @@ def estimate_record(
 ) -> Estimate:
     """Log the (free) token count as a ledger row and price the next call from it:
     the input alone, and the worst case with a full-length answer."""
-    from conversations.claude.client import claude_provider
-    from conversations.claude.pricing import Usage, cost
+    from claude.client import claude_provider
+    from claude.pricing import Usage, cost
 
     today = timezone.now().date()
     call = ApiCall.objects.create(

@@ -13,9 +13,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.models import Membership, Team
+from claude.stream import ClaudeError
+from claude.tokens import input_tokens_count
 from conversations import selectors as conversation_selectors
-from conversations.claude.stream import ClaudeError
-from conversations.claude.tokens import input_tokens_count
 from conversations.services import chat_request_for_draft
 from usage import selectors, services
 from usage.charts import daily_chart_svg

@@ -19,11 +19,11 @@ import httpx2
 import pytest
 import uvicorn
 
-from conversations.claude.fake import StreamingASGITransport, create_fake_app
-from conversations.claude.fake.app import FakeClaude
-from conversations.claude.fake.control import ControlError, parse_control, strip_directives
-from conversations.claude.fake.replies import split_tokens
-from conversations.claude.fake.tokens import estimate_tokens
+from claude.fake import StreamingASGITransport, create_fake_app
+from claude.fake.app import FakeClaude
+from claude.fake.control import ControlError, parse_control, strip_directives
+from claude.fake.replies import split_tokens
+from claude.fake.tokens import estimate_tokens
 from tests.conversations.conftest import free_port
 
 MODEL = "claude-sonnet-5-5"  # adaptive thinking, cache minimum 1024 tokens

@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import sync_to_async
 
-from conversations.claude.pricing import Usage, cost
+from claude.pricing import Usage, cost
 from conversations.models import ApiCall, Message
 from tests.conftest import (
     assistant_id,

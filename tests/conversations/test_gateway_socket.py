@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from conversations.claude.client import claude_client, claude_client_reset
-from conversations.claude.stream import (
+from claude.client import claude_client, claude_client_reset
+from claude.stream import (
     ChatRequest,
     ClaudeError,
     ReplyFinished,

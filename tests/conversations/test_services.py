@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from claude.pricing import Usage, cost
+from claude.stream import ChatRequest, request_params
 from conversations import services
-from conversations.claude.pricing import Usage, cost
-from conversations.claude.stream import ChatRequest, request_params
 from conversations.models import ApiCall, Conversation, Message
 
 pytestmark = [pytest.mark.django_db, pytest.mark.real_backends]

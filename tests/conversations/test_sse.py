@@ -1,4 +1,4 @@
-"""The server-sent events reader (`conversations.claude.sse.sse_events`)."""
+"""The server-sent events reader (`claude.sse.sse_events`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
-from conversations.claude.sse import sse_events
+from claude.sse import sse_events
 
 MESSAGE_START = {
     "type": "message_start",

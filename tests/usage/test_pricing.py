@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import call_command
 
-from conversations.claude.pricing import Usage, cost
+from claude.pricing import Usage, cost
 
 NOV = dt.date(2026, 11, 1)
 

@@ -13,7 +13,7 @@ from typing import Any
 import uvicorn
 from django.core.management.base import BaseCommand
 
-from conversations.claude.fake import fake_app_from_env
+from claude.fake import fake_app_from_env
 
 
 class Command(BaseCommand):

@@ -10,7 +10,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 
-from conversations.claude.pricing import Usage, cost, price_row_for
+from claude.pricing import Usage, cost, price_row_for
 
 
 class Command(BaseCommand):

@@ -10,8 +10,8 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chatsite.rows import row_values, rows_insert, rows_update
 from conversations.models import ApiCall, Message
+from infra.rows import row_values, rows_insert, rows_update
 
 pytestmark = [pytest.mark.django_db, pytest.mark.real_backends]
 
@@ -142,7 +142,7 @@ def test_row_values_reads_as_the_orm_does(alice, make_conversation):
 
 
 def test_select_loads_the_named_fields_in_order(make_conversation):
-    from chatsite.rows import rows_select
+    from infra.rows import rows_select
 
     conversation = make_conversation()
     rows_insert(

@@ -35,7 +35,7 @@ def fake_app() -> Any:
     """The in-process fake's ASGI app, one per process so its prompt cache persists."""
     global _fake_app
     if _fake_app is None:
-        from conversations.claude.fake.app import fake_app_from_env
+        from claude.fake.app import fake_app_from_env
 
         _fake_app = fake_app_from_env()
     return _fake_app
@@ -46,7 +46,7 @@ def _build_client() -> Any:
     common: dict[str, Any] = {"max_retries": settings.CLAUDE_MAX_RETRIES, "timeout": timeout}
     provider = settings.CLAUDE_PROVIDER
     if provider == "fake":
-        from conversations.claude.fake.transport import StreamingASGITransport
+        from claude.fake.transport import StreamingASGITransport
 
         return anthropic.AsyncAnthropic(
             api_key="fake-key",

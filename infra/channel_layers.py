@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from copy import deepcopy
 
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
-from conversations.fanout import published_here
+# Tags what this process publishes through the layer, so its own subscription
+# can drop the copy Redis echoes back (its sockets had the frame directly).
+PROCESS_ID = uuid.uuid4().hex
+
+
+def published_here(event: dict) -> bool:
+    """True for a layer message this process published."""
+    return event.get("origin") == PROCESS_ID
 
 # Values a message may share between receivers: nothing in them can be changed.
 _IMMUTABLE = (str, bytes, int, float, bool, type(None))
@@ -89,7 +97,7 @@ class RedisLayer(RedisPubSubChannelLayer):
       as every newly opened socket does.
 
     It reaches into channels_redis's loop layer and shard (pinned <5) for the
-    group's Redis channel and connection; tests/chatsite covers both.
+    group's Redis channel and connection; tests/infra covers both.
     """
 
     others_ttl_seconds = 1.0

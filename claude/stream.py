@@ -15,10 +15,10 @@ from typing import Any
 import anthropic
 import httpx2
 
-from conversations.claude.catalog import model_info
-from conversations.claude.client import claude_client
-from conversations.claude.pricing import Usage
-from conversations.claude.sse import sse_events
+from claude.catalog import model_info
+from claude.client import claude_client
+from claude.pricing import Usage
+from claude.sse import sse_events
 
 # Thinking budgets for models that take a manual budget instead of adaptive effort.
 _BUDGET_BY_EFFORT = {"low": 2048, "medium": 4096, "high": 8192, "max": 16384}

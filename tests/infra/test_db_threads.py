@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from chatsite import db_threads
+from infra import db_threads
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import anthropic
 
-from conversations.claude.client import claude_client
-from conversations.claude.stream import ChatRequest, _error_from_sdk, request_params
+from claude.client import claude_client
+from claude.stream import ChatRequest, _error_from_sdk, request_params
 
 # count_tokens takes the request without these.
 _NOT_COUNTED = ("max_tokens", "extra_headers")

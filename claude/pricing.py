@@ -15,7 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from conversations.claude.catalog import model_info
+from claude.catalog import model_info
 
 MILLION = Decimal(1_000_000)
 MICRO_DOLLAR = Decimal("0.000001")

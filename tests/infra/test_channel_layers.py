@@ -12,8 +12,7 @@ import uuid
 import pytest
 from channels.exceptions import ChannelFull
 
-from chatsite.channel_layers import LocalChannelLayer
-from conversations.fanout import PROCESS_ID
+from infra.channel_layers import PROCESS_ID, LocalChannelLayer
 
 
 @pytest.fixture
@@ -83,7 +82,7 @@ needs_redis = pytest.mark.skipif(
 
 def redis_layer(prefix: str):
     """One web process's layer: its own connections to Redis."""
-    from chatsite.channel_layers import RedisLayer
+    from infra.channel_layers import RedisLayer
 
     layer = RedisLayer(hosts=[{"address": os.environ["REDIS_URL"]}], prefix=prefix)
     layer.others_ttl_seconds = 0  # ask Redis every time

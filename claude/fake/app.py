@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from conversations.claude.catalog import ModelInfo, model_info
+from claude.catalog import ModelInfo, model_info
 
 from .control import ERROR_STATUS, Control, ControlError, parse_control, strip_directives
 from .replies import REFUSAL_TEXT, reply_tokens, split_tokens, thinking_tokens
