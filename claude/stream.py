@@ -6,7 +6,9 @@ and `ClaudeError`, never SDK objects. `reply_stream()` is the one way to stream.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,8 +19,11 @@ import httpx2
 
 from claude.catalog import model_info
 from claude.client import claude_client
+from claude.errors import ClaudeError, claude_error_from_body, claude_error_from_sdk
 from claude.pricing import Usage
 from claude.sse import sse_events
+
+logger = logging.getLogger(__name__)
 
 # Thinking budgets for models that take a manual budget instead of adaptive effort.
 _BUDGET_BY_EFFORT = {"low": 2048, "medium": 4096, "high": 8192, "max": 16384}
@@ -33,6 +38,16 @@ class ChatRequest:
     thinking_effort: str = ""
     # Extra request headers (the fake's test control travels here).
     headers: dict[str, str] = field(default_factory=dict)
+
+    @functools.cached_property
+    def params(self) -> dict[str, Any]:
+        """The SDK keyword arguments, built once per request (see `request_params`)."""
+        return request_params(self)
+
+    @property
+    def max_output_tokens(self) -> int:
+        """What the call may write at most, thinking included: the worst case billed."""
+        return int(self.params["max_tokens"])
 
 
 @dataclass(frozen=True)
@@ -56,96 +71,8 @@ class ReplyFinished:
 
 StreamEvent = TextDelta | ThinkingDelta | ReplyFinished
 
-_HUMAN_MESSAGES = {
-    "rate_limited": "Claude is getting too many requests right now. Wait a moment, then press Retry.",
-    "overloaded": "Claude is overloaded right now. Your message is saved: press Retry in a moment.",
-    "auth": "This site's Claude API key was refused. Ask an administrator to check it.",
-    "permission": "This site's Claude account may not use this model. Ask an administrator.",
-    "billing": "The Claude account behind this site has a billing problem. Ask an administrator.",
-    "context_too_long": (
-        "This conversation is too long for the model. Start a new conversation or shorten your message."
-    ),
-    "not_found": "Claude does not know this model. Pick another model for a new conversation.",
-    "upstream": "Claude had an internal error. Press Retry.",
-    "timeout": "Claude took too long to answer. Press Retry.",
-    "connection": "Could not reach Claude. Check the connection, then press Retry.",
-    "bad_request": "Claude rejected the request.",
-}
-
-
-class ClaudeError(Exception):
-    """A failed call, with a code the UI can act on and a message a person can read."""
-
-    def __init__(
-        self,
-        code: str,
-        *,
-        detail: str = "",
-        api_error_type: str = "",
-        request_id: str = "",
-        status: int | None = None,
-    ) -> None:
-        self.code = code
-        self.detail = detail
-        self.api_error_type = api_error_type or code
-        self.request_id = request_id
-        self.status = status
-        super().__init__(f"{code}: {detail}" if detail else code)
-
-    @property
-    def human_message(self) -> str:
-        message = _HUMAN_MESSAGES.get(self.code, _HUMAN_MESSAGES["upstream"])
-        if self.code == "bad_request" and self.detail:
-            message = f"{message} ({self.detail})"
-        return message
-
-    @property
-    def retryable(self) -> bool:
-        return self.code in {"rate_limited", "overloaded", "upstream", "timeout", "connection"}
-
-
-def _error_from_sdk(exc: anthropic.APIError) -> ClaudeError:
-    if isinstance(exc, anthropic.APITimeoutError):
-        return ClaudeError("timeout", api_error_type="timeout")
-    if isinstance(exc, anthropic.APIConnectionError):
-        return ClaudeError("connection", api_error_type="connection_error")
-    return _error_from_body(
-        getattr(exc, "body", None),
-        status=getattr(exc, "status_code", None),
-        request_id=getattr(exc, "request_id", None) or "",
-    )
-
-
-def _error_from_body(body: Any, *, status: int | None, request_id: str) -> ClaudeError:
-    """An API error body ({"type": "error", "error": {"type", "message"}}) as our error."""
-    error_type = ""
-    detail = ""
-    if isinstance(body, dict):
-        error = body.get("error") if isinstance(body.get("error"), dict) else body
-        error_type = str(error.get("type", ""))
-        detail = str(error.get("message", ""))
-    code = {
-        "rate_limit_error": "rate_limited",
-        "overloaded_error": "overloaded",
-        "authentication_error": "auth",
-        "permission_error": "permission",
-        "billing_error": "billing",
-        "not_found_error": "not_found",
-        "request_too_large": "context_too_long",
-        "api_error": "upstream",
-        "timeout_error": "timeout",
-        "invalid_request_error": "bad_request",
-    }.get(error_type, "upstream" if (status or 500) >= 500 else "bad_request")
-    if code == "bad_request" and "too long" in detail.lower():
-        code = "context_too_long"
-    return ClaudeError(
-        code,
-        detail=detail,
-        api_error_type=error_type or f"http_{status}",
-        request_id=request_id,
-        status=status,
-    )
-
+__all__ = ["ChatRequest", "ClaudeError", "ReplyFinished", "ReplyStream", "StreamEvent",
+           "TextDelta", "ThinkingDelta", "request_params"]
 
 def _without_none(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
@@ -206,6 +133,19 @@ def _with_cache_breakpoint(messages: list[dict[str, Any]]) -> list[dict[str, Any
     return [*head, {**last, "content": blocks}]
 
 
+_unknown_delta_types_logged: set[str] = set()
+
+
+def _unknown_delta_keep(block: dict[str, Any], delta: dict[str, Any]) -> None:
+    """A delta type this code does not render (a newer API feature): kept on its
+    block, in the stored content, and logged once per type, never dropped."""
+    block.setdefault("unrendered_deltas", []).append(delta)
+    kind = str(delta.get("type"))
+    if kind not in _unknown_delta_types_logged:
+        _unknown_delta_types_logged.add(kind)
+        logger.warning("Claude sent a delta of unknown type %r; kept, not shown", kind)
+
+
 class ReplyStream:
     """One streamed reply. Iterate it for events; read partial usage if it is cut short.
 
@@ -236,10 +176,10 @@ class ReplyStream:
     async def __aenter__(self) -> ReplyStream:
         try:
             self._stream = await claude_client().messages.create(
-                stream=True, **request_params(self.request)
+                stream=True, **self.request.params
             )
         except anthropic.APIError as exc:
-            raise _error_from_sdk(exc) from exc
+            raise claude_error_from_sdk(exc) from exc
         self.request_id = self._stream.response.headers.get("request-id", "")
         return self
 
@@ -265,6 +205,8 @@ class ReplyStream:
                         yield ThinkingDelta(delta["thinking"])
                     elif kind == "signature_delta":
                         block["signature"] = delta["signature"]
+                    else:
+                        _unknown_delta_keep(block, delta)
                 elif name == "content_block_start":
                     self._blocks.append(_without_none(json.loads(data)["content_block"]))
                 elif name == "message_start":
@@ -281,12 +223,12 @@ class ReplyStream:
                         body = json.loads(data)
                     except ValueError:
                         body = None
-                    raise _error_from_body(body, status=None, request_id=self.request_id)
+                    raise claude_error_from_body(body, status=None, request_id=self.request_id)
                 elif name == "message_stop":
                     self._ended = True
                 # ping, content_block_stop: nothing to do.
         except anthropic.APIError as exc:
-            raise _error_from_sdk(exc) from exc
+            raise claude_error_from_sdk(exc) from exc
         except httpx2.TimeoutException as exc:
             # Mid-stream the transport's own errors come through as they are.
             raise ClaudeError("timeout", api_error_type="timeout") from exc

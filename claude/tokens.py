@@ -5,7 +5,8 @@ from __future__ import annotations
 import anthropic
 
 from claude.client import claude_client
-from claude.stream import ChatRequest, _error_from_sdk, request_params
+from claude.errors import claude_error_from_sdk
+from claude.stream import ChatRequest
 
 # count_tokens takes the request without these.
 _NOT_COUNTED = ("max_tokens", "extra_headers")
@@ -16,9 +17,9 @@ async def input_tokens_count(request: ChatRequest) -> int:
 
     Raises ClaudeError like a chat call does. The call itself is free.
     """
-    params = {k: v for k, v in request_params(request).items() if k not in _NOT_COUNTED}
+    params = {k: v for k, v in request.params.items() if k not in _NOT_COUNTED}
     try:
         result = await claude_client().messages.count_tokens(**params)
     except anthropic.APIError as exc:
-        raise _error_from_sdk(exc) from exc
+        raise claude_error_from_sdk(exc) from exc
     return int(result.input_tokens)

@@ -3,4 +3,7 @@ from django.apps import AppConfig
 
 class ConversationsConfig(AppConfig):
     name = "conversations"
-    verbose_name = "Conversations and usage"
+    verbose_name = "Conversations"
+
+    def ready(self) -> None:
+        from conversations import signals  # noqa: F401  (connects the receivers)

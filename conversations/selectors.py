@@ -11,6 +11,7 @@ import uuid
 from django.db.models import Prefetch, QuerySet
 
 from accounts.models import User
+from accounts.sessions import session_valid
 from conversations.models import ApiCall, Conversation, Message
 
 
@@ -54,13 +55,38 @@ def message_list_for_page(*, conversation: Conversation) -> list[Message]:
     )
 
 
-def message_in_conversation(*, conversation: Conversation, message_id: str) -> Message | None:
+def message_in_conversation(*, conversation_id: uuid.UUID, message_id: str) -> Message | None:
     """A message of this (already authorised) conversation, or None."""
     try:
         message_uuid = uuid.UUID(str(message_id))
     except ValueError:
         return None
-    return Message.objects.filter(id=message_uuid, conversation=conversation).first()
+    return Message.objects.filter(id=message_uuid, conversation_id=conversation_id).first()
+
+
+def message_last_call(*, message: Message) -> ApiCall | None:
+    """The ledger row of a reply's call (the latest, should there be several)."""
+    return ApiCall.objects.filter(message_id=message.id).order_by("-created_at").first()
+
+
+def socket_access(
+    *, user_id: int, session_key: str | None, session_auth_hash: str, conversation_id: uuid.UUID
+) -> str:
+    """Whether an open socket may still see its conversation: "ok", "revoked" (the
+    session ended, the account was deactivated or its password changed, or the
+    conversation is someone else's now) or "gone" (the conversation was deleted).
+
+    Asked on every frame a client sends but `ping`, and when an account changes."""
+    if not session_valid(
+        user_id=user_id, session_key=session_key, session_auth_hash=session_auth_hash
+    ):
+        return "revoked"
+    owner_id = (
+        Conversation.objects.filter(id=conversation_id).values_list("owner_id", flat=True).first()
+    )
+    if owner_id is None:
+        return "gone"
+    return "ok" if owner_id == user_id else "revoked"
 
 
 def message_active_in_conversation(*, conversation: Conversation) -> Message | None:

@@ -1,7 +1,9 @@
 """Business logic on conversations and messages: plain, typed functions.
 
 Views, the websocket consumer and Celery tasks call these; they never touch the
-network. Streaming a reply lives in `conversations/generation.py`.
+network. Events about the rows they change go to the conversation's sockets
+once the transaction commits (`broadcast_after_commit`), whoever called them.
+Running a reply lives in `conversations/streaming/runner.py`.
 """
 
 from __future__ import annotations
@@ -21,8 +23,15 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import user_primary_team
 from claude.catalog import model_info
+from claude.errors import INTERRUPTED_CODE, INTERRUPTED_MESSAGE
 from claude.stream import ChatRequest
 from conversations.models import Conversation, Message
+from conversations.streaming.frames import (
+    conversation_updated,
+    message_created,
+    message_deleted,
+)
+from conversations.streaming.publisher import broadcast_after_commit
 from infra.rows import rows_insert, rows_select, rows_update
 from usage import services as usage_services
 
@@ -36,6 +45,13 @@ class ChatInputError(Exception):
         self.code = code
         self.message = message
         super().__init__(message)
+
+
+class ConversationGone(ChatInputError):
+    """The conversation was deleted while a socket still had it open."""
+
+    def __init__(self) -> None:
+        super().__init__("conversation_deleted", "This conversation was deleted.")
 
 
 @dataclass(frozen=True)
@@ -89,13 +105,17 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     title = " ".join(title.split())[:200]
     if not title:
         raise ChatInputError("empty_title", "A title cannot be empty.")
-    conversation.title = title
-    conversation.save(update_fields=["title", "updated_at"])
+    with transaction.atomic():
+        conversation.title = title
+        conversation.save(update_fields=["title", "updated_at"])
+        broadcast_after_commit(conversation.pk, conversation_updated(conversation))
     return conversation
 
 
 def conversation_delete(*, conversation: Conversation) -> None:
-    """Delete a conversation and its messages. Its API calls (the ledger) stay."""
+    """Delete a conversation and its messages. Its API calls (the ledger) stay.
+    Its open sockets are told and closed (`conversations.signals`, which also
+    sees deletes made in the admin)."""
     conversation.delete()
 
 
@@ -137,7 +157,7 @@ def _conversation_locked(conversation: Conversation) -> Conversation:
         Conversation, _CONVERSATION_FIELDS, where={"id": conversation.pk}, for_update=True
     )
     if not found:
-        raise Conversation.DoesNotExist
+        raise ConversationGone
     return found[0]
 
 
@@ -192,7 +212,8 @@ def message_send(
     transaction, and hold the reply's worst-case cost against the budgets.
 
     The caller starts `result.job` after this returns (the transaction has then
-    committed). A repeated `client_id` returns the stored pair, unchanged.
+    committed, and the conversation's sockets have the two `message.created`).
+    A repeated `client_id` returns the stored pair, unchanged, and tells no one.
     """
     text = text.strip()
     if not text:
@@ -267,6 +288,13 @@ def message_send(
         reservation_id=hold.reservation.id,
         budget_limited=hold.limited,
     )
+    broadcast_after_commit(conversation.id, message_created(user_message))
+    broadcast_after_commit(
+        conversation.id, message_created(assistant_message), reply_id=assistant_message.id
+    )
+    if position == 0:
+        # The first message titled the conversation: every sidebar shows it.
+        broadcast_after_commit(conversation.id, conversation_updated(conversation))
     return SendResult(
         user_message,
         assistant_message,
@@ -321,6 +349,8 @@ def message_retry(
         reservation_id=hold.reservation.id,
         budget_limited=hold.limited,
     )
+    broadcast_after_commit(conversation.id, message_deleted(message_id))
+    broadcast_after_commit(conversation.id, message_created(reply), reply_id=reply.id)
     return message_id, reply, job
 
 
@@ -343,7 +373,7 @@ def _budget_hold(
         raise ChatInputError("rate_limited", exc.message) from exc
 
 
-def generation_stop_request(*, conversation: Conversation, message_id: uuid.UUID) -> bool:
+def reply_stop_request(*, conversation: Conversation, message_id: uuid.UUID) -> bool:
     """Record that the reply should stop; the generator (in any process) acts on it.
 
     Returns False when the reply is not running (already finished, or not here).
@@ -372,8 +402,8 @@ def generation_reap(*, older_than: dt.timedelta | None = None) -> int:
         .filter(stale)
         .update(
             status=Message.Status.INTERRUPTED,
-            error_code="interrupted",
-            error_message="The answer was interrupted by a server restart. Press Retry for a new one.",
+            error_code=INTERRUPTED_CODE,
+            error_message=INTERRUPTED_MESSAGE,
             heartbeat_at=None,
             updated_at=timezone.now(),
         )

@@ -7,8 +7,9 @@ import time
 import uuid
 from copy import deepcopy
 
+from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
-from channels.layers import InMemoryChannelLayer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 # Tags what this process publishes through the layer, so its own subscription
@@ -19,6 +20,21 @@ PROCESS_ID = uuid.uuid4().hex
 def published_here(event: dict) -> bool:
     """True for a layer message this process published."""
     return event.get("origin") == PROCESS_ID
+
+def group_send_from_sync(group: str, message: dict) -> None:
+    """`group_send` for synchronous code (a view, a signal receiver, a task).
+
+    On a thread of its own it waits for the send (on the web process's event
+    loop when the thread came from there); on an event loop's own thread, which
+    must not block, the send is scheduled instead."""
+    layer = get_channel_layer()
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        async_to_sync(layer.group_send)(group, message)
+        return
+    asyncio.ensure_future(layer.group_send(group, message))
+
 
 # Values a message may share between receivers: nothing in them can be changed.
 _IMMUTABLE = (str, bytes, int, float, bool, type(None))
@@ -84,7 +100,7 @@ class RedisLayer(RedisPubSubChannelLayer):
     """channels_redis's pub/sub layer, plus what the chat's fan-out needs from it.
 
     - A frame reaches the sockets of the process that published it directly
-      (`conversations.fanout`), and Redis echoes it back to the same process's
+      (`conversations.streaming.publisher`), and Redis echoes it back to the same process's
       subscription too: that copy is dropped here, before a socket's consumer
       loop wakes for it.
     - `others_subscribed(group)` says whether another process has a socket in

@@ -146,7 +146,7 @@ def completed(frame: dict[str, Any]) -> bool:
 
 async def generations_settled() -> None:
     """Wait until every reply task of this process has finished."""
-    from conversations.generation import _running
+    from conversations.streaming.runner import _running
 
     for _ in range(500):
         if not _running:

@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from conversations.replay import MemoryReplayBuffer, RedisReplayBuffer
+from conversations.streaming.replay import MemoryReplayBuffer, RedisReplayBuffer
 
 needs_redis = pytest.mark.skipif(
     not os.environ.get("REDIS_URL"), reason="about the Redis replay buffer: runs in the Redis pass"

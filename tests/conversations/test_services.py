@@ -133,10 +133,10 @@ def test_retry_replaces_only_the_last_failed_reply(alice, make_conversation):
 def test_stop_request_only_touches_a_running_reply(alice, make_conversation):
     conversation = make_conversation()
     sent = services.message_send(conversation=conversation, author=alice, text="hi", client_id="1")
-    assert services.generation_stop_request(
+    assert services.reply_stop_request(
         conversation=conversation, message_id=sent.assistant_message.id
     )
-    assert not services.generation_stop_request(
+    assert not services.reply_stop_request(
         conversation=conversation, message_id=sent.user_message.id
     )
 

@@ -16,8 +16,8 @@ from asgiref.sync import sync_to_async
 from django.db import connection, connections
 
 from conversations import services
-from conversations.generation import generation_start
 from conversations.models import ApiCall, Message
+from conversations.streaming.runner import reply_start
 from usage import services as usage_services
 from usage.models import BudgetCounter, BudgetReservation
 
@@ -159,7 +159,7 @@ async def test_a_stream_failing_midway_settles_its_hold_to_the_billed_cost(
     sent = await _send(
         conversation, alice, "[[fake tokens=40 error=overloaded_error error_at=5]] hi"
     )
-    await asyncio.wait_for(generation_start(sent.job), timeout=20)
+    await asyncio.wait_for(reply_start(sent.job), timeout=20)
 
     @sync_to_async
     def check():
@@ -183,7 +183,7 @@ async def test_a_call_failing_before_the_stream_settles_to_zero(
     """Refused up front (an error before any token): settled at $0, the hold released."""
     conversation = await sync_to_async(make_conversation)()
     sent = await _send(conversation, alice, "[[fake error=overloaded_error]] hi")
-    await asyncio.wait_for(generation_start(sent.job), timeout=20)
+    await asyncio.wait_for(reply_start(sent.job), timeout=20)
     reservation = await sync_to_async(BudgetReservation.objects.get)(
         message_id=sent.assistant_message.id
     )

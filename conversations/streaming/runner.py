@@ -1,4 +1,4 @@
-"""Streaming one assistant reply: an asyncio task per reply, owned by no socket.
+"""Running one assistant reply: an asyncio task per reply, owned by no socket.
 
 The task reads Claude's stream, coalesces tokens into numbered frames (one per
 `CHAT_COALESCE_SECONDS` window, not one per token), records each frame in the
@@ -7,11 +7,11 @@ text to the database every `CHAT_CHECKPOINT_SECONDS` (with a heartbeat, and a
 look at the stop flag another process may have set), and on the end writes the
 final message and its one `ApiCall` row in one transaction.
 
-Closing a socket never cancels a reply. A stop does: the consumer sets the stop
-flag in the database and relays the stop to every socket of the conversation;
-the one in the reply's own process sets its local stop flag (and the checkpoint
-reads the database flag, should no socket there relay it). The partial answer
-is kept as `stopped`. A server shutting down gives running replies a grace period, then
+Closing a socket never cancels a reply. A stop does (`reply_stop`): the stop
+flag is set in the database, and the reply stops at once if it runs in this
+process, else the stop is relayed to the conversation's sockets, the one in
+the reply's process stops it, and the checkpoint reads the database flag
+should no socket there relay it. The partial answer is kept as `stopped`. A server shutting down gives running replies a grace period, then
 saves what they have as `interrupted`.
 """
 
@@ -24,34 +24,22 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from claude.client import claude_provider
+from claude.errors import INTERRUPTED_CODE, INTERRUPTED_MESSAGE
 from claude.pricing import Usage, cost
-from claude.stream import (
-    ClaudeError,
-    ReplyFinished,
-    ReplyStream,
-    TextDelta,
-    ThinkingDelta,
-)
-from conversations.events import (
-    MessageCompleted,
-    MessageDelta,
-    conversation_group,
-    frame_json,
-    usage_payload,
-)
-from conversations.fanout import group_publish
+from claude.stream import ClaudeError, ReplyFinished, ReplyStream, TextDelta, ThinkingDelta
 from conversations.models import ApiCall, Conversation, Message
 from conversations.rendering import markdown_to_html
-from conversations.replay import replay_buffer
 from conversations.services import ReplyJob
+from conversations.streaming.frames import conversation_group, message_completed
+from conversations.streaming.publisher import FramePublisher, broadcast
 from infra.db_threads import db_async
 from infra.rows import rows_insert, rows_update
 from usage.selectors import budget_status
@@ -65,7 +53,7 @@ _running: dict[uuid.UUID, asyncio.Task[None]] = {}
 _stop_flags: dict[uuid.UUID, asyncio.Event] = {}
 
 
-def generation_start(job: ReplyJob) -> asyncio.Task[None]:
+def reply_start(job: ReplyJob) -> asyncio.Task[None]:
     """Start generating a reply in this process's event loop: once per job, by the
     process whose `message_send` or `message_retry` returned it."""
     _shutdown_hook_install()
@@ -81,10 +69,19 @@ def generation_start(job: ReplyJob) -> asyncio.Task[None]:
     return task
 
 
-def generation_stop_local(message_id: uuid.UUID | str) -> bool:
+async def reply_stop(*, conversation_id: uuid.UUID, message_id: uuid.UUID) -> None:
+    """Stop a reply whose stop flag the caller has just set in the database: at once
+    if it runs here, else through the conversation's sockets, one of which may
+    live in the reply's process (`reply_stop_local` there)."""
+    if not reply_stop_local(message_id):
+        await get_channel_layer().group_send(
+            conversation_group(conversation_id), {"type": "chat.stop", "message_id": str(message_id)}
+        )
+
+
+def reply_stop_local(message_id: uuid.UUID | str) -> bool:
     """Stop the reply now if this process runs it; False if it runs elsewhere (or
-    not at all). Set the stop flag in the database first: that is what a reply in
-    another process sees, at its next checkpoint, if no socket there relays this."""
+    not at all)."""
     stop_flag = _stop_flags.get(uuid.UUID(str(message_id)))
     if stop_flag is None:
         return False
@@ -92,7 +89,7 @@ def generation_stop_local(message_id: uuid.UUID | str) -> bool:
     return True
 
 
-async def generation_shutdown(grace_seconds: float | None = None) -> None:
+async def replies_shutdown(grace_seconds: float | None = None) -> None:
     """Let running replies finish for a grace period, then cancel the rest, which
     save their text as `interrupted`."""
     grace = settings.CHAT_SHUTDOWN_GRACE_SECONDS if grace_seconds is None else grace_seconds
@@ -111,7 +108,7 @@ _shutdown_hook_installed = False
 
 
 def _shutdown_hook_install() -> None:
-    """Under daphne (Twisted), run `generation_shutdown` before the reactor stops on
+    """Under daphne (Twisted), run `replies_shutdown` before the reactor stops on
     SIGTERM/SIGINT: Twisted waits for the Deferred a "before shutdown" trigger returns."""
     global _shutdown_hook_installed
     if _shutdown_hook_installed or "twisted.internet.reactor" not in sys.modules:
@@ -123,7 +120,7 @@ def _shutdown_hook_install() -> None:
     reactor.addSystemEventTrigger(
         "before",
         "shutdown",
-        lambda: defer.Deferred.fromFuture(asyncio.ensure_future(generation_shutdown())),
+        lambda: defer.Deferred.fromFuture(asyncio.ensure_future(replies_shutdown())),
     )
     _shutdown_hook_installed = True
 
@@ -158,10 +155,10 @@ class _Outcome:
 
 
 @db_async
-def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[str, ApiCall]:
+def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
     """Write the final reply and its ledger row together, exactly once.
 
-    Returns the reply's HTML and the ledger row."""
+    Returns the reply as written (in memory: the row may be gone) and the ledger row."""
     content = outcome.content
     if content is None:
         content = []
@@ -175,21 +172,40 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[str, ApiCall]:
     now = timezone.now()
     price = cost(model, usage, at=now.date())
     html = markdown_to_html(outcome.text) if outcome.text else ""
+    if error is not None:
+        error_code, error_message = error.code, error.human_message
+    elif outcome.status == Message.Status.INTERRUPTED:
+        error_code, error_message = INTERRUPTED_CODE, INTERRUPTED_MESSAGE
+    else:
+        error_code, error_message = "", ""
+    message = Message(
+        id=job.message_id,
+        status=outcome.status,
+        seq=outcome.seq,
+        text=outcome.text,
+        thinking=outcome.thinking,
+        content=content,
+        html=html,
+        model=model,
+        stop_reason=outcome.stop_reason,
+        error_code=error_code,
+        error_message=error_message,
+    )
     with transaction.atomic():
         # Finalised once (the status guard), settled once (the reservation's).
         updated = rows_update(
             Message,
             {
-                "status": outcome.status,
-                "seq": outcome.seq,
-                "text": outcome.text,
-                "thinking": outcome.thinking,
-                "content": content,
-                "html": html,
-                "model": model,
-                "stop_reason": outcome.stop_reason,
-                "error_code": error.code if error else "",
-                "error_message": error.human_message if error else "",
+                "status": message.status,
+                "seq": message.seq,
+                "text": message.text,
+                "thinking": message.thinking,
+                "content": message.content,
+                "html": message.html,
+                "model": message.model,
+                "stop_reason": message.stop_reason,
+                "error_code": message.error_code,
+                "error_message": message.error_message,
                 "heartbeat_at": None,
                 "updated_at": now,
             },
@@ -230,7 +246,7 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[str, ApiCall]:
         # A reply that failed before the stream started costs 0: settling to 0 is
         # the release.
         usage_record_in_transaction(call=call, reservation_id=job.reservation_id)
-    return html, call
+    return message, call
 
 
 @db_async
@@ -240,106 +256,8 @@ def _budget_frame(job: ReplyJob) -> dict | None:
     return None if status.level == "none" else status.as_frame()
 
 
-class _FramePublisher:
-    """Coalesces deltas into numbered frames, records them, delivers them.
-
-    A frame goes out as soon as data arrives if the last one is at least a window
-    (`CHAT_COALESCE_SECONDS`) old, so the first token is not held back; else when
-    the window ends: at most one frame per window, whatever the token rate. Frames
-    are published by one task at a time, so they go out in seq order, and that
-    task is never cancelled (a Redis call cancelled half-way can leave its
-    connection unusable and the await hanging).
-    """
-
-    def __init__(self, job: ReplyJob) -> None:
-        self.message_id = str(job.message_id)
-        self.group = conversation_group(job.conversation_id)
-        self.seq = 0
-        self.text = ""
-        self.thinking = ""
-        self._pending_text: list[str] = []
-        self._pending_thinking: list[str] = []
-        self._loop = asyncio.get_running_loop()
-        self._window = settings.CHAT_COALESCE_SECONDS
-        self._last_flush = -self._window
-        self._timer: asyncio.TimerHandle | None = None
-        self._flushing: asyncio.Task[None] | None = None
-
-    def add(self, *, text: str = "", thinking: str = "") -> None:
-        if text:
-            self._pending_text.append(text)
-        if thinking:
-            self._pending_thinking.append(thinking)
-        self._schedule()
-
-    def _schedule(self) -> None:
-        if self._flushing is not None or self._timer is not None:
-            return  # a flush is under way (it looks again when done) or due
-        due = self._last_flush + self._window
-        if self._loop.time() >= due:
-            self._flushing = self._loop.create_task(self._flush_then_reschedule())
-        else:
-            self._timer = self._loop.call_at(due, self._on_window_end)
-
-    def _on_window_end(self) -> None:
-        self._timer = None
-        self._schedule()
-
-    async def _flush_then_reschedule(self) -> None:
-        try:
-            await self._flush()
-        finally:
-            self._flushing = None
-        if self._pending_text or self._pending_thinking:
-            self._schedule()
-
-    async def drain(self) -> None:
-        """Publish everything added so far; nothing is scheduled after this."""
-        while True:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            if self._flushing is None:
-                break
-            # `wait`, not `await task`: a cancelled caller must not cancel the flush.
-            await asyncio.wait({self._flushing})
-        await self._flush()
-
-    async def _flush(self) -> None:
-        if not self._pending_text and not self._pending_thinking:
-            return
-        self._last_flush = self._loop.time()
-        text = "".join(self._pending_text)
-        thinking = "".join(self._pending_thinking)
-        self._pending_text.clear()
-        self._pending_thinking.clear()
-        self.seq += 1
-        self.text += text
-        self.thinking += thinking
-        frame: MessageDelta = {
-            "type": "message.delta",
-            "message_id": self.message_id,
-            "seq": self.seq,
-        }
-        if thinking:
-            frame["thinking"] = thinking
-        if text:
-            frame["text"] = text
-        await self.publish(frame_json(frame), text=text, thinking=thinking)
-
-    async def publish(self, frame: str, *, text: str = "", thinking: str = "") -> None:
-        # Record before delivering: a socket that sees a gap can always read the frame.
-        await replay_buffer().append(
-            self.message_id, seq=self.seq, frame=frame, text=text, thinking=thinking
-        )
-        await group_publish(
-            self.group,
-            {"type": "chat.frame", "frame": frame, "message_id": self.message_id, "seq": self.seq},
-        )
-
-
 async def _checkpoints(
-    publisher: _FramePublisher, job: ReplyJob, stop_flag: asyncio.Event, ended: asyncio.Event
+    publisher: FramePublisher, job: ReplyJob, stop_flag: asyncio.Event, ended: asyncio.Event
 ) -> None:
     """Every `CHAT_CHECKPOINT_SECONDS`: save the text so far with a heartbeat, and
     stop the reply if the database says so (a stop set through another process).
@@ -364,7 +282,7 @@ async def _checkpoints(
 
 
 async def _stream_reply(
-    publisher: _FramePublisher, job: ReplyJob, reply: ReplyStream, stop_flag: asyncio.Event
+    publisher: FramePublisher, job: ReplyJob, reply: ReplyStream, stop_flag: asyncio.Event
 ) -> ReplyFinished | None:
     async for event in reply:
         if stop_flag.is_set():
@@ -381,7 +299,7 @@ async def _stream_reply(
 async def _generate(job: ReplyJob) -> None:
     message_id = job.message_id
     stop_flag = _stop_flags[message_id] = asyncio.Event()
-    publisher = _FramePublisher(job)
+    publisher = FramePublisher(message_id=job.message_id, conversation_id=job.conversation_id)
     ended = asyncio.Event()
     checkpoints = asyncio.create_task(_checkpoints(publisher, job, stop_flag, ended))
     started = time.monotonic()
@@ -448,34 +366,8 @@ async def _generate(job: ReplyJob) -> None:
         outcome.usage_estimated = True
         if outcome_status == Message.Status.STOPPED:
             outcome.stop_reason = "user_stop"
-    html, call = await _finalise(job, outcome)
-    completed: MessageCompleted = {
-        "type": "message.completed",
-        "message_id": publisher.message_id,
-        "seq": outcome.seq,
-        "status": outcome.status,
-        "stop_reason": outcome.stop_reason,
-        "text": outcome.text,
-        "thinking": outcome.thinking,
-        "html": html,
-        "usage": usage_payload(call),
-        "cost_usd": str(Decimal(call.cost_usd)),
-    }
-    if error is not None:
-        completed["error"] = {
-            "code": error.code,
-            "message": error.human_message,
-            "retryable": error.retryable,
-        }
-    elif outcome.status == Message.Status.INTERRUPTED:
-        completed["error"] = {
-            "code": "interrupted",
-            "message": "The answer was interrupted by a server restart. Press Retry for a new one.",
-            "retryable": True,
-        }
-    publisher.seq = outcome.seq
-    await publisher.publish(frame_json(completed))
-    await replay_buffer().end(publisher.message_id)
+    message, call = await _finalise(job, outcome)
+    await publisher.finish(message_completed(message, call))
     budget = await _budget_frame(job) if job.budget_limited else None
     if budget is not None:
-        await group_publish(publisher.group, {"type": "chat.broadcast", "frame": frame_json(budget)})
+        await broadcast(job.conversation_id, budget)

@@ -218,6 +218,12 @@ class RedisReplayBuffer:
         return None
 
 
+def is_final_frame(frame: str) -> bool:
+    """Whether a recorded frame is a reply's last (`message.completed`): every
+    frame is serialised by `frames.frame_json` with its `type` first."""
+    return frame.startswith('{"type":"message.completed"')
+
+
 def _seq_of(entry_id: bytes) -> int:
     return int(entry_id.split(b"-")[0])
 

@@ -1,7 +1,9 @@
-"""Server-to-browser websocket frames, one TypedDict per type.
+"""Server-to-browser websocket frames: one TypedDict and one builder per type.
 
-The protocol is documented in docs/websocket-protocol.md. Frames about a
-conversation go to that conversation's group only.
+The protocol is documented in docs/websocket-protocol.md. Every frame of a
+type is built by its one function here, whether it goes out live or is
+rebuilt from the stored row for a socket that missed it, so the two cannot
+disagree. Frames about a conversation go to that conversation's group only.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ import json
 import uuid
 from typing import Any, Literal, NotRequired, TypedDict
 
-from conversations.models import ApiCall, Message
+from claude.errors import error_retryable
+from conversations.models import ApiCall, Conversation, Message
 
 
 def conversation_group(conversation_id: uuid.UUID | str) -> str:
@@ -87,6 +90,11 @@ class ConversationUpdated(TypedDict):
     title: str
 
 
+class ConversationDeleted(TypedDict):
+    type: Literal["conversation.deleted"]
+    conversation_id: str
+
+
 class BudgetStatusFrame(TypedDict):
     """Where the owner stands against the tighter of their and their team's budget.
 
@@ -128,6 +136,70 @@ def message_payload(message: Message) -> MessagePayload:
     if message.error_code:
         payload["error"] = {"code": message.error_code, "message": message.error_message}
     return payload
+
+
+def message_created(message: Message) -> MessageCreated:
+    return {"type": "message.created", "message": message_payload(message)}
+
+
+def message_deleted(message_id: uuid.UUID | str) -> MessageDeleted:
+    return {"type": "message.deleted", "message_id": str(message_id)}
+
+
+def message_snapshot(
+    *, message_id: uuid.UUID | str, seq: int, status: str, text: str, thinking: str
+) -> MessageSnapshot:
+    return {
+        "type": "message.snapshot",
+        "message_id": str(message_id),
+        "seq": seq,
+        "status": status,
+        "text": text,
+        "thinking": thinking,
+    }
+
+
+def message_completed(message: Message, call: ApiCall | None) -> MessageCompleted:
+    """The end of a reply, from its final row and its ledger entry: the frame the
+    reply's runner publishes and the one a late socket is sent, alike."""
+    frame: MessageCompleted = {
+        "type": "message.completed",
+        "message_id": str(message.id),
+        "seq": message.seq,
+        "status": message.status,
+        "stop_reason": message.stop_reason,
+        "text": message.text,
+        "thinking": message.thinking,
+        "html": message.html,
+        "usage": usage_payload(call) if call else None,
+        "cost_usd": str(call.cost_usd) if call else None,
+    }
+    if message.error_code:
+        frame["error"] = {
+            "code": message.error_code,
+            "message": message.error_message,
+            "retryable": error_retryable(message.error_code),
+        }
+    return frame
+
+
+def conversation_updated(conversation: Conversation) -> ConversationUpdated:
+    return {
+        "type": "conversation.updated",
+        "conversation_id": str(conversation.pk),
+        "title": conversation.title,
+    }
+
+
+def conversation_deleted(conversation_id: uuid.UUID | str) -> ConversationDeleted:
+    return {"type": "conversation.deleted", "conversation_id": str(conversation_id)}
+
+
+def error_frame(code: str, message: str, *, client_id: str = "") -> ErrorFrame:
+    frame: ErrorFrame = {"type": "error", "code": code, "message": message}
+    if client_id:
+        frame["client_id"] = client_id
+    return frame
 
 
 def usage_payload(call: ApiCall) -> UsagePayload:

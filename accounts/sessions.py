@@ -1,0 +1,53 @@
+"""Whether a signed-in session still stands, and telling open sockets when it may not.
+
+A websocket is authenticated once, at its handshake; these keep it honest after
+that. Every socket of a person joins `user_sockets_group(user_id)`; when their
+account changes (signed out, deactivated, password changed) an `access.check`
+goes to that group on every web process, and each socket asks
+`session_valid` again and closes if the answer is no.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY
+from django.contrib.sessions.backends.base import SessionBase
+from django.db import transaction
+from django.utils.crypto import constant_time_compare
+from django.utils.module_loading import import_string
+
+from accounts.models import User
+from infra.channel_layers import group_send_from_sync
+
+
+def user_sockets_group(user_id: int) -> str:
+    """The channel-layer group of every open socket of one person."""
+    return f"user.{user_id}"
+
+
+def session_auth_hash_of(session: SessionBase) -> str:
+    """The password-derived hash Django stored in the session at login."""
+    return session.get(HASH_SESSION_KEY, "") or ""
+
+
+def session_valid(*, user_id: int, session_key: str | None, session_auth_hash: str) -> bool:
+    """True while the session exists, the account is active, and its password is the
+    one the session was signed in with (Django's own rule for HTTP requests)."""
+    if not session_key:
+        return False
+    store = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
+    if not store().exists(session_key):
+        return False
+    user = User.objects.filter(pk=user_id, is_active=True).only("id", "password").first()
+    if user is None:
+        return False
+    return constant_time_compare(session_auth_hash, user.get_session_auth_hash())
+
+
+def access_check_after_commit(user_id: int) -> None:
+    """Ask every open socket of this person, on every process, to check its access
+    once the current transaction commits."""
+
+    transaction.on_commit(
+        lambda: group_send_from_sync(user_sockets_group(user_id), {"type": "access.check"})
+    )

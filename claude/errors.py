@@ -1,0 +1,117 @@
+"""Errors from Claude in the app's own terms: a code the UI acts on, a message a
+person can read, and whether pressing Retry can help.
+
+The code is what is stored with a failed reply (`Message.error_code`), so a
+frame rebuilt from the row says exactly what the live one said.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anthropic
+
+_HUMAN_MESSAGES = {
+    "rate_limited": "Claude is getting too many requests right now. Wait a moment, then press Retry.",
+    "overloaded": "Claude is overloaded right now. Your message is saved: press Retry in a moment.",
+    "auth": "This site's Claude API key was refused. Ask an administrator to check it.",
+    "permission": "This site's Claude account may not use this model. Ask an administrator.",
+    "billing": "The Claude account behind this site has a billing problem. Ask an administrator.",
+    "context_too_long": (
+        "This conversation is too long for the model. Start a new conversation or shorten your message."
+    ),
+    "not_found": "Claude does not know this model. Pick another model for a new conversation.",
+    "upstream": "Claude had an internal error. Press Retry.",
+    "timeout": "Claude took too long to answer. Press Retry.",
+    "connection": "Could not reach Claude. Check the connection, then press Retry.",
+    "bad_request": "Claude rejected the request.",
+}
+
+
+class ClaudeError(Exception):
+    """A failed call, with a code the UI can act on and a message a person can read."""
+
+    def __init__(
+        self,
+        code: str,
+        *,
+        detail: str = "",
+        api_error_type: str = "",
+        request_id: str = "",
+        status: int | None = None,
+    ) -> None:
+        self.code = code
+        self.detail = detail
+        self.api_error_type = api_error_type or code
+        self.request_id = request_id
+        self.status = status
+        super().__init__(f"{code}: {detail}" if detail else code)
+
+    @property
+    def human_message(self) -> str:
+        message = _HUMAN_MESSAGES.get(self.code, _HUMAN_MESSAGES["upstream"])
+        if self.code == "bad_request" and self.detail:
+            message = f"{message} ({self.detail})"
+        return message
+
+    @property
+    def retryable(self) -> bool:
+        return error_retryable(self.code)
+
+
+# A reply cut by a server restart: not Claude's error, but stored and shown like one.
+INTERRUPTED_CODE = "interrupted"
+INTERRUPTED_MESSAGE = "The answer was interrupted by a server restart. Press Retry for a new one."
+
+_RETRYABLE = {"rate_limited", "overloaded", "upstream", "timeout", "connection", INTERRUPTED_CODE}
+
+
+def error_retryable(code: str) -> bool:
+    """Whether retrying can help: a busy or failing service can, a refused key or
+    a too-long conversation cannot."""
+    return code in _RETRYABLE
+
+
+def claude_error_from_sdk(exc: anthropic.APIError) -> ClaudeError:
+    if isinstance(exc, anthropic.APITimeoutError):
+        return ClaudeError("timeout", api_error_type="timeout")
+    if isinstance(exc, anthropic.APIConnectionError):
+        return ClaudeError("connection", api_error_type="connection_error")
+    return claude_error_from_body(
+        getattr(exc, "body", None),
+        status=getattr(exc, "status_code", None),
+        request_id=getattr(exc, "request_id", None) or "",
+    )
+
+
+def claude_error_from_body(body: Any, *, status: int | None, request_id: str) -> ClaudeError:
+    """An API error body ({"type": "error", "error": {"type", "message"}}) as our error."""
+    error_type = ""
+    detail = ""
+    if isinstance(body, dict):
+        error = body.get("error") if isinstance(body.get("error"), dict) else body
+        error_type = str(error.get("type", ""))
+        detail = str(error.get("message", ""))
+    code = {
+        "rate_limit_error": "rate_limited",
+        "overloaded_error": "overloaded",
+        "authentication_error": "auth",
+        "permission_error": "permission",
+        "billing_error": "billing",
+        "not_found_error": "not_found",
+        "request_too_large": "context_too_long",
+        "api_error": "upstream",
+        "timeout_error": "timeout",
+        "invalid_request_error": "bad_request",
+    }.get(error_type, "upstream" if (status or 500) >= 500 else "bad_request")
+    if code == "bad_request" and "too long" in detail.lower():
+        code = "context_too_long"
+    return ClaudeError(
+        code,
+        detail=detail,
+        api_error_type=error_type or f"http_{status}",
+        request_id=request_id,
+        status=status,
+    )
+
+

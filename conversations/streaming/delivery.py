@@ -1,0 +1,301 @@
+"""One socket's delivery of its conversation's frames: in order, once, with nothing lost.
+
+The rule, for every reply (see docs/websocket-protocol.md, "Ordering and catch-up"):
+
+1. A socket sends a reply's frames in seq order, each at most once: it keeps a
+   cursor per reply (the highest seq it sent; 0 for a reply it has not sent
+   anything of) and drops any frame at or below it.
+2. A live frame above cursor + 1 means the socket missed some (the layer is
+   at-most-once, and may not carry a frame at all for up to a second after a
+   socket joins on another process): the socket reads what it missed from the
+   record (the replay buffer, else the database) before it sends the frame.
+3. A reply the socket follows that has been silent for `CATCH_UP_SECONDS` is
+   read from the record all the same, so a frame that never arrived live (the
+   last one included) still arrives; after `STORED_CHECK_SECONDS` of silence
+   the database row is consulted too (a reply whose process died is ended by
+   the reaper there).
+4. While the socket cannot know what its client has (from connect until the
+   client's first frame has been answered, or `HOLD_AFTER_CONNECT_SECONDS`),
+   and while a resume or a catch-up is answered, live frames wait, then go out
+   in order through rules 1 and 2.
+
+A socket follows a reply from the broadcast that announces it, a resume or a
+resend of its message, or its first live frame, until it sends its
+`message.completed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from conversations import selectors
+from conversations.models import Message
+from conversations.streaming.frames import (
+    frame_json,
+    message_completed,
+    message_snapshot,
+)
+from conversations.streaming.replay import is_final_frame, replay_buffer
+from infra.db_threads import db_async
+
+HOLD_AFTER_CONNECT_SECONDS = 1.0
+# Longer than the time the Redis layer trusts "nobody else listens"
+# (`infra.channel_layers.RedisLayer.others_ttl_seconds`).
+CATCH_UP_SECONDS = 1.25
+STORED_CHECK_SECONDS = 5.0
+
+
+@db_async
+def _stored_reply(conversation_id, message_id: str) -> tuple[Message, Any] | None:
+    """A message of the conversation and its latest ledger row, or None."""
+    message = selectors.message_in_conversation(
+        conversation_id=conversation_id, message_id=message_id
+    )
+    if message is None:
+        return None
+    return message, selectors.message_last_call(message=message)
+
+
+class SocketDelivery:
+    """What one socket has sent of each reply, and the sending itself."""
+
+    def __init__(
+        self,
+        *,
+        conversation_id,
+        send: Callable[[str], Awaitable[None]],
+        close: Callable[[int], Awaitable[None]],
+    ) -> None:
+        self.conversation_id = conversation_id
+        self._send = send
+        self._close = close
+        self._loop = asyncio.get_running_loop()
+        # reply id -> highest seq sent on this socket
+        self.cursors: dict[str, int] = {}
+        # unfinished reply id -> when this socket last sent or read a frame of it
+        self._heard: dict[str, float] = {}
+        self._polled: dict[str, float] = {}
+        # Live events waiting (rule 4); None when none wait.
+        self._held: list[dict[str, Any]] | None = []
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._catching_up = False
+        self._release_handle = self._loop.call_later(
+            HOLD_AFTER_CONNECT_SECONDS, lambda: self._spawn(self.release())
+        )
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # --- live events -------------------------------------------------------
+
+    async def relay(self, event: dict[str, Any]) -> None:
+        """A `chat.frame` or `chat.broadcast` of this conversation, from any process.
+        Never waits on anything but the socket's own write."""
+        if self._closed:
+            return
+        if self._held is not None:
+            self._held.append(event)
+            return
+        if event["type"] == "chat.frame" and self._gap_before(event):
+            # Rule 2, without holding up the publisher: hold, and catch up in a task.
+            self._held = [event]
+            self._spawn(self._answer_then_release(self._catch_up, [event["message_id"]]))
+            return
+        await self._deliver(event)
+
+    def _gap_before(self, event: dict[str, Any]) -> bool:
+        return event["seq"] > self.cursors.get(event["message_id"], 0) + 1
+
+    async def _deliver(self, event: dict[str, Any]) -> None:
+        if event["type"] == "chat.frame":
+            message_id, seq = event["message_id"], event["seq"]
+            if seq <= self.cursors.get(message_id, 0):
+                return
+            self.cursors[message_id] = seq
+            if event.get("final"):
+                self._unfollow(message_id)
+            else:
+                self._follow(message_id)
+            await self._send(event["frame"])
+            return
+        reply_id = event.get("reply_id")
+        if reply_id is not None:
+            self._follow(reply_id)
+        await self._send(event["frame"])
+        if event.get("close"):
+            await self.close()
+            await self._close(event["close"])
+
+    # --- answers that read the record -------------------------------------
+
+    async def release(self) -> None:
+        """The client's first frame has been answered (or it sent none in time):
+        what waited goes out (rule 4)."""
+        if self._held is not None and not self._closed:
+            await self._answer_then_release(None)
+
+    async def resume(self, message_id: str, last_seq: int, *, before: Iterable[str] = ()) -> bool:
+        """Answer a client that has applied frames 1..`last_seq` of a reply: what it
+        missed, then live frames from there. `before`: frames to send first, in the
+        same turn (a resend's `message.created`). False if there is no such message."""
+        found: list[bool] = []
+
+        async def answer(_: list[str]) -> None:
+            # The record is keyed by message id alone: the row says whose it is.
+            stored = await _stored_reply(self.conversation_id, message_id)
+            if stored is None:
+                found.append(False)
+                return
+            for frame in before:
+                await self._send(frame)
+            found.append(await self._read_record(message_id, last_seq, True, stored=stored))
+
+        await self._answer_then_release(answer, [message_id])
+        return bool(found and found[0])
+
+    async def _catch_up(self, message_ids: list[str]) -> None:
+        now = self._loop.time()
+        for message_id in message_ids:
+            stored_check = now - self._heard.get(message_id, now) >= STORED_CHECK_SECONDS
+            self._polled[message_id] = now
+            await self._read_record(message_id, self.cursors.get(message_id, 0), stored_check)
+
+    async def _answer_then_release(
+        self,
+        answer: Callable[[list[str]], Awaitable[None]] | None,
+        message_ids: list[str] | None = None,
+    ) -> None:
+        async with self._lock:
+            if self._held is None:
+                self._held = []
+            if answer is not None:
+                await answer(message_ids or [])
+            # What was relayed meanwhile goes after the answer, in order; rule 1
+            # drops what the answer covered, rule 2 reads what is still missing.
+            while self._held and not self._closed:
+                event = self._held.pop(0)
+                if event["type"] == "chat.frame" and self._gap_before(event):
+                    await self._read_record(
+                        event["message_id"], self.cursors.get(event["message_id"], 0), False
+                    )
+                await self._deliver(event)
+            self._held = None
+
+    async def _read_record(
+        self,
+        message_id: str,
+        after_seq: int,
+        stored_check: bool,
+        *,
+        stored: tuple[Message, Any] | None = None,
+    ) -> bool:
+        """Send what the socket's client lacks of a reply after `after_seq` (or the
+        cursor, if higher): the replay buffer's frames, else a snapshot or the end
+        rebuilt from the row. False if the conversation has no such message."""
+        after = max(after_seq, self.cursors.get(message_id, 0))
+        read = await replay_buffer().read_after(message_id, after)
+        if read is not None and (read.frames or read.snapshot_text is not None or not stored_check):
+            if read.snapshot_text is not None:
+                frame = message_snapshot(
+                    message_id=message_id,
+                    seq=read.seq,
+                    status=Message.Status.STREAMING,
+                    text=read.snapshot_text,
+                    thinking=read.snapshot_thinking or "",
+                )
+                await self._send(frame_json(frame))
+            for stored in read.frames:
+                await self._send(stored)
+            self.cursors[message_id] = max(read.seq, after)
+            if read.frames and is_final_frame(read.frames[-1]):
+                self._unfollow(message_id)
+            else:
+                self._follow(message_id, heard=bool(read.frames or read.snapshot_text))
+            return True
+        # No live record, or a silent one: the database is the truth (the final
+        # row, or the last checkpoint).
+        if stored is None:
+            stored = await _stored_reply(self.conversation_id, message_id)
+        if stored is None:
+            self._unfollow(message_id)
+            return False
+        message, call = stored
+        if message.is_active:
+            if after < message.seq:
+                frame = message_snapshot(
+                    message_id=message_id,
+                    seq=message.seq,
+                    status=message.status,
+                    text=message.text,
+                    thinking=message.thinking,
+                )
+                await self._send(frame_json(frame))
+                self.cursors[message_id] = message.seq
+                self._follow(message_id)
+            else:
+                self.cursors.setdefault(message_id, after)
+                self._follow(message_id, heard=False)
+            return True
+        # The end, unless the client has it: a reaped reply's row keeps the seq of
+        # its last checkpoint, below what the client may have applied.
+        missing = (
+            after < message.seq
+            or message_id in self._heard
+            or message.status == Message.Status.INTERRUPTED
+        )
+        if message.role == Message.Role.ASSISTANT and missing:
+            await self._send(frame_json(message_completed(message, call)))
+            self.cursors[message_id] = max(message.seq, self.cursors.get(message_id, 0))
+        self._unfollow(message_id)
+        return True
+
+    # --- following unfinished replies (rule 3) ------------------------------
+
+    def _follow(self, message_id: str, *, heard: bool = True) -> None:
+        if heard or message_id not in self._heard:
+            self._heard[message_id] = self._loop.time()
+        if self._tick_handle is None and not self._closed:
+            self._tick_handle = self._loop.call_later(CATCH_UP_SECONDS, self._tick)
+
+    def _unfollow(self, message_id: str) -> None:
+        self._heard.pop(message_id, None)
+        self._polled.pop(message_id, None)
+
+    def _tick(self) -> None:
+        self._tick_handle = None
+        if self._closed or not self._heard:
+            return
+        now = self._loop.time()
+        silent = [
+            message_id
+            for message_id, heard in self._heard.items()
+            if now - max(heard, self._polled.get(message_id, 0.0)) >= CATCH_UP_SECONDS
+        ]
+        if silent and not self._catching_up:
+            self._catching_up = True
+            self._spawn(self._catch_up_silent(silent))
+        self._tick_handle = self._loop.call_later(CATCH_UP_SECONDS / 2, self._tick)
+
+    async def _catch_up_silent(self, message_ids: list[str]) -> None:
+        try:
+            await self._answer_then_release(self._catch_up, message_ids)
+        finally:
+            self._catching_up = False
+
+    # --- lifetime ---------------------------------------------------------------
+
+    def _spawn(self, coroutine: Awaitable[None]) -> None:
+        task = self._loop.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        """Send nothing more (the socket is closing or its access was revoked)."""
+        self._closed = True
+        self._held = None
+        self._release_handle.cancel()
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None

@@ -1,0 +1,237 @@
+"""Publishing a conversation's frames to every socket watching it, on any process.
+
+Two kinds of event travel to a conversation's group:
+
+- `chat.frame`: one numbered frame of a reply (`message_id`, `seq`, `final` on
+  the last). Recorded in the replay buffer before it is published, so a socket
+  that missed it can always read it (see `delivery.py`).
+- `chat.broadcast`: a frame about stored rows (a message created or deleted,
+  the conversation renamed or deleted, a budget status). `reply_id` names a
+  streaming reply it announces; `close` asks every socket to close with that
+  code after sending it.
+
+Sockets in this process get each event directly, in the order it was
+published; sockets in other web processes get it through the channel layer
+(Redis), which each process's sockets join as the conversation's group.
+Why not the layer for everything: on one process it cost a queue put, a task
+and an `asyncio.wait` per socket per frame in Channels' consumer loop, about a
+fifth of the web process's CPU at 200 streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any, Protocol
+
+from asgiref.sync import async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+from django.db import transaction
+
+from conversations.streaming.frames import conversation_group, frame_json
+from conversations.streaming.replay import replay_buffer
+from infra.channel_layers import PROCESS_ID
+
+logger = logging.getLogger(__name__)
+
+
+class FrameSocket(Protocol):
+    async def relay(self, event: dict[str, Any]) -> None: ...
+
+
+# group -> the sockets of this process in it
+_sockets: dict[str, set[FrameSocket]] = {}
+
+
+def socket_join(group: str, socket: FrameSocket) -> None:
+    _sockets.setdefault(group, set()).add(socket)
+
+
+def socket_leave(group: str, socket: FrameSocket) -> None:
+    members = _sockets.get(group)
+    if members is not None:
+        members.discard(socket)
+        if not members:
+            del _sockets[group]
+
+
+async def group_publish(group: str, event: dict[str, Any]) -> None:
+    """Deliver `event` to every socket of the group: here first, then through the
+    layer to other processes.
+
+    A frame (the frequent kind) goes to the layer only while another process has
+    a socket in the group, as far as the layer can tell (it may answer late for
+    up to a second: `delivery.py`'s catch-up reads what that missed); a
+    broadcast always does.
+    """
+    for socket in tuple(_sockets.get(group, ())):
+        try:
+            await socket.relay(event)
+        except Exception:  # one broken socket must not stop the others or the reply
+            logger.exception("Relaying a frame to a socket failed")
+    layer = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        return  # one process: every socket is here
+    others_subscribed = getattr(layer, "others_subscribed", None)
+    if event["type"] == "chat.frame" and others_subscribed and not await others_subscribed(group):
+        return
+    await layer.group_send(group, {**event, "origin": PROCESS_ID})
+
+
+async def broadcast(
+    conversation_id: uuid.UUID | str,
+    frame: dict[str, Any],
+    *,
+    reply_id: uuid.UUID | str | None = None,
+    close: int | None = None,
+) -> None:
+    event: dict[str, Any] = {"type": "chat.broadcast", "frame": frame_json(frame)}
+    if reply_id is not None:
+        event["reply_id"] = str(reply_id)
+    if close is not None:
+        event["close"] = close
+    await group_publish(conversation_group(conversation_id), event)
+
+
+def broadcast_after_commit(
+    conversation_id: uuid.UUID | str,
+    frame: dict[str, Any],
+    *,
+    reply_id: uuid.UUID | str | None = None,
+    close: int | None = None,
+) -> None:
+    """Broadcast `frame` once the current transaction commits (at once outside one).
+
+    For services, which run in threads (a view's, or the database pool's): the
+    broadcast runs on the web process's event loop and the thread waits for it,
+    so a reply started after the service returns cannot overtake its
+    `message.created`. Nothing is sent for a transaction that rolls back.
+    """
+
+    async def publish() -> None:
+        await broadcast(conversation_id, frame, reply_id=reply_id, close=close)
+
+    def send() -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            async_to_sync(publish)()
+            return
+        # Called on an event loop's own thread (a test's, say): it cannot block.
+        asyncio.ensure_future(publish())
+
+    transaction.on_commit(send)
+
+
+class FramePublisher:
+    """One reply's frames: coalesces deltas into numbered frames, records them,
+    publishes them.
+
+    A frame goes out as soon as data arrives if the last one is at least a window
+    (`CHAT_COALESCE_SECONDS`) old, so the first token is not held back; else when
+    the window ends: at most one frame per window, whatever the token rate. Frames
+    are published by one task at a time, so they go out in seq order, and that
+    task is never cancelled (a Redis call cancelled half-way can leave its
+    connection unusable and the await hanging).
+    """
+
+    def __init__(self, *, message_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
+        self.message_id = str(message_id)
+        self.group = conversation_group(conversation_id)
+        self.seq = 0
+        self.text = ""
+        self.thinking = ""
+        self._pending_text: list[str] = []
+        self._pending_thinking: list[str] = []
+        self._loop = asyncio.get_running_loop()
+        self._window = settings.CHAT_COALESCE_SECONDS
+        self._last_flush = -self._window
+        self._timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[None] | None = None
+
+    def add(self, *, text: str = "", thinking: str = "") -> None:
+        if text:
+            self._pending_text.append(text)
+        if thinking:
+            self._pending_thinking.append(thinking)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._flushing is not None or self._timer is not None:
+            return  # a flush is under way (it looks again when done) or due
+        due = self._last_flush + self._window
+        if self._loop.time() >= due:
+            self._flushing = self._loop.create_task(self._flush_then_reschedule())
+        else:
+            self._timer = self._loop.call_at(due, self._on_window_end)
+
+    def _on_window_end(self) -> None:
+        self._timer = None
+        self._schedule()
+
+    async def _flush_then_reschedule(self) -> None:
+        try:
+            await self._flush()
+        finally:
+            self._flushing = None
+        if self._pending_text or self._pending_thinking:
+            self._schedule()
+
+    async def drain(self) -> None:
+        """Publish everything added so far; nothing is scheduled after this."""
+        while True:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._flushing is None:
+                break
+            # `wait`, not `await task`: a cancelled caller must not cancel the flush.
+            await asyncio.wait({self._flushing})
+        await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._pending_text and not self._pending_thinking:
+            return
+        self._last_flush = self._loop.time()
+        text = "".join(self._pending_text)
+        thinking = "".join(self._pending_thinking)
+        self._pending_text.clear()
+        self._pending_thinking.clear()
+        self.seq += 1
+        self.text += text
+        self.thinking += thinking
+        frame: dict[str, Any] = {
+            "type": "message.delta",
+            "message_id": self.message_id,
+            "seq": self.seq,
+        }
+        if thinking:
+            frame["thinking"] = thinking
+        if text:
+            frame["text"] = text
+        await self._publish(frame_json(frame), text=text, thinking=thinking)
+
+    async def finish(self, completed: dict[str, Any]) -> None:
+        """Publish the reply's last frame (`message.completed`, seq = last delta + 1)."""
+        self.seq = completed["seq"]
+        await self._publish(frame_json(completed), final=True)
+        await replay_buffer().end(self.message_id)
+
+    async def _publish(
+        self, frame: str, *, text: str = "", thinking: str = "", final: bool = False
+    ) -> None:
+        # Recorded before it is published: a socket that sees a gap can always read it.
+        await replay_buffer().append(
+            self.message_id, seq=self.seq, frame=frame, text=text, thinking=thinking
+        )
+        event: dict[str, Any] = {
+            "type": "chat.frame",
+            "frame": frame,
+            "message_id": self.message_id,
+            "seq": self.seq,
+        }
+        if final:
+            event["final"] = True
+        await group_publish(self.group, event)
