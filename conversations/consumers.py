@@ -110,7 +110,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self._error(exc.code, exc.message)
         except services.ChatInputError as exc:
             await self._error(exc.code, exc.message, client_id=getattr(exc, "client_id", ""))
-            if isinstance(exc, services.ConversationGone):
+            if isinstance(exc, services.ConversationGone):  # deleted since the check
                 await self._revoke(CLOSE_CONVERSATION_DELETED)
         finally:
             if self.delivery is not None:
@@ -171,9 +171,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         verdict = await db_async(selectors.socket_access)(**self.access)
         if verdict == "ok":
             return True
-        await self._revoke(
-            CLOSE_CONVERSATION_DELETED if verdict == "gone" else CLOSE_ACCESS_REVOKED
-        )
+        if verdict == "gone":
+            await self._error("conversation_deleted", "This conversation was deleted.")
+            await self._revoke(CLOSE_CONVERSATION_DELETED)
+        else:
+            await self._error("access_revoked", "You were signed out. Sign in again.")
+            await self._revoke(CLOSE_ACCESS_REVOKED)
         return False
 
     async def _revoke(self, code: int) -> None:
