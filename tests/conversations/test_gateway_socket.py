@@ -336,3 +336,43 @@ async def test_a_529_before_the_stream_is_an_overloaded_error(
     assert error.detail == "Overloaded"
     assert error.request_id == "req_529"
     assert requests == 1  # CLAUDE_MAX_RETRIES=0: no retry
+
+
+async def test_an_unknown_delta_type_is_kept_and_logged(
+    raw_server: Callable[[Handler], Awaitable[str]],
+    gateway_to: Callable[[str], None],
+    caplog,
+) -> None:
+    """A delta type newer than this code (say a citation) is neither shown nor
+    dropped: it stays on its block in the stored content, and the log says so."""
+    citation = {"type": "citations_delta", "citation": {"type": "char_location", "cited_text": "x"}}
+    rest = [
+        sse("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": citation}),
+        sse("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        sse(
+            "message_delta",
+            {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 3}},
+        ),
+        sse("message_stop", {"type": "message_stop"}),
+    ]
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        await read_request(reader)
+        body = b"".join([*START_OF_A_REPLY, *rest])
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nrequest-id: req_new\r\n"
+            + f"content-length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        await hang_up(writer, "close")
+
+    gateway_to(await raw_server(answer))
+    with caplog.at_level("WARNING", logger="claude.stream"):
+        events, error = await collect(chat_request("Cite something"))
+    assert error is None
+    finished = events[-1]
+    assert isinstance(finished, ReplyFinished)
+    assert [e for e in events if isinstance(e, TextDelta)] == [TextDelta("Hello"), TextDelta(", wor")]
+    assert finished.content[0]["text"] == "Hello, wor"
+    assert finished.content[0]["unrendered_deltas"] == [citation]
+    assert "citations_delta" in caplog.text
