@@ -47,12 +47,24 @@ export function formatInt(n) {
   return Number(n || 0).toLocaleString("en-US");
 }
 
+/**
+ * A USD amount (the server sends decimal strings) to 4 places, rounded half up
+ * like the server's pages (Django's floatformat), not through a binary float:
+ * "0.000150" is $0.0002 on both. A cost above zero but under $0.0001 says so.
+ */
 export function formatCost(usd) {
   if (usd === null || usd === undefined || usd === "") return "";
-  const n = Number(usd);
-  if (!Number.isFinite(n)) return "";
-  if (n > 0 && n < 0.0001) return "<$0.0001";
-  return `$${n.toFixed(4)}`;
+  const match = /^(\d+)(?:\.(\d*))?$/.exec(String(usd).trim());
+  if (!match) {
+    const n = Number(usd);
+    return Number.isFinite(n) ? `$${n.toFixed(4)}` : "";
+  }
+  const fraction = (match[2] || "").padEnd(5, "0");
+  let units = BigInt(match[1]) * 10000n + BigInt(fraction.slice(0, 4));
+  if (fraction[4] >= "5") units += 1n;
+  if (BigInt(match[1]) === 0n && fraction.slice(0, 4) === "0000" && /[1-9]/.test(fraction)) return "<$0.0001";
+  const digits = units.toString().padStart(5, "0");
+  return `$${digits.slice(0, -4)}.${digits.slice(-4)}`;
 }
 
 export function autoGrow(area) {
