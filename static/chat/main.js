@@ -1,0 +1,154 @@
+// Team chat in the browser: native ES modules, served as they are (no build
+// step; docs/browser.md). This one wires the others together. Every page
+// loads it; each part starts only if its elements are on the page.
+
+import { Composer, initNewChat } from "./composer.js";
+import { Outbox } from "./outbox.js";
+import { forgetConversation, flashNext, applyTitle, initHeader, initShell, removeFromSidebar } from "./shell.js";
+import { CLOSE_ACCESS_REVOKED, ChatSocket } from "./socket.js";
+import { Thread } from "./thread.js";
+
+// After a deletion, the notice stays this long before the page goes home.
+const DELETED_REDIRECT_MS = 1500;
+// A `not_found` (a resume for a reply that is gone) is worth a word only this
+// soon after the person did something.
+const RECENT_ACTION_MS = 3000;
+
+class ChatPage {
+  constructor(root) {
+    this.root = root;
+    this.conversationId = root.dataset.conversationId;
+    this.lastUserActionAt = 0;
+    const onUserAction = () => {
+      this.lastUserActionAt = Date.now();
+    };
+    const send = (frame) => this.socket.send(frame);
+    this.thread = new Thread(root, {
+      send,
+      onChange: () => this.composer.update(),
+      showError: (message) => this.composer.showError(message),
+      onUserAction,
+    });
+    this.outbox = new Outbox(this.conversationId);
+    this.composer = new Composer(root, { thread: this.thread, outbox: this.outbox, send, onUserAction });
+    this.socket = new ChatSocket({
+      path: root.dataset.wsPath,
+      status: document.getElementById("conn-status"),
+      onOpen: () => this.onOpen(),
+      onFrame: (frame) => this.onFrame(frame),
+      onEnd: (code) => (code === CLOSE_ACCESS_REVOKED ? this.accessRevoked() : this.conversationDeleted()),
+    });
+  }
+
+  start() {
+    this.thread.start();
+    this.composer.start();
+    this.thread.scrollToBottom(true);
+    this.thread.watchQuiet();
+    this.socket.start();
+  }
+
+  /** Every (re)open: resumes first, then every send not yet confirmed by both its messages. */
+  onOpen() {
+    this.thread.resumeAll();
+    for (const frame of this.outbox.frames()) this.socket.send(frame);
+  }
+
+  onFrame(frame) {
+    switch (frame.type) {
+      case "message.created": {
+        const payload = frame.message || {};
+        this.thread.created(payload);
+        const confirmed = this.outbox.created(payload);
+        if (confirmed) this.composer.confirmed(confirmed);
+        this.composer.update();
+        break;
+      }
+      case "message.delta":
+        this.thread.delta(frame);
+        break;
+      case "message.snapshot":
+        this.thread.snapshot(frame);
+        break;
+      case "message.completed":
+        this.thread.completed(frame);
+        break;
+      case "message.deleted":
+        this.thread.deleted(frame);
+        break;
+      case "conversation.updated":
+        if (frame.conversation_id && frame.title) applyTitle(frame.conversation_id, frame.title);
+        break;
+      case "conversation.deleted":
+        if (frame.conversation_id === this.conversationId) this.conversationDeleted();
+        else if (frame.conversation_id) removeFromSidebar(frame.conversation_id);
+        break;
+      case "error":
+        this.onError(frame);
+        break;
+      case "budget.status":
+        this.composer.budget(frame);
+        break;
+      case "pong":
+      default:
+        break;
+    }
+  }
+
+  onError(frame) {
+    const refused = frame.client_id ? this.outbox.refused(frame.client_id) : null;
+    if (refused) {
+      this.composer.refused(refused, frame.message);
+      return;
+    }
+    if (frame.code === "not_found" && Date.now() - this.lastUserActionAt > RECENT_ACTION_MS) return;
+    this.composer.showError(frame.message || "Something went wrong.");
+  }
+
+  /** Closed with 4403: signed out, deactivated, password changed, or no longer allowed here. */
+  accessRevoked() {
+    this.end();
+    this.showNotice("notice-signed-out");
+  }
+
+  /** `conversation.deleted` (or a close with 4404): deleted in another tab or by someone else. */
+  conversationDeleted() {
+    if (this.deleted) return;
+    this.deleted = true;
+    this.end();
+    removeFromSidebar(this.conversationId);
+    forgetConversation(this.conversationId);
+    const notice = this.showNotice("notice-deleted");
+    flashNext("This conversation was deleted.");
+    const home = notice?.querySelector("a")?.href || "/";
+    setTimeout(() => window.location.assign(home), DELETED_REDIRECT_MS);
+  }
+
+  end() {
+    this.socket.end();
+    this.thread.stopWatching();
+    this.composer.disable();
+  }
+
+  showNotice(id) {
+    const notice = document.getElementById(id);
+    if (notice) notice.hidden = false;
+    this.thread.followBottom();
+    return notice;
+  }
+}
+
+function main() {
+  initShell();
+  initNewChat();
+  initHeader();
+  const root = document.getElementById("chat");
+  if (root && root.dataset.wsPath) {
+    const page = new ChatPage(root);
+    page.start();
+    window.__chatPage = page; // for debugging in the console
+  }
+}
+
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", main);
+else main();

@@ -1,0 +1,156 @@
+// Every page's frame: the sidebar of conversations, the user menu, the
+// conversation header (rename, delete), and a notice carried to the next page.
+// Light and dark follow the system (prefers-color-scheme, in chat.css).
+
+import { keys, postForm, storageGet, storageSet } from "./browser.js";
+import { toast } from "./ui.js";
+
+export function initShell() {
+  const body = document.body;
+  const menuButton = document.querySelector('[data-action="sidebar-open"]');
+  const open = () => {
+    body.classList.add("sidebar-open");
+    if (menuButton) menuButton.setAttribute("aria-expanded", "true");
+  };
+  const close = () => {
+    body.classList.remove("sidebar-open");
+    if (menuButton) menuButton.setAttribute("aria-expanded", "false");
+  };
+  document.addEventListener("click", (event) => {
+    const target = event.target instanceof Element ? event.target : null;
+    if (!target) return;
+    if (target.closest('[data-action="sidebar-open"]')) open();
+    else if (target.closest('[data-action="sidebar-close"]')) close();
+    else if (target.closest(".conv-link, .new-chat")) close();
+    // Close the user menu when clicking elsewhere.
+    const menu = document.querySelector(".user-menu[open]");
+    if (menu && !menu.contains(target)) menu.open = false;
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    close();
+    const menu = document.querySelector(".user-menu[open]");
+    if (menu) menu.open = false;
+  });
+  const current = document.querySelector(".conv-link.is-current");
+  if (current) current.scrollIntoView({ block: "nearest" });
+  showFlash();
+}
+
+function sidebarLink(conversationId) {
+  return document.querySelector(`.conv-link[data-conversation-id="${CSS.escape(conversationId)}"]`);
+}
+
+/** A new title, from this tab's rename or another tab's (`conversation.updated`). */
+export function applyTitle(conversationId, title) {
+  const header = document.getElementById("chat-header");
+  if (header && header.dataset.conversationId === conversationId) {
+    const button = document.getElementById("chat-title");
+    if (button) button.textContent = title;
+    document.title = `${title} · Team chat`;
+  }
+  const link = sidebarLink(conversationId);
+  if (link) {
+    link.textContent = title;
+    link.title = title;
+  }
+}
+
+/** A conversation deleted anywhere leaves the sidebar (and its day heading, if it was the last). */
+export function removeFromSidebar(conversationId) {
+  const link = sidebarLink(conversationId);
+  if (!link) return;
+  const heading = link.previousElementSibling;
+  const next = link.nextElementSibling;
+  link.remove();
+  if (heading && heading.matches(".conv-group") && (!next || next.matches(".conv-group"))) heading.remove();
+}
+
+/** Forget what this tab kept of a conversation that is gone. */
+export function forgetConversation(conversationId) {
+  storageSet(keys.pending(conversationId), null);
+  storageSet(keys.draft(conversationId), null);
+}
+
+/** Say something on the next page this tab shows (after a redirect). */
+export function flashNext(message) {
+  storageSet(keys.flash, { message, at: Date.now() });
+}
+
+function showFlash() {
+  const flash = storageGet(keys.flash);
+  if (!flash) return;
+  storageSet(keys.flash, null);
+  if (flash.message && Date.now() - (flash.at || 0) < 60_000) toast(flash.message);
+}
+
+export function initHeader() {
+  const header = document.getElementById("chat-header");
+  if (!header) return;
+  const titleButton = document.getElementById("chat-title");
+
+  const startRename = () => {
+    const input = document.createElement("input");
+    input.type = "text";
+    input.className = "title-input";
+    input.maxLength = 200;
+    input.value = titleButton.textContent.trim();
+    input.setAttribute("aria-label", "Conversation title");
+    titleButton.hidden = true;
+    titleButton.after(input);
+    input.focus();
+    input.select();
+    let done = false;
+    const finish = async (save) => {
+      if (done) return;
+      done = true;
+      const title = input.value.trim();
+      const before = titleButton.textContent.trim();
+      input.remove();
+      titleButton.hidden = false;
+      if (!save || !title || title === before) {
+        titleButton.focus();
+        return;
+      }
+      titleButton.textContent = title; // optimistic
+      try {
+        const response = await postForm(header.dataset.renameUrl, { title });
+        const data = await response.json().catch(() => ({}));
+        if (!response.ok) throw new Error(data.error || "The title could not be saved.");
+        applyTitle(header.dataset.conversationId, data.title || title);
+      } catch (error) {
+        titleButton.textContent = before;
+        toast(error.message || "The title could not be saved.");
+      }
+    };
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") {
+        event.preventDefault();
+        finish(true);
+      } else if (event.key === "Escape") {
+        event.preventDefault();
+        event.stopPropagation();
+        finish(false);
+      }
+    });
+    input.addEventListener("blur", () => finish(true));
+  };
+
+  header.addEventListener("click", async (event) => {
+    const target = event.target instanceof Element ? event.target : null;
+    if (!target) return;
+    if (target.closest('[data-action="rename"]')) {
+      startRename();
+    } else if (target.closest('[data-action="delete"]')) {
+      if (!window.confirm("Delete this conversation? This cannot be undone.")) return;
+      try {
+        const response = await postForm(header.dataset.deleteUrl);
+        if (!response.ok) throw new Error(`The server answered ${response.status}.`);
+        forgetConversation(header.dataset.conversationId);
+        window.location.assign(header.dataset.homeUrl || "/");
+      } catch (error) {
+        toast(`The conversation could not be deleted. ${error.message || ""}`.trim());
+      }
+    }
+  });
+}

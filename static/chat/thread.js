@@ -1,0 +1,510 @@
+// The message list: what the page shows of each message, and the frames that
+// change it, applied by seq (docs/websocket-protocol.md, "Sequence numbers").
+// A message's markup is templates/conversations/_message.html: the server
+// renders it for stored messages and once, empty, into the <template> cloned
+// here; nothing here builds a message's markup.
+
+import { copyText } from "./browser.js";
+import { enhanceProse, markdownToSafeHtml, placeCursor, sanitizeServerHtml, setProse } from "./render.js";
+import { cloneTemplateElement, flashDone, formatCost, formatInt, toast } from "./ui.js";
+
+export const ACTIVE = new Set(["pending", "streaming"]);
+const RETRYABLE = new Set(["stopped", "error", "interrupted"]);
+// Ask for a resume when a running reply has sent nothing for this long.
+const QUIET_RESUME_MS = 5000;
+const STICK_THRESHOLD_PX = 80;
+
+export class Thread {
+  /**
+   * @param {HTMLElement} root the conversation (#chat)
+   * @param {object} hooks
+   * @param {(frame: object) => boolean} hooks.send a frame to the server; false when offline
+   * @param {() => void} hooks.onChange a reply started, ended or went away
+   * @param {(message: string) => void} hooks.showError in the composer
+   * @param {() => void} hooks.onUserAction the person did something (retry)
+   */
+  constructor(root, { send, onChange, showError, onUserAction }) {
+    this.root = root;
+    this.scroller = document.getElementById("thread");
+    this.list = document.getElementById("messages");
+    this.jumpButton = document.getElementById("jump-btn");
+    this.send = send;
+    this.onChange = onChange;
+    this.showError = showError;
+    this.onUserAction = onUserAction;
+    /** id -> {id, role, el, status, lastSeq, text, thinking, raf, cache, resumeAskedAt, heardAt} */
+    this.messages = new Map();
+    this.stick = true;
+    this.quietTimer = 0;
+  }
+
+  start() {
+    for (const el of this.list.querySelectorAll(".msg[data-message-id]")) this.adoptElement(el);
+    this.applyStreamingState();
+    this.bind();
+    this.refreshRetry();
+  }
+
+  // ---- Messages on the page ------------------------------------------------
+
+  adoptElement(el) {
+    const state = {
+      id: el.dataset.messageId,
+      role: el.dataset.role,
+      el,
+      status: el.dataset.status,
+      lastSeq: Number(el.dataset.seq) || 0,
+      text: el.dataset.role === "user" ? el.querySelector(".bubble").textContent : null,
+      thinking: null,
+      raf: 0,
+      cache: new Map(),
+      resumeAskedAt: -1,
+    };
+    this.messages.set(state.id, state);
+    if (state.role === "assistant") {
+      const prose = el.querySelector(".prose");
+      if (ACTIVE.has(state.status)) {
+        el.classList.add("is-live");
+        this.renderLive(state);
+      } else {
+        enhanceProse(prose, { cache: state.cache });
+      }
+    }
+    return state;
+  }
+
+  /** The reply that was streaming when the page was rendered: its text so far. */
+  applyStreamingState() {
+    const node = document.getElementById("streaming-state");
+    if (!node) return;
+    let data = null;
+    try {
+      data = JSON.parse(node.textContent);
+    } catch {
+      data = null;
+    }
+    if (!data || !data.message_id) return;
+    const state = this.messages.get(data.message_id);
+    if (!state) return;
+    state.text = data.text || "";
+    state.thinking = data.thinking || "";
+    state.lastSeq = Number(data.seq) || 0;
+    this.renderLive(state);
+  }
+
+  /** A message's element from its <template>, with the payload's values. */
+  buildElement(payload) {
+    const el = cloneTemplateElement(payload.role === "user" ? "tpl-user" : "tpl-assistant");
+    el.dataset.messageId = payload.id;
+    el.dataset.status = payload.status || (payload.role === "user" ? "complete" : "pending");
+    el.dataset.seq = String(payload.seq || 0);
+    this.setPosition(el, payload.position);
+    if (payload.role === "user") {
+      el.querySelector(".bubble").textContent = payload.text || "";
+      el.dataset.clientId = payload.client_id || "";
+    } else if (payload.model) {
+      el.querySelector(".msg-model").textContent = payload.model;
+    }
+    return el;
+  }
+
+  setPosition(el, position) {
+    if (position === undefined || position === null || position === "") el.removeAttribute("data-position");
+    else el.dataset.position = String(position);
+  }
+
+  insertElement(el) {
+    const empty = document.getElementById("thread-empty");
+    if (empty) empty.remove();
+    const position = el.dataset.position === undefined ? NaN : Number(el.dataset.position);
+    if (!Number.isNaN(position)) {
+      for (const other of this.list.querySelectorAll(".msg[data-position]")) {
+        if (other !== el && Number(other.dataset.position) > position) {
+          other.before(el);
+          return;
+        }
+      }
+    }
+    this.list.append(el);
+  }
+
+  /** A reply we hear about before its message.created (or never): add it at the end. */
+  ensureAssistant(messageId, status = "streaming") {
+    let state = this.messages.get(messageId);
+    if (state) return state;
+    const el = this.buildElement({ id: messageId, role: "assistant", status, seq: 0 });
+    this.insertElement(el);
+    state = this.adoptElement(el);
+    state.text = "";
+    state.thinking = "";
+    return state;
+  }
+
+  setStatus(state, status) {
+    state.status = status;
+    state.el.dataset.status = status;
+    state.el.classList.toggle("is-live", ACTIVE.has(status));
+  }
+
+  activeReply() {
+    for (const state of this.messages.values()) {
+      if (state.role === "assistant" && ACTIVE.has(state.status)) return state;
+    }
+    return null;
+  }
+
+  /** Does the page show the user message sent with this client_id? */
+  hasSent(clientId) {
+    for (const state of this.messages.values()) {
+      if (state.role === "user" && state.el.dataset.clientId === clientId) return true;
+    }
+    return false;
+  }
+
+  get size() {
+    return this.messages.size;
+  }
+
+  refreshRetry() {
+    const all = this.list.querySelectorAll(".msg[data-message-id]");
+    all.forEach((el) => el.classList.remove("can-retry"));
+    const last = all[all.length - 1];
+    if (last && last.dataset.role === "assistant" && RETRYABLE.has(last.dataset.status)) {
+      last.classList.add("can-retry");
+    }
+  }
+
+  // ---- Frames --------------------------------------------------------------
+
+  /**
+   * `message.created`: append a message we do not have (dedupe by id). For a
+   * reply we already show, adopt the payload only if it is newer (higher seq):
+   * a resent `message.send` is answered with the reply as it stands.
+   */
+  created(payload) {
+    if (!payload.id) return;
+    let state = this.messages.get(payload.id);
+    const seq = Number(payload.seq) || 0;
+    if (!state) {
+      const el = this.buildElement(payload);
+      this.insertElement(el);
+      state = this.adoptElement(el);
+      if (payload.role === "assistant") this.adoptCreated(state, payload, seq);
+    } else if (state.role === "assistant") {
+      if (state.el.dataset.position === undefined && payload.position !== undefined) {
+        // A placeholder made from a delta: now we know where it goes.
+        this.setPosition(state.el, payload.position);
+        this.insertElement(state.el);
+      }
+      const model = state.el.querySelector(".msg-model");
+      if (model && !model.textContent && payload.model) model.textContent = payload.model;
+      if (seq > state.lastSeq) {
+        this.setStatus(state, payload.status || "streaming");
+        this.adoptCreated(state, payload, seq);
+      }
+    }
+    this.refreshRetry();
+    this.followBottom();
+  }
+
+  adoptCreated(state, payload, seq) {
+    state.text = payload.text || "";
+    state.thinking = payload.thinking || "";
+    state.lastSeq = seq;
+    if (ACTIVE.has(payload.status)) {
+      state.resumeAskedAt = -1;
+      state.heardAt = Date.now();
+      this.renderLive(state);
+      // Created with progress already made (a resend after a reconnect): catch up.
+      if (state.lastSeq > 0) this.askResume(state, state.lastSeq);
+    } else {
+      this.renderFinal(state, payload);
+    }
+  }
+
+  /** `message.delta`: apply the next seq; ignore a duplicate; a gap asks for a resume. */
+  delta(frame) {
+    const state = this.messages.get(frame.message_id);
+    if (!state) {
+      // A reply we have not seen: ask for all of it.
+      const placeholder = this.ensureAssistant(frame.message_id);
+      this.askResume(placeholder, 0);
+      this.onChange();
+      return;
+    }
+    if (frame.seq <= state.lastSeq) return; // a duplicate
+    if (frame.seq > state.lastSeq + 1) {
+      this.askResume(state, state.lastSeq); // a gap: fill it first
+      return;
+    }
+    if (state.text === null) state.text = "";
+    if (state.thinking === null) state.thinking = "";
+    if (frame.thinking) state.thinking += frame.thinking;
+    if (frame.text) state.text += frame.text;
+    state.lastSeq = frame.seq;
+    state.resumeAskedAt = -1;
+    state.heardAt = Date.now();
+    if (state.status !== "streaming") {
+      this.setStatus(state, "streaming");
+      this.onChange();
+    }
+    this.scheduleRender(state);
+  }
+
+  /** `message.snapshot`: the whole reply so far replaces what we have. */
+  snapshot(frame) {
+    const state = this.messages.get(frame.message_id) || this.ensureAssistant(frame.message_id);
+    if (frame.seq < state.lastSeq) return;
+    state.text = frame.text || "";
+    state.thinking = frame.thinking || "";
+    state.lastSeq = frame.seq;
+    state.resumeAskedAt = -1;
+    state.heardAt = Date.now();
+    this.setStatus(state, ACTIVE.has(frame.status) ? frame.status : "streaming");
+    this.scheduleRender(state);
+    this.onChange();
+  }
+
+  /** `message.completed`: replaces everything, unless the reply is already final with that seq. */
+  completed(frame) {
+    const state = this.messages.get(frame.message_id) || this.ensureAssistant(frame.message_id);
+    if (!ACTIVE.has(state.status) && frame.seq <= state.lastSeq) return; // already final
+    state.text = frame.text || "";
+    state.thinking = frame.thinking || "";
+    state.lastSeq = frame.seq;
+    this.setStatus(state, frame.status || "complete");
+    this.renderFinal(state, frame);
+    this.refreshRetry();
+    this.onChange();
+  }
+
+  /** `message.deleted` (before a retry's new reply). */
+  deleted(frame) {
+    const state = this.messages.get(frame.message_id);
+    if (!state) return;
+    if (state.raf) cancelAnimationFrame(state.raf);
+    state.el.remove();
+    this.messages.delete(frame.message_id);
+    this.refreshRetry();
+    this.onChange();
+  }
+
+  // ---- Resumes -------------------------------------------------------------
+
+  /** On every (re)open: catch up on every reply this page believes is still running. */
+  resumeAll() {
+    for (const state of this.messages.values()) {
+      if (state.role === "assistant" && ACTIVE.has(state.status)) {
+        this.send({ type: "resume", message_id: state.id, last_seq: state.lastSeq });
+        state.resumeAskedAt = state.lastSeq;
+      }
+    }
+  }
+
+  askResume(state, lastSeq) {
+    if (state.resumeAskedAt === lastSeq) return; // already asked for this gap
+    state.resumeAskedAt = lastSeq;
+    this.send({ type: "resume", message_id: state.id, last_seq: lastSeq });
+  }
+
+  /**
+   * A reply that has gone quiet may have lost its last frames (the channel
+   * layer drops under load, and a lost `message.completed` leaves no gap to
+   * notice): ask the server where it stands.
+   */
+  watchQuiet() {
+    clearInterval(this.quietTimer);
+    this.quietTimer = setInterval(() => {
+      const now = Date.now();
+      for (const state of this.messages.values()) {
+        if (state.role !== "assistant" || !ACTIVE.has(state.status)) continue;
+        if (!state.heardAt) state.heardAt = now; // start the clock
+        if (now - state.heardAt < QUIET_RESUME_MS) continue;
+        state.heardAt = now;
+        this.send({ type: "resume", message_id: state.id, last_seq: state.lastSeq });
+      }
+    }, QUIET_RESUME_MS / 2);
+  }
+
+  stopWatching() {
+    clearInterval(this.quietTimer);
+  }
+
+  // ---- Rendering -----------------------------------------------------------
+
+  scheduleRender(state) {
+    if (state.raf) return;
+    state.raf = requestAnimationFrame(() => {
+      state.raf = 0;
+      this.renderLive(state);
+    });
+  }
+
+  renderLive(state) {
+    const el = state.el;
+    const prose = el.querySelector(".prose");
+    if (state.text !== null) {
+      setProse(prose, markdownToSafeHtml(state.text), state.text);
+      enhanceProse(prose, { live: true, cache: state.cache });
+    }
+    placeCursor(prose);
+    this.renderThinking(state, true);
+    el.dataset.seq = String(state.lastSeq);
+    this.followBottom();
+  }
+
+  renderThinking(state, live) {
+    const details = state.el.querySelector(".thinking");
+    if (state.thinking === null) {
+      if (details && !details.hidden) this.setThinkingLabel(state, live);
+      return;
+    }
+    if (!details) return;
+    details.hidden = !state.thinking;
+    details.querySelector(".thinking-body").textContent = state.thinking;
+    this.setThinkingLabel(state, live);
+  }
+
+  setThinkingLabel(state, live) {
+    const label = state.el.querySelector(".thinking-label");
+    if (!label) return;
+    label.textContent = live && !(state.text || "").length ? "Thinking…" : "Thought process";
+  }
+
+  renderFinal(state, frame) {
+    if (state.raf) {
+      cancelAnimationFrame(state.raf);
+      state.raf = 0;
+    }
+    const el = state.el;
+    const prose = el.querySelector(".prose");
+    if (typeof frame.html === "string" && (frame.html || !frame.text)) {
+      prose.innerHTML = sanitizeServerHtml(frame.html);
+    } else {
+      setProse(prose, markdownToSafeHtml(frame.text || ""), frame.text || "");
+    }
+    enhanceProse(prose, { cache: state.cache });
+    this.renderThinking(state, false);
+    el.querySelector(".stopped-marker").hidden = state.status !== "stopped";
+    const card = el.querySelector(".error-card");
+    const error = frame.error;
+    const failed = Boolean(error) || state.status === "error" || state.status === "interrupted";
+    card.hidden = !failed;
+    if (failed) {
+      card.querySelector(".error-text").textContent =
+        (error && error.message) || "Something went wrong with this answer.";
+    }
+    if (frame.usage || frame.cost_usd) this.renderUsage(state, frame.usage, frame.cost_usd);
+    el.dataset.seq = String(state.lastSeq);
+    this.followBottom();
+  }
+
+  /** Tokens and cost of a completed reply, in rows of templates/conversations/_usage_row.html. */
+  renderUsage(state, usage, costUsd) {
+    const pop = state.el.querySelector(".usage-pop");
+    const button = state.el.querySelector(".act-usage");
+    if (!pop || !button) return;
+    const rows = [];
+    const summary = [];
+    if (usage) {
+      rows.push(["Input", formatInt(usage.input_tokens)], ["Output", formatInt(usage.output_tokens)]);
+      summary.push(`${formatInt(usage.input_tokens)} input`, `${formatInt(usage.output_tokens)} output`);
+      if (usage.cache_read_tokens) {
+        rows.push(["Cache read", formatInt(usage.cache_read_tokens)]);
+        summary.push(`${formatInt(usage.cache_read_tokens)} cache read`);
+      }
+      if (usage.cache_write_tokens) {
+        rows.push(["Cache write", formatInt(usage.cache_write_tokens)]);
+        summary.push(`${formatInt(usage.cache_write_tokens)} cache write`);
+      }
+    }
+    const cost = formatCost(costUsd);
+    if (cost) rows.push(["Cost", cost, true]);
+    if (!rows.length) rows.push(["No usage recorded", null]);
+    pop.replaceChildren(
+      ...rows.map(([name, value, isCost]) => {
+        const row = cloneTemplateElement("tpl-usage-row");
+        const [label, figure] = row.children;
+        label.textContent = name;
+        if (value === null) figure.remove();
+        else figure.textContent = value;
+        row.classList.toggle("usage-cost", Boolean(isCost));
+        return row;
+      }),
+    );
+    button.title = `${summary.join(" · ")} tokens${cost ? ` · ${cost}` : ""}`;
+  }
+
+  // ---- Scrolling and clicks --------------------------------------------------
+
+  bind() {
+    this.scroller.addEventListener(
+      "scroll",
+      () => {
+        const gap = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight;
+        this.stick = gap < STICK_THRESHOLD_PX;
+        this.jumpButton.hidden = this.stick;
+      },
+      { passive: true },
+    );
+    this.root.addEventListener("click", (event) => this.onClick(event));
+    document.addEventListener("click", (event) => {
+      const target = event.target instanceof Element ? event.target : null;
+      if (!target || target.closest(".usage-wrap")) return;
+      this.root.querySelectorAll(".usage-wrap.is-open").forEach((w) => w.classList.remove("is-open"));
+    });
+  }
+
+  scrollToBottom(force = false) {
+    if (!force && !this.stick) return;
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+    this.stick = true;
+    this.jumpButton.hidden = true;
+  }
+
+  /** Keep the last message in view while it grows, unless the person scrolled up. */
+  followBottom() {
+    if (this.stick) this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  async onClick(event) {
+    const target = event.target instanceof Element ? event.target : null;
+    if (!target) return;
+    const button = target.closest("[data-action]");
+    if (!button || !this.root.contains(button)) return;
+    const action = button.dataset.action;
+    const msgEl = button.closest(".msg");
+    const state = msgEl ? this.messages.get(msgEl.dataset.messageId) : null;
+    if (action === "copy" && state) {
+      let text = state.text;
+      if (state.role === "assistant" && (text === null || ACTIVE.has(state.status))) {
+        text = state.el.querySelector(".prose").innerText;
+      }
+      if (await copyText(text || "")) flashDone(button);
+      else toast("Copying is not allowed here.");
+    } else if (action === "copy-code") {
+      const code = button.closest(".codeblock")?.querySelector("pre code, pre");
+      if (code && (await copyText(code.textContent.replace(/\n$/, "")))) flashDone(button);
+    } else if (action === "retry" && state) {
+      this.onUserAction();
+      if (!this.send({ type: "message.retry", message_id: state.id })) {
+        this.showError("Not connected. Retry once the connection is back.");
+      } else {
+        button.disabled = true;
+        setTimeout(() => {
+          button.disabled = false;
+        }, 3000);
+      }
+    } else if (action === "usage") {
+      const wrap = button.closest(".usage-wrap");
+      const open = !wrap.classList.contains("is-open");
+      this.root.querySelectorAll(".usage-wrap.is-open").forEach((w) => w.classList.remove("is-open"));
+      wrap.classList.toggle("is-open", open);
+      button.setAttribute("aria-expanded", String(open));
+    } else if (action === "jump") {
+      this.scroller.scrollTo({ top: this.scroller.scrollHeight, behavior: "smooth" });
+      this.stick = true;
+      this.jumpButton.hidden = true;
+    }
+  }
+}
