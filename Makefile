@@ -71,3 +71,9 @@ clean:
 .PHONY: bench-usage
 bench-usage: install
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python bench/usage_report.py
+
+# Random socket cuts near a reply's end, each resumed on the other web process
+# (PostgreSQL + Redis, a throwaway database). See bench/cuts.py.
+.PHONY: bench-cuts
+bench-cuts: install
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/cuts.py $(BENCH_ARGS)
