@@ -44,10 +44,12 @@ def session_valid(*, user_id: int, session_key: str | None, session_auth_hash: s
     return constant_time_compare(session_auth_hash, user.get_session_auth_hash())
 
 
-def access_check_after_commit(user_id: int) -> None:
+def access_check_after_commit(user_id: int, *, ended_session: str | None = None) -> None:
     """Ask every open socket of this person, on every process, to check its access
-    once the current transaction commits."""
-
-    transaction.on_commit(
-        lambda: group_send_from_sync(user_sockets_group(user_id), {"type": "access.check"})
-    )
+    once the current transaction commits. `ended_session`: the session being signed
+    out, whose sockets close without asking (Django signals a logout before it
+    deletes the session, so asking could still find it)."""
+    message = {"type": "access.check"}
+    if ended_session:
+        message["ended_session"] = ended_session
+    transaction.on_commit(lambda: group_send_from_sync(user_sockets_group(user_id), message))

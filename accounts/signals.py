@@ -13,7 +13,7 @@ from accounts.sessions import access_check_after_commit
 @receiver(user_logged_out)
 def _sockets_check_on_logout(sender, request, user, **kwargs) -> None:
     if user is not None:
-        access_check_after_commit(user.pk)
+        access_check_after_commit(user.pk, ended_session=request.session.session_key)
 
 
 @receiver(post_save, sender=User)

@@ -91,7 +91,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         elif kind == "chat.stop":
             runner.reply_stop_local(message["message_id"])
         elif kind == "access.check":
-            await self._authorised()
+            if message.get("ended_session") == self.access["session_key"]:
+                await self._revoke(CLOSE_ACCESS_REVOKED)
+            else:
+                await self._authorised()
         else:
             await getattr(self, get_handler_name(message))(message)
 
@@ -111,7 +114,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         except services.ChatInputError as exc:
             await self._error(exc.code, exc.message, client_id=getattr(exc, "client_id", ""))
             if isinstance(exc, services.ConversationGone):  # deleted since the check
-                await self._revoke(CLOSE_CONVERSATION_DELETED)
+                await self._revoke(CLOSE_CONVERSATION_DELETED, say=False)
         finally:
             if self.delivery is not None:
                 await self.delivery.release()
@@ -169,17 +172,19 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def _authorised(self) -> bool:
         """Ask again whether this socket may see its conversation; close it if not."""
         verdict = await db_async(selectors.socket_access)(**self.access)
-        if verdict == "ok":
-            return True
-        if verdict == "gone":
-            await self._error("conversation_deleted", "This conversation was deleted.")
-            await self._revoke(CLOSE_CONVERSATION_DELETED)
-        else:
-            await self._error("access_revoked", "You were signed out. Sign in again.")
-            await self._revoke(CLOSE_ACCESS_REVOKED)
-        return False
+        if verdict != "ok":
+            await self._revoke(
+                CLOSE_CONVERSATION_DELETED if verdict == "gone" else CLOSE_ACCESS_REVOKED
+            )
+        return verdict == "ok"
 
-    async def _revoke(self, code: int) -> None:
+    async def _revoke(self, code: int, *, say: bool = True) -> None:
+        """Say why, send nothing more, close: the client does not reconnect."""
+        if say:
+            if code == CLOSE_CONVERSATION_DELETED:
+                await self._error("conversation_deleted", "This conversation was deleted.")
+            else:
+                await self._error("access_revoked", "You were signed out. Sign in again.")
         if self.delivery is not None:
             await self.delivery.close()
         await self.close(code)

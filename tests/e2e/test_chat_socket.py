@@ -5,10 +5,10 @@ must not reconnect.
 
 `SocketTap` sits between the page and the real server's websocket (Playwright's
 `route_web_socket`): it records the frames both ways, can lose the server's frames
-like a bad network, inject frames, and close the page's side with any code. Tests
-marked `xfail(reason="server part in progress")` drive the real server flow for
-contracts the server is being given (close 4403/4404, `conversation.deleted`,
-`conversation.updated` after a rename over HTTP).
+like a bad network, inject frames, and close the page's side with any code. The last
+tests drive the real server flow end to end: signing out in another tab (close
+4403), deleting and renaming over HTTP in another tab (`conversation.deleted`
+and close 4404, `conversation.updated`).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from tests.e2e.test_chat import (
 
 pytestmark = pytest.mark.e2e
 
-SERVER_PART = pytest.mark.xfail(strict=False, reason="server part in progress")
 REPLY_FRAMES = {"message.delta", "message.snapshot", "message.completed"}
 
 
@@ -304,7 +303,6 @@ def test_a_created_frame_for_a_shown_reply_is_adopted_only_when_newer(site, new_
     assert reply_text(page) == stored_reply_text(page, url)
 
 
-@SERVER_PART
 def test_signing_out_in_another_tab_ends_the_chat_with_a_sign_in_link(site, new_page):
     """Signing out in another tab of the same browser: the server closes this tab's
     socket with 4403, and the page says so instead of reconnecting."""
@@ -327,7 +325,6 @@ def test_signing_out_in_another_tab_ends_the_chat_with_a_sign_in_link(site, new_
     assert tap.count == 1
 
 
-@SERVER_PART
 def test_deleting_in_another_tab_sends_this_tab_home(site, new_page):
     """Deleted over HTTP in another tab: this tab hears `conversation.deleted`, says so,
     and goes home; the server closes with 4404 and the page does not reconnect."""
@@ -350,7 +347,6 @@ def test_deleting_in_another_tab_sends_this_tab_home(site, new_page):
     assert tap.count == 1
 
 
-@SERVER_PART
 def test_renaming_in_another_tab_retitles_this_tab(site, new_page):
     """Renamed over HTTP in another tab: `conversation.updated` retitles this tab's
     header, its window title and its sidebar entry."""
