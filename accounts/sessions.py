@@ -25,9 +25,15 @@ def user_sockets_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-def session_auth_hash_of(session: SessionBase) -> str:
-    """The password-derived hash Django stored in the session at login."""
-    return session.get(HASH_SESSION_KEY, "") or ""
+def socket_session(scope: dict) -> dict:
+    """What `session_valid` needs to ask again about a socket's session: its user,
+    its key, and the password-derived hash Django stored in it at login."""
+    session: SessionBase = scope["session"]
+    return {
+        "user_id": scope["user"].pk,
+        "session_key": session.session_key,
+        "session_auth_hash": session.get(HASH_SESSION_KEY, "") or "",
+    }
 
 
 def session_valid(*, user_id: int, session_key: str | None, session_auth_hash: str) -> bool:

@@ -12,7 +12,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from accounts.sessions import session_auth_hash_of, user_sockets_group
+from accounts.sessions import socket_session, user_sockets_group
 from conversations import selectors, services
 from conversations.protocol import (
     FrameError,
@@ -31,7 +31,6 @@ from conversations.streaming.frames import (
     conversation_group,
     error_frame,
     frame_json,
-    message_created,
 )
 from conversations.streaming.publisher import socket_join, socket_leave
 from infra.channel_layers import published_here
@@ -43,6 +42,10 @@ logger = logging.getLogger(__name__)
 # The socket's access was revoked (signed out, deactivated, password changed, or
 # the conversation is someone else's): the client does not reconnect.
 CLOSE_ACCESS_REVOKED = 4403
+REVOKED_BECAUSE = {
+    CLOSE_ACCESS_REVOKED: ("access_revoked", "You were signed out. Sign in again."),
+    CLOSE_CONVERSATION_DELETED: ("conversation_deleted", "This conversation was deleted."),
+}
 
 
 class ConversationConsumer(AsyncWebsocketConsumer):
@@ -58,13 +61,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return
         self.conversation = conversation
         self.groups_joined = [conversation_group(conversation.id), user_sockets_group(user.pk)]
-        session = self.scope["session"]
-        self.access = {
-            "user_id": user.pk,
-            "session_key": session.session_key,
-            "session_auth_hash": session_auth_hash_of(session),
-            "conversation_id": conversation.id,
-        }
+        self.access = {**socket_session(self.scope), "conversation_id": conversation.id}
         # Joined before any state is read, so nothing published after is missed.
         self.delivery = SocketDelivery(
             conversation_id=conversation.id,
@@ -91,10 +88,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         elif kind == "chat.stop":
             runner.reply_stop_local(message["message_id"])
         elif kind == "access.check":
-            if message.get("ended_session") == self.access["session_key"]:
-                await self._revoke(CLOSE_ACCESS_REVOKED)
-            else:
-                await self._authorised()
+            ended_here = message.get("ended_session") == self.access["session_key"]
+            await (self._revoke(CLOSE_ACCESS_REVOKED) if ended_here else self._authorised())
         else:
             await getattr(self, get_handler_name(message))(message)
 
@@ -135,12 +130,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             if not await self.delivery.resume(str(frame.message_id), frame.last_seq):
                 await self._error("not_found", "No such message in this conversation.")
         elif isinstance(frame, GenerationStop):
-            if await db_async(services.reply_stop_request)(
-                conversation=self.conversation, message_id=frame.message_id
-            ):
-                await runner.reply_stop(
-                    conversation_id=self.conversation.id, message_id=frame.message_id
-                )
+            await runner.reply_stop(conversation=self.conversation, message_id=frame.message_id)
         elif isinstance(frame, MessageRetry):
             _, _, job = await db_async(services.message_retry)(
                 conversation=self.conversation, message_id=frame.message_id
@@ -160,14 +150,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             raise
         if result.created:
             runner.reply_start(result.job)  # the service has broadcast both messages
-            return
-        # A resend: this socket gets the pair as stored, then the reply from there.
-        reply = result.assistant_message
-        await self.delivery.resume(
-            str(reply.id),
-            reply.seq,
-            before=[frame_json(message_created(m)) for m in (result.user_message, reply)],
-        )
+        else:
+            await self.delivery.resend(result.user_message, result.assistant_message)
 
     async def _authorised(self) -> bool:
         """Ask again whether this socket may see its conversation; close it if not."""
@@ -181,10 +165,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def _revoke(self, code: int, *, say: bool = True) -> None:
         """Say why, send nothing more, close: the client does not reconnect."""
         if say:
-            if code == CLOSE_CONVERSATION_DELETED:
-                await self._error("conversation_deleted", "This conversation was deleted.")
-            else:
-                await self._error("access_revoked", "You were signed out. Sign in again.")
+            await self._error(*REVOKED_BECAUSE[code])
         if self.delivery is not None:
             await self.delivery.close()
         await self.close(code)

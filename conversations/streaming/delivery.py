@@ -35,6 +35,7 @@ from conversations.models import Message
 from conversations.streaming.frames import (
     frame_json,
     message_completed,
+    message_created,
     message_snapshot,
 )
 from conversations.streaming.replay import is_final_frame, replay_buffer
@@ -154,6 +155,12 @@ class SocketDelivery:
 
         await self._answer_then_release(answer, [message_id])
         return bool(found and found[0])
+
+    async def resend(self, user_message: Message, reply: Message) -> None:
+        """Answer a resent `message.send`: the stored pair, then the reply from the
+        seq it was stored at, as for a resume (the rule in the protocol doc)."""
+        created = [frame_json(message_created(m)) for m in (user_message, reply)]
+        await self.resume(str(reply.id), reply.seq, before=created)
 
     async def _catch_up(self, message_ids: list[str]) -> None:
         now = self._loop.time()

@@ -37,7 +37,7 @@ from claude.pricing import Usage, cost
 from claude.stream import ClaudeError, ReplyFinished, ReplyStream, TextDelta, ThinkingDelta
 from conversations.models import ApiCall, Conversation, Message
 from conversations.rendering import markdown_to_html
-from conversations.services import ReplyJob
+from conversations.services import ReplyJob, reply_stop_request
 from conversations.streaming.frames import conversation_group, message_completed
 from conversations.streaming.publisher import FramePublisher, broadcast
 from infra.db_threads import db_async
@@ -69,13 +69,16 @@ def reply_start(job: ReplyJob) -> asyncio.Task[None]:
     return task
 
 
-async def reply_stop(*, conversation_id: uuid.UUID, message_id: uuid.UUID) -> None:
-    """Stop a reply whose stop flag the caller has just set in the database: at once
-    if it runs here, else through the conversation's sockets, one of which may
-    live in the reply's process (`reply_stop_local` there)."""
+async def reply_stop(*, conversation: Conversation, message_id: uuid.UUID) -> None:
+    """Stop a running reply: its stop flag in the database (what a checkpoint reads,
+    in whichever process runs it), then at once if it runs here, else through the
+    conversation's sockets, one of which may live in the reply's process
+    (`reply_stop_local` there). A reply not running: nothing happens."""
+    if not await db_async(reply_stop_request)(conversation=conversation, message_id=message_id):
+        return
     if not reply_stop_local(message_id):
         await get_channel_layer().group_send(
-            conversation_group(conversation_id), {"type": "chat.stop", "message_id": str(message_id)}
+            conversation_group(conversation.id), {"type": "chat.stop", "message_id": str(message_id)}
         )
 
 
