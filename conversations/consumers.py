@@ -49,7 +49,7 @@ from conversations.protocol import (
 from conversations.replay import replay_buffer
 from infra.channel_layers import published_here
 from infra.db_threads import db_async
-from usage.selectors import budget_status
+from usage.budgets import budget_status
 
 logger = logging.getLogger(__name__)
 

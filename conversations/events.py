@@ -10,7 +10,8 @@ import json
 import uuid
 from typing import Any, Literal, NotRequired, TypedDict
 
-from conversations.models import ApiCall, Message
+from conversations.models import Message
+from usage.models import ApiCall
 
 
 def conversation_group(conversation_id: uuid.UUID | str) -> str:
@@ -90,7 +91,7 @@ class ConversationUpdated(TypedDict):
 class BudgetStatusFrame(TypedDict):
     """Where the owner stands against the tighter of their and their team's budget.
 
-    Built by `usage.selectors.BudgetStatus.as_frame`; sent on connect and after
+    Built by `usage.budgets.BudgetStatus.as_frame`; sent on connect and after
     each reply, only to people who have a budget."""
 
     type: Literal["budget.status"]

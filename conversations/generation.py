@@ -48,14 +48,15 @@ from conversations.events import (
     usage_payload,
 )
 from conversations.fanout import group_publish
-from conversations.models import ApiCall, Conversation, Message
+from conversations.models import Conversation, Message
 from conversations.rendering import markdown_to_html
 from conversations.replay import replay_buffer
 from conversations.services import ReplyJob
 from infra.db_threads import db_async
 from infra.rows import rows_insert, rows_update
-from usage.selectors import budget_status
-from usage.services import usage_record_in_transaction
+from usage.budgets import budget_status
+from usage.ledger import ledger_record_in_transaction
+from usage.models import ApiCall
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[str, ApiCall]:
         rows_insert(call)
         # A reply that failed before the stream started costs 0: settling to 0 is
         # the release.
-        usage_record_in_transaction(call=call, reservation_id=job.reservation_id)
+        ledger_record_in_transaction(call=call, reservation_id=job.reservation_id)
     return html, call
 
 

@@ -11,7 +11,8 @@ import uuid
 from django.db.models import Prefetch, QuerySet
 
 from accounts.models import User
-from conversations.models import ApiCall, Conversation, Message
+from conversations.models import Conversation, Message
+from usage.models import ApiCall
 
 
 def conversation_for_user(*, user: User, conversation_id: uuid.UUID | str) -> Conversation | None:
@@ -62,11 +63,3 @@ def message_in_conversation(*, conversation: Conversation, message_id: str) -> M
         return None
     return Message.objects.filter(id=message_uuid, conversation=conversation).first()
 
-
-def message_active_in_conversation(*, conversation: Conversation) -> Message | None:
-    """The assistant reply being generated in this conversation, if any."""
-    return (
-        Message.objects.filter(conversation=conversation, status__in=Message.ACTIVE_STATUSES)
-        .order_by("-position")
-        .first()
-    )

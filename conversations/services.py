@@ -21,10 +21,10 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import user_primary_team
 from claude.catalog import model_info
-from claude.stream import ChatRequest
+from claude.stream import ChatRequest, request_params
 from conversations.models import Conversation, Message
 from infra.rows import rows_insert, rows_select, rows_update
-from usage import services as usage_services
+from usage import budgets, estimates
 
 TITLE_MAX_CHARS = 60
 
@@ -172,6 +172,11 @@ def _chat_request(conversation: Conversation, turns: list[dict[str, Any]]) -> Ch
     )
 
 
+def _max_output_tokens(conversation: Conversation) -> int:
+    """`max_tokens` the chat request will carry, thinking budget included."""
+    return int(request_params(_chat_request(conversation, []))["max_tokens"])
+
+
 def chat_request_for_draft(*, conversation: Conversation, text: str) -> ChatRequest:
     """The request the next message would make, with `text` as that message: what
     the composer's estimate counts (the same history, system prompt and thinking)."""
@@ -220,8 +225,13 @@ def message_send(
             "generation_in_progress", "Claude is still answering. Wait for it or press Stop."
         )
     # Priced before the new rows exist (it reads the conversation as the API will).
-    worst_case = usage_services.call_worst_case_usd(
-        conversation=conversation, new_text=text, messages=history
+    worst_case = estimates.call_worst_case_usd(
+        model=conversation.model,
+        conversation_id=conversation.id,
+        system_prompt=conversation.system_prompt,
+        messages=history,
+        new_text=text,
+        max_output_tokens=_max_output_tokens(conversation),
     )
     position = history[-1].position + 1 if history else 0
     user_message = Message(
@@ -308,8 +318,13 @@ def message_retry(
     hold = _budget_hold(
         conversation=conversation,
         reply=reply,
-        amount=usage_services.call_worst_case_usd(
-            conversation=conversation, new_text="", messages=history
+        amount=estimates.call_worst_case_usd(
+            model=conversation.model,
+            conversation_id=conversation.id,
+            system_prompt=conversation.system_prompt,
+            messages=history,
+            new_text="",
+            max_output_tokens=_max_output_tokens(conversation),
         ),
     )
     job = ReplyJob(
@@ -326,20 +341,20 @@ def message_retry(
 
 def _budget_hold(
     *, conversation: Conversation, reply: Message, amount
-) -> usage_services.BudgetHold:
+) -> budgets.BudgetHold:
     """Reserve the reply's worst-case cost, or refuse with a message the person can act on.
 
     No savepoint of its own: a refusal aborts the caller's whole transaction."""
     try:
-        return usage_services.budget_hold_in_transaction(
+        return budgets.budget_hold_in_transaction(
             user_id=conversation.owner_id,
             team_id=conversation.team_id,
             amount=amount,
-            message=reply,
+            message_id=reply.id,
         )
-    except usage_services.BudgetExceeded as exc:
+    except budgets.BudgetExceeded as exc:
         raise ChatInputError("budget_exceeded", exc.message) from exc
-    except usage_services.RateLimited as exc:
+    except budgets.RateLimited as exc:
         raise ChatInputError("rate_limited", exc.message) from exc
 
 
