@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable, Collection, Mapping, Sequence
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -92,32 +93,39 @@ def _statement(key: tuple, build: Callable[[], Any]) -> Any:
 
 
 # Values the ORM would pass to the database unchanged (`get_prep_value` is the
-# identity on them), by field type: passed as they are, a microsecond a value
-# saved on the statements of every send. Anything else converts as the ORM does.
-_NATIVE = {
+# identity on them), by field class (exactly: a subclass may convert its own
+# way): passed as they are, a microsecond a value saved on the statements of
+# every send. Anything else converts as the ORM does.
+_NATIVE: dict[type, frozenset] = {
     **dict.fromkeys(
         [
-            "AutoField",
-            "BigAutoField",
-            "SmallAutoField",
-            "IntegerField",
-            "BigIntegerField",
-            "SmallIntegerField",
-            "PositiveIntegerField",
-            "PositiveBigIntegerField",
-            "PositiveSmallIntegerField",
+            models.AutoField,
+            models.BigAutoField,
+            models.SmallAutoField,
+            models.IntegerField,
+            models.BigIntegerField,
+            models.SmallIntegerField,
+            models.PositiveIntegerField,
+            models.PositiveBigIntegerField,
+            models.PositiveSmallIntegerField,
         ],
         frozenset({int}),
     ),
-    "CharField": frozenset({str}),
-    "TextField": frozenset({str}),
-    "BooleanField": frozenset({bool}),
+    models.CharField: frozenset({str}),
+    models.TextField: frozenset({str}),
+    models.BooleanField: frozenset({bool}),
+    # Finite ones only: the ORM refuses NaN and infinities (see `_native`).
+    models.DecimalField: frozenset({Decimal}),
 }
 _CONVERTED: frozenset = frozenset()
 
 
+def _native(value: Any, native: frozenset) -> bool:
+    return type(value) in native and (type(value) is not Decimal or value.is_finite())
+
+
 def _natives(fields: Sequence[models.Field]) -> tuple[frozenset, ...]:
-    return tuple(_NATIVE.get(f.get_internal_type(), _CONVERTED) for f in fields)
+    return tuple(_NATIVE.get(type(f), _CONVERTED) for f in fields)
 
 
 def _is_many(value: Any) -> bool:
@@ -183,7 +191,7 @@ def _where_params(
     for (field, native), value in zip(fields, values, strict=True):
         if value is None:
             continue
-        if type(value) in native:
+        if _native(value, native):
             params.append(value)
         elif _is_many(value):
             params.extend(field.get_db_prep_value(v, db) for v in value)
@@ -196,7 +204,7 @@ def _save_params(
     db: BaseDatabaseWrapper, fields: Sequence[tuple[models.Field, frozenset]], values
 ) -> list[Any]:
     return [
-        value if type(value) in native else field.get_db_prep_save(value, db)
+        value if _native(value, native) else field.get_db_prep_save(value, db)
         for (field, native), value in zip(fields, values, strict=True)
     ]
 

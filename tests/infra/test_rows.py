@@ -324,3 +324,17 @@ def test_upsert_add_without_returning_sums_every_column(alice):
     row = DailyUsage.objects.get(day=day, user_id=alice.pk)
     assert (row.calls, row.input_tokens, row.cost_usd) == (3, 300, Decimal("0.000003"))
     assert row.output_tokens == 0  # left out: its default
+
+
+def test_upsert_add_refuses_what_the_orm_refuses():
+    """A value the ORM would not store (a NaN amount) is refused the same way."""
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        rows_upsert_add(
+            BudgetCounter,
+            [{"scope": "team:1", "month": dt.date(2026, 11, 1), "spent_usd": Decimal("NaN")}],
+            unique=("scope", "month"),
+            add=("spent_usd",),
+        )
+    assert not BudgetCounter.objects.exists()
