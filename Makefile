@@ -44,6 +44,7 @@ chromium:
 # Everything: SQLite + in-memory layer (with browser tests), then the socket,
 # model and service suites again on PostgreSQL and Redis.
 test: install chromium
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 	@DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python tests/check_backends.py; \
 	status=$$?; \
@@ -62,6 +63,7 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf var build .pytest_cache

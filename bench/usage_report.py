@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/usage_report.py [--rows 1000000] [--refill] [--repeat 5]
 
-Fills `conversations_apicall` in its own PostgreSQL database (`teamchat_bench`,
+Fills `usage_apicall` in its own PostgreSQL database (`teamchat_bench`,
 created next to the one `DATABASE_URL` names; default
 postgres://postgres@127.0.0.1:5432/test, which is never touched) with `--rows`
 calls spread over 200 users in 20 teams, 6 models and the last 6 months
@@ -12,7 +12,7 @@ BY over the ledger) and times, per range, every query the report page makes
 (`usage_report`: per user, per team, per model, the daily chart series, names),
 median of `--repeat` runs with a warm cache. For comparison it also times the
 same per-user totals read straight from the ledger (what the page would cost
-without the rollup), and one `usage_record` (the per-call upsert on the hot path).
+without the rollup), and one `ledger_record` (the per-call upsert on the hot path).
 A second run reuses the rows unless `--refill`.
 """
 
@@ -109,10 +109,10 @@ def _fill(rows: int) -> float:
     out_case = " ".join(f"WHEN {i} THEN {out}" for i, (_, _, out) in enumerate(weights))
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE conversations_apicall, usage_dailyusage RESTART IDENTITY")
+        cursor.execute("TRUNCATE usage_apicall, usage_dailyusage RESTART IDENTITY")
         cursor.execute(
             f"""
-            INSERT INTO conversations_apicall (
+            INSERT INTO usage_apicall (
                 user_id, team_id, conversation_id, conversation_uuid, message_id, purpose, provider, model,
                 input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
                 cache_read_tokens, usage_estimated, cost_usd, batch, regional,
@@ -138,7 +138,7 @@ def _fill(rows: int) -> float:
             """,
             [rows, rows, user_ids, team_ids],
         )
-        cursor.execute("ANALYZE conversations_apicall")
+        cursor.execute("ANALYZE usage_apicall")
     return time.perf_counter() - started
 
 
@@ -166,10 +166,9 @@ def main() -> int:
     from django.db.models import Count, Sum
     from django.utils import timezone
 
-    from conversations.models import ApiCall
-    from usage.models import DailyUsage
-    from usage.selectors import usage_report
-    from usage.services import usage_record, usage_rollup_rebuild
+    from usage.ledger import ledger_record, usage_rollup_rebuild
+    from usage.models import ApiCall, DailyUsage
+    from usage.report import usage_report
 
     _people()
     have = ApiCall.objects.count()
@@ -216,7 +215,7 @@ def main() -> int:
         results.append((label, calls, days, report_ms, by_user_ms, team_ms, raw_ms))
 
     call = ApiCall.objects.order_by("-id").first()
-    record_ms = _median_ms(lambda: usage_record(call=call), args.repeat)
+    record_ms = _median_ms(lambda: ledger_record(call=call), args.repeat)
 
     print()
     print(
@@ -228,7 +227,7 @@ def main() -> int:
             f"{label:<10} {calls:>10,} {days:>12,} {report_ms:>15.1f} ms {by_user_ms:>8.1f} ms "
             f"{team_ms:>6.1f} ms {raw_ms:>13.1f} ms"
         )
-    print(f"\nusage_record (per-call rollup upsert + spend): {record_ms:.2f} ms")
+    print(f"\nledger_record (per-call rollup upsert + spend): {record_ms:.2f} ms")
     print(
         "page = all queries of usage_report(): per user, per team, per model, daily series, names"
     )

@@ -35,7 +35,7 @@ from conversations.streaming.frames import (
 from conversations.streaming.publisher import socket_join, socket_leave
 from infra.channel_layers import published_here
 from infra.db_threads import db_async
-from usage.selectors import budget_status
+from usage.budgets import budget_status
 
 logger = logging.getLogger(__name__)
 

@@ -16,3 +16,7 @@ class ConversationCreateForm(forms.Form):
 
 class ConversationRenameForm(forms.Form):
     title = forms.CharField(max_length=200)
+
+
+class EstimateForm(forms.Form):
+    text = forms.CharField(required=True, strip=False)

@@ -12,7 +12,8 @@ from django.db.models import Prefetch, QuerySet
 
 from accounts.models import User
 from accounts.sessions import session_valid
-from conversations.models import ApiCall, Conversation, Message
+from conversations.models import Conversation, Message
+from usage.models import ApiCall
 
 
 def conversation_for_user(*, user: User, conversation_id: uuid.UUID | str) -> Conversation | None:
@@ -88,11 +89,3 @@ def socket_access(
         return "gone"
     return "ok" if owner_id == user_id else "revoked"
 
-
-def message_active_in_conversation(*, conversation: Conversation) -> Message | None:
-    """The assistant reply being generated in this conversation, if any."""
-    return (
-        Message.objects.filter(conversation=conversation, status__in=Message.ACTIVE_STATUSES)
-        .order_by("-position")
-        .first()
-    )

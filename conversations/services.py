@@ -33,7 +33,7 @@ from conversations.streaming.frames import (
 )
 from conversations.streaming.publisher import broadcast_after_commit
 from infra.rows import rows_insert, rows_select, rows_update
-from usage import services as usage_services
+from usage import budgets, estimates
 
 TITLE_MAX_CHARS = 60
 
@@ -240,10 +240,6 @@ def message_send(
         raise ChatInputError(
             "generation_in_progress", "Claude is still answering. Wait for it or press Stop."
         )
-    # Priced before the new rows exist (it reads the conversation as the API will).
-    worst_case = usage_services.call_worst_case_usd(
-        conversation=conversation, new_text=text, messages=history
-    )
     position = history[-1].position + 1 if history else 0
     user_message = Message(
         conversation=conversation,
@@ -253,6 +249,17 @@ def message_send(
         content=[{"type": "text", "text": text}],
         text=text,
         client_id=client_id,
+    )
+    # The one request of this send: what the reply sends, and what its hold prices.
+    request = _chat_request(conversation, api_turns([*history, user_message]))
+    # Priced before the new rows exist (it reads the conversation as the API will).
+    worst_case = estimates.call_worst_case_usd(
+        model=conversation.model,
+        conversation_id=conversation.id,
+        system_prompt=conversation.system_prompt,
+        messages=history,
+        new_text=text,
+        max_output_tokens=request.max_output_tokens,
     )
     # Stored as streaming: the caller starts its generator as soon as this commits
     # (a process that dies first leaves it to the reaper, as any other stream).
@@ -284,7 +291,7 @@ def message_send(
         conversation_id=conversation.id,
         owner_id=conversation.owner_id,
         team_id=conversation.team_id,
-        request=_chat_request(conversation, api_turns([*history, user_message])),
+        request=request,
         reservation_id=hold.reservation.id,
         budget_limited=hold.limited,
     )
@@ -332,12 +339,18 @@ def message_retry(
         model=conversation.model,
     )
     conversation.save(update_fields=["updated_at"])
+    request = _chat_request(conversation, api_turns(history))
     # A retry is a new call: it holds its worst case like a new message.
     hold = _budget_hold(
         conversation=conversation,
         reply=reply,
-        amount=usage_services.call_worst_case_usd(
-            conversation=conversation, new_text="", messages=history
+        amount=estimates.call_worst_case_usd(
+            model=conversation.model,
+            conversation_id=conversation.id,
+            system_prompt=conversation.system_prompt,
+            messages=history,
+            new_text="",
+            max_output_tokens=request.max_output_tokens,
         ),
     )
     job = ReplyJob(
@@ -345,7 +358,7 @@ def message_retry(
         conversation_id=conversation.id,
         owner_id=conversation.owner_id,
         team_id=conversation.team_id,
-        request=_chat_request(conversation, api_turns(history)),
+        request=request,
         reservation_id=hold.reservation.id,
         budget_limited=hold.limited,
     )
@@ -356,20 +369,20 @@ def message_retry(
 
 def _budget_hold(
     *, conversation: Conversation, reply: Message, amount
-) -> usage_services.BudgetHold:
+) -> budgets.BudgetHold:
     """Reserve the reply's worst-case cost, or refuse with a message the person can act on.
 
     No savepoint of its own: a refusal aborts the caller's whole transaction."""
     try:
-        return usage_services.budget_hold_in_transaction(
+        return budgets.budget_hold_in_transaction(
             user_id=conversation.owner_id,
             team_id=conversation.team_id,
             amount=amount,
-            message=reply,
+            message_id=reply.id,
         )
-    except usage_services.BudgetExceeded as exc:
+    except budgets.BudgetExceeded as exc:
         raise ChatInputError("budget_exceeded", exc.message) from exc
-    except usage_services.RateLimited as exc:
+    except budgets.RateLimited as exc:
         raise ChatInputError("rate_limited", exc.message) from exc
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -9,10 +10,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from claude.catalog import model_choices
+from claude.stream import ClaudeError
+from claude.tokens import input_tokens_count
 from conversations import selectors, services
-from conversations.forms import ConversationCreateForm, ConversationRenameForm
+from conversations.forms import ConversationCreateForm, ConversationRenameForm, EstimateForm
 from conversations.models import Message
 from conversations.rendering import markdown_to_html
+from usage.ledger import estimate_record
 
 
 def _page_context(request: HttpRequest) -> dict:
@@ -131,3 +135,44 @@ def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpRespo
     if request.headers.get("Accept", "").startswith("application/json"):
         return JsonResponse({"deleted": True})
     return redirect("home")
+
+
+@require_POST
+async def conversation_estimate(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """What the next message would cost, from the API's free token count.
+
+    Owner only (404 otherwise). The count itself is logged as a $0 ledger row.
+    """
+    user = await request.auser()
+    conversation = await sync_to_async(selectors.conversation_for_user)(
+        user=user, conversation_id=conversation_id
+    )
+    if conversation is None:
+        raise Http404("No such conversation.")
+    form = EstimateForm(request.POST)
+    if not form.is_valid() or len(form.cleaned_data["text"]) > settings.CHAT_MAX_MESSAGE_CHARS:
+        return JsonResponse({"error": "Nothing to estimate."}, status=400)
+    chat_request = await sync_to_async(services.chat_request_for_draft)(
+        conversation=conversation, text=form.cleaned_data["text"]
+    )
+    try:
+        tokens = await input_tokens_count(chat_request)
+    except ClaudeError as exc:
+        return JsonResponse({"error": exc.human_message}, status=502)
+    estimate = await sync_to_async(estimate_record)(
+        user_id=user.pk,
+        team_id=conversation.team_id,
+        conversation_id=conversation.id,
+        model=conversation.model,
+        input_tokens=tokens,
+        # The worst case prices the answer at the request's own max_tokens
+        # (thinking budget included).
+        max_output_tokens=chat_request.max_output_tokens,
+    )
+    return JsonResponse(
+        {
+            "input_tokens": estimate.input_tokens,
+            "estimated_cost_usd": f"{estimate.estimated_cost_usd:.6f}",
+            "max_cost_usd": f"{estimate.max_cost_usd:.6f}",
+        }
+    )

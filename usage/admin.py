@@ -1,8 +1,12 @@
-"""The admin's "Usage & costs" page, and budgets in the admin.
+"""The admin's "Usage & costs" page, the ledger, and budgets in the admin.
 
 The page is a plain view added to the admin site's URLs (behind
 `admin_view`, so staff only); it reads `usage_report` and renders three
 tables, a daily SVG chart, and the same rows as CSV.
+
+The user and team pages show this month's spend and budget: usage registers
+subclasses of the accounts admin (accounts sits below usage and knows nothing
+of budgets).
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils import timezone
 
+from accounts import admin as accounts_admin
 from accounts.models import Team, User
+from usage.budgets import budget_for_team, budget_for_user
 from usage.charts import daily_chart_svg
 from usage.forms import ReportFilterForm
-from usage.models import Budget, BudgetReservation, DailyUsage
-from usage.money import MICRO_DOLLAR
-from usage.selectors import REPORT_COLUMNS, usage_report
-from usage.services import month_start
+from usage.models import ApiCall, Budget, BudgetReservation, DailyUsage
+from usage.money import MICRO_DOLLAR, usd_display
+from usage.periods import month_start
+from usage.report import REPORT_COLUMNS, usage_report
 
 
 def _report_params(request: HttpRequest) -> dict:
@@ -145,3 +151,114 @@ class BudgetReservationAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(ApiCall)
+class ApiCallAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "user",
+        "team",
+        "model",
+        "purpose",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cost_usd",
+        "price_key",
+        "pricing",
+        "stop_reason",
+        "error_type",
+    ]
+    list_filter = ["model", "purpose", "priced", "batch", "regional", "team"]
+    search_fields = ["request_id", "user__username"]
+    list_select_related = ["user", "team"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="Priced", boolean=False, ordering="priced")
+    def pricing(self, obj: ApiCall) -> str:
+        # An unknown model is billed at the fallback row; say so plainly.
+        return "yes" if obj.priced else "UNPRICED (fallback rate)"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # The ledger is append-only.
+        return False
+
+
+# --- Budgets on the user and team pages -----------------------------------------------
+
+
+class UserBudgetInline(admin.StackedInline):
+    model = Budget
+    fk_name = "user"
+    fields = ["monthly_limit_usd"]
+    extra = 0
+    max_num = 1
+    verbose_name = "personal monthly budget"
+
+
+class TeamBudgetInline(UserBudgetInline):
+    fk_name = "team"
+    verbose_name = "team monthly budget"
+
+
+def _money(value) -> str:
+    return "no limit" if value is None else usd_display(value)
+
+
+_MONTH_FIELDS = ("month_spent", "month_budget", "month_remaining")
+
+
+class MonthSpendMixin:
+    """Read-only "this month" figures on a user's or team's admin page.
+
+    The admin using it defines `_month(obj) -> ScopeBudget | None`: whose figures.
+    """
+
+    @admin.display(description="Spent this month")
+    def month_spent(self, obj) -> str:
+        month = self._month(obj)
+        return "—" if month is None else _money(month.spent_usd)
+
+    @admin.display(description="Budget")
+    def month_budget(self, obj) -> str:
+        month = self._month(obj)
+        return "—" if month is None else _money(month.limit_usd)
+
+    @admin.display(description="Remaining this month")
+    def month_remaining(self, obj) -> str:
+        month = self._month(obj)
+        if month is None or month.limit_usd is None:
+            return "—"
+        return f"{_money(month.remaining_usd)} ({month.percent}% used)"
+
+
+class UserAdmin(MonthSpendMixin, accounts_admin.UserAdmin):
+    fieldsets = accounts_admin.UserAdmin.fieldsets + (("Usage", {"fields": _MONTH_FIELDS}),)
+    readonly_fields = [*accounts_admin.UserAdmin.readonly_fields, *_MONTH_FIELDS]
+    inlines = [*accounts_admin.UserAdmin.inlines, UserBudgetInline]
+
+    def _month(self, obj):
+        return budget_for_user(user=obj) if obj and obj.pk else None
+
+
+class TeamAdmin(MonthSpendMixin, accounts_admin.TeamAdmin):
+    fields = [*accounts_admin.TeamAdmin.fields, *_MONTH_FIELDS]
+    readonly_fields = [*accounts_admin.TeamAdmin.readonly_fields, *_MONTH_FIELDS]
+    inlines = [*accounts_admin.TeamAdmin.inlines, TeamBudgetInline]
+
+    def _month(self, obj):
+        return budget_for_team(team=obj) if obj and obj.pk else None
+
+
+# `accounts_admin` is imported above, so its registrations come first, whatever
+# the order in which the admin discovers the apps.
+for model, model_admin in ((User, UserAdmin), (Team, TeamAdmin)):
+    admin.site.unregister(model)
+    admin.site.register(model, model_admin)

@@ -16,10 +16,6 @@ class BudgetForm(forms.Form):
     )
 
 
-class EstimateForm(forms.Form):
-    text = forms.CharField(required=True, strip=False)
-
-
 class ReportFilterForm(forms.Form):
     start = forms.DateField(required=False)
     end = forms.DateField(required=False)

@@ -1,7 +1,8 @@
-"""Budgets, their per-month counters and reservations, and the daily usage rollup.
+"""The ledger of calls to Claude, budgets, their per-month counters and
+reservations, and the daily usage rollup.
 
-The ledger itself is `conversations.ApiCall`; everything here is derived from it
-or guards it, and is written in the same transaction as each ledger row.
+`ApiCall` is the ledger; everything else here is derived from it or guards it,
+and is written in the same transaction as each ledger row.
 """
 
 from __future__ import annotations
@@ -10,6 +11,84 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+
+
+class ApiCall(models.Model):
+    """One call to Claude: who, what, how many tokens, what it cost.
+
+    A ledger row: it outlives the conversation, message and even the user it
+    belongs to, so foreign keys are SET_NULL and the ids are kept as values.
+    """
+
+    class Purpose(models.TextChoices):
+        CHAT = "chat", "Chat reply"
+        COUNT_TOKENS = "count_tokens", "Token count"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="api_calls",
+    )
+    team = models.ForeignKey(
+        "accounts.Team", on_delete=models.SET_NULL, null=True, blank=True, related_name="api_calls"
+    )
+    # String references: `usage` sits below `conversations` and never imports it.
+    conversation = models.ForeignKey(
+        "conversations.Conversation", on_delete=models.SET_NULL, null=True, blank=True, related_name="api_calls"
+    )
+    conversation_uuid = models.UUIDField(null=True, blank=True, db_index=True)
+    message = models.ForeignKey(
+        "conversations.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="api_calls"
+    )
+    purpose = models.CharField(max_length=20, choices=Purpose.choices, default=Purpose.CHAT)
+    provider = models.CharField(max_length=20, default="anthropic")
+    model = models.CharField(max_length=100)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cache_write_5m_tokens = models.PositiveIntegerField(default=0)
+    cache_write_1h_tokens = models.PositiveIntegerField(default=0)
+    cache_read_tokens = models.PositiveIntegerField(default=0)
+    # True when the call ended before the API reported final usage (stopped or
+    # failed mid-stream): output tokens are then counted from what was received.
+    usage_estimated = models.BooleanField(default=False)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    # Billed at the Message Batches discount / with the regional-endpoint premium.
+    batch = models.BooleanField(default=False)
+    regional = models.BooleanField(default=False)
+    # What cache reads saved against full input price, and what the batch
+    # discount saved, computed with the cost (the usage report sums them).
+    cache_savings_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    batch_savings_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    price_key = models.CharField(max_length=80, blank=True)
+    priced = models.BooleanField(default=True)
+    request_id = models.CharField(max_length=80, blank=True)
+    time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    stop_reason = models.CharField(max_length=40, blank=True)
+    error_type = models.CharField(max_length=60, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="apicall_user_created"),
+            models.Index(fields=["team", "created_at"], name="apicall_team_created"),
+        ]
+        verbose_name = "API call"
+
+    def __str__(self) -> str:
+        return f"{self.model} ${self.cost_usd} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    @property
+    def total_input_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.cache_write_5m_tokens
+            + self.cache_write_1h_tokens
+            + self.cache_read_tokens
+        )
 
 
 class Budget(models.Model):
@@ -57,7 +136,7 @@ class BudgetCounter(models.Model):
     """Settled spend and open reservations of one scope for one UTC month.
 
     `scope` is "team:<id>" or "user:<id>". This is the row a reservation locks
-    (its upsert, `usage.services._counters_add`), so two concurrent sends cannot
+    (its upsert, `usage.budgets._counters_add`), so two concurrent sends cannot
     both take the last dollars. Team keys sort before user keys: locking in
     `scope` order is the fixed team-then-user order that keeps two lockers from
     deadlocking.
@@ -131,8 +210,8 @@ class BudgetReservation(models.Model):
 class DailyUsage(models.Model):
     """One day's usage of one person in one team on one model: the report's table.
 
-    Upserted in the same transaction as every `ApiCall` (`usage_record`) and
-    rebuildable from the ledger (`usage_rollup_rebuild`). User and team are kept
+    Upserted in the same transaction as every `ApiCall` (`usage.ledger.ledger_record`)
+    and rebuildable from the ledger (`usage_rollup_rebuild`). User and team are kept
     as plain ids (0 = none) so deleting a person or a team never changes a row.
     """
 

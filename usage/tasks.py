@@ -8,6 +8,6 @@ from celery import shared_task
 @shared_task(name="usage.tasks.budget_sweep_task")
 def budget_sweep_task() -> int:
     """Release budget holds left open by a process that died mid-call (every 5 minutes)."""
-    from usage.services import budget_sweep
+    from usage.budgets import budget_sweep
 
     return budget_sweep()

@@ -5,9 +5,4 @@ from usage import views
 urlpatterns = [
     path("usage/", views.my_usage, name="my_usage"),
     path("usage/team/<slug:slug>/budget/", views.team_budget, name="team_budget"),
-    path(
-        "c/<uuid:conversation_id>/estimate/",
-        views.conversation_estimate,
-        name="conversation_estimate",
-    ),
 ]

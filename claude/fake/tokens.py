@@ -112,10 +112,3 @@ def prompt_blocks(
                 )
             )
     return blocks
-
-
-def count_input_tokens(
-    system: str | list[dict[str, Any]] | None, messages: list[dict[str, Any]]
-) -> int:
-    """The request's total input tokens (tools are ignored)."""
-    return sum(b.tokens for b in prompt_blocks(system, messages))

@@ -13,7 +13,8 @@ import uuid
 from typing import Any, Literal, NotRequired, TypedDict
 
 from claude.errors import error_retryable
-from conversations.models import ApiCall, Conversation, Message
+from conversations.models import Conversation, Message
+from usage.models import ApiCall
 
 
 def conversation_group(conversation_id: uuid.UUID | str) -> str:
@@ -98,7 +99,7 @@ class ConversationDeleted(TypedDict):
 class BudgetStatusFrame(TypedDict):
     """Where the owner stands against the tighter of their and their team's budget.
 
-    Built by `usage.selectors.BudgetStatus.as_frame`; sent on connect and after
+    Built by `usage.budgets.BudgetStatus.as_frame`; sent on connect and after
     each reply, only to people who have a budget."""
 
     type: Literal["budget.status"]

@@ -35,15 +35,16 @@ from claude.client import claude_provider
 from claude.errors import INTERRUPTED_CODE, INTERRUPTED_MESSAGE
 from claude.pricing import Usage, cost
 from claude.stream import ClaudeError, ReplyFinished, ReplyStream, TextDelta, ThinkingDelta
-from conversations.models import ApiCall, Conversation, Message
+from conversations.models import Conversation, Message
 from conversations.rendering import markdown_to_html
 from conversations.services import ReplyJob, reply_stop_request
 from conversations.streaming.frames import conversation_group, message_completed
 from conversations.streaming.publisher import FramePublisher, broadcast
 from infra.db_threads import db_async
 from infra.rows import rows_insert, rows_update
-from usage.selectors import budget_status
-from usage.services import usage_record_in_transaction
+from usage.budgets import budget_status
+from usage.ledger import ledger_record_in_transaction
+from usage.models import ApiCall
 
 logger = logging.getLogger(__name__)
 
@@ -248,7 +249,7 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
         rows_insert(call)
         # A reply that failed before the stream started costs 0: settling to 0 is
         # the release.
-        usage_record_in_transaction(call=call, reservation_id=job.reservation_id)
+        ledger_record_in_transaction(call=call, reservation_id=job.reservation_id)
     return message, call
 
 

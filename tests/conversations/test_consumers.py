@@ -16,7 +16,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from claude.pricing import Usage, cost
-from conversations.models import ApiCall, Message
+from conversations.models import Message
 from tests.conftest import (
     assistant_id,
     completed,
@@ -24,6 +24,7 @@ from tests.conftest import (
     receive_frames,
     streamed_text,
 )
+from usage.models import ApiCall
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_backends]
 

@@ -11,7 +11,8 @@ from django.utils import timezone
 from claude.pricing import Usage, cost
 from claude.stream import ChatRequest, request_params
 from conversations import services
-from conversations.models import ApiCall, Conversation, Message
+from conversations.models import Conversation, Message
+from usage.models import ApiCall
 
 pytestmark = [pytest.mark.django_db, pytest.mark.real_backends]
 
@@ -75,7 +76,7 @@ def test_history_is_the_api_multi_turn_shape(alice, make_conversation):
         ("user", "complete", "second question"),
         ("assistant", "error", ""),
         ("user", "complete", "third question"),
-        ("assistant", "pending", ""),
+        ("assistant", "streaming", ""),
     ]
     for position, (role, status, text) in enumerate(rows):
         Message.objects.create(

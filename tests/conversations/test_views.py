@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 
 from conversations.models import Conversation, Message
+from usage.models import ApiCall
 
 pytestmark = pytest.mark.django_db
 
@@ -162,3 +164,33 @@ def test_pages_send_a_strict_content_security_policy(client, alice):
     client.force_login(alice)
     policy = client.get(reverse("home"))["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+
+
+# --- The composer's cost estimate ---------------------------------------------------
+
+
+@pytest.mark.real_backends
+def test_estimate_counts_tokens_prices_them_and_logs_a_free_call(client, alice, make_conversation):
+    """The composer's estimate comes from count_tokens, is priced with the ledger's
+    function, and the count is logged as a $0 count_tokens call."""
+    conversation = make_conversation(alice, model="claude-haiku-4-5")
+    client.force_login(alice)
+    response = client.post(f"/c/{conversation.id}/estimate/", {"text": "word " * 2000})
+    assert response.status_code == 200
+    data = response.json()
+    assert data["input_tokens"] > 1000
+    # Haiku 4.5 input at $1/M; the worst case adds 8,192 output tokens at $5/M.
+    assert Decimal(data["estimated_cost_usd"]) == Decimal(data["input_tokens"]) / 1_000_000
+    assert Decimal(data["max_cost_usd"]) > Decimal("0.04096")
+    call = ApiCall.objects.get(purpose="count_tokens")
+    assert (call.cost_usd, call.conversation_uuid, call.user_id) == (0, conversation.id, alice.pk)
+
+
+@pytest.mark.real_backends
+def test_estimate_is_owner_only(client, bob, make_conversation):
+    """Someone else's conversation, or one that does not exist, is a 404."""
+    conversation = make_conversation()
+    client.force_login(bob)
+    assert client.post(f"/c/{conversation.id}/estimate/", {"text": "hi"}).status_code == 404
+    assert client.post(f"/c/{uuid.uuid4()}/estimate/", {"text": "hi"}).status_code == 404
+    assert not ApiCall.objects.exists()

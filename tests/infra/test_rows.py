@@ -1,4 +1,4 @@
-"""The plain-SQL row writes store exactly what the ORM would, on SQLite and PostgreSQL."""
+"""The plain-SQL rows read and store exactly what the ORM would, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,8 +10,17 @@ import pytest
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from conversations.models import ApiCall, Message
-from infra.rows import row_values, rows_insert, rows_update
+from conversations.models import Message
+from infra.rows import (
+    rows_count,
+    rows_insert,
+    rows_select,
+    rows_update,
+    rows_update_returning,
+    rows_upsert_add,
+    rows_values,
+)
+from usage.models import ApiCall, BudgetCounter, BudgetReservation, DailyUsage
 
 pytestmark = [pytest.mark.django_db, pytest.mark.real_backends]
 
@@ -121,29 +130,7 @@ def test_update_matches_equality_null_and_any_of(make_conversation):
     assert Message.objects.filter(conversation=conversation, status="complete").count() == 3
 
 
-def test_row_values_reads_as_the_orm_does(alice, make_conversation):
-    from django.db import connection
-
-    conversation = make_conversation()
-    call = ApiCall(user=alice, conversation_uuid=conversation.id, model="m", output_tokens=7)
-    rows_insert(call)
-    names = ["created_at", "conversation_uuid", "output_tokens"]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT created_at, conversation_uuid, output_tokens FROM {ApiCall._meta.db_table} "
-            "WHERE id = %s",
-            [call.pk],
-        )
-        created_at, conversation_uuid, output_tokens = row_values(ApiCall, names, cursor.fetchone())
-    assert created_at == ApiCall.objects.get(pk=call.pk).created_at
-    assert created_at.tzinfo is not None
-    assert conversation_uuid == conversation.id
-    assert output_tokens == 7
-
-
 def test_select_loads_the_named_fields_in_order(make_conversation):
-    from infra.rows import rows_select
-
     conversation = make_conversation()
     rows_insert(
         *(
@@ -172,3 +159,182 @@ def test_select_loads_the_named_fields_in_order(make_conversation):
     assert (
         rows_select(Message, ["id"], where={"conversation_id": conversation.id, "text": "x"}) == []
     )
+
+
+def _calls(alice, conversation) -> list[ApiCall]:
+    """Five ledger rows a second apart; the first reported no prompt."""
+    start = timezone.now() - dt.timedelta(minutes=5)
+    calls = [
+        ApiCall(
+            user=alice,
+            conversation_uuid=conversation.id,
+            model="claude-sonnet-5-5",
+            purpose=purpose,
+            input_tokens=tokens,
+            output_tokens=7 * n,
+            cost_usd=Decimal("0.000001") * n,
+        )
+        for n, (purpose, tokens) in enumerate(
+            [("chat", 0), ("chat", 10), ("count_tokens", 20), ("chat", 30), ("chat", 40)]
+        )
+    ]
+    rows_insert(*calls)
+    for n, call in enumerate(calls):
+        call.created_at = start + dt.timedelta(seconds=n)
+        ApiCall.objects.filter(pk=call.pk).update(created_at=call.created_at)
+    return calls
+
+
+def test_values_read_what_values_list_reads(alice, make_conversation):
+    """Conditions, an any-of group, comparisons, order and limit select the rows
+    the ORM selects, and each value comes back as the ORM converts it (aware
+    datetimes, UUIDs, decimals on SQLite too)."""
+    conversation = make_conversation()
+    calls = _calls(alice, conversation)
+    names = ("created_at", "conversation_uuid", "cost_usd", "output_tokens")
+    orm = ApiCall.objects.filter(conversation_uuid=conversation.id)
+
+    found = rows_values(
+        ApiCall,
+        names,
+        where={"conversation_uuid": conversation.id, "purpose": "chat"},
+        any_of={"input_tokens__gt": 0, "cache_read_tokens__gt": 0},
+        order_by="-created_at",
+        limit=2,
+    )
+    expected = orm.filter(purpose="chat", input_tokens__gt=0).order_by("-created_at")
+    assert found == [list(row) for row in expected.values_list(*names)[:2]]
+    assert [row[0] for row in found] == [calls[4].created_at, calls[3].created_at]
+    assert found[0][0].tzinfo is not None
+    assert found[0][2] == Decimal("0.000004")
+
+    since = calls[2].created_at
+    assert rows_values(
+        ApiCall, ["id"], where={"conversation_uuid": conversation.id, "created_at__gte": since}
+    ) == [[pk] for pk in orm.filter(created_at__gte=since).order_by().values_list("id", flat=True)]
+    # An any-of group with no conditions in it matches nothing.
+    assert rows_values(ApiCall, ["id"], any_of={}) == []
+
+
+def test_count_counts_what_count_counts(alice, make_conversation):
+    conversation = make_conversation()
+    calls = _calls(alice, conversation)
+    since = calls[1].created_at
+    for where in (
+        {"user_id": alice.pk, "created_at__gte": since},
+        {"user_id": alice.pk, "created_at__gt": since},
+        {"conversation_uuid": conversation.id, "output_tokens__lte": 14, "purpose": "chat"},
+        {"user_id": alice.pk, "created_at__lt": since},
+    ):
+        assert rows_count(ApiCall, where=where) == ApiCall.objects.filter(**where).count()
+    assert rows_count(ApiCall, where={"user_id": alice.pk, "created_at__gte": since}) == 4
+    assert rows_count(ApiCall, any_of={"purpose": "count_tokens", "input_tokens": 0}) == 2
+
+
+def test_update_returning_closes_once_and_says_what_it_closed(alice):
+    """A guarded update returns the rows it changed, as the ORM reads them; run
+    again, its guard matches nothing and it returns nothing."""
+    month = dt.date(2026, 11, 1)
+    reservation = BudgetReservation(
+        user=alice, user_scope="user:1", team_scope="team:2", month=month, amount_usd="0.5"
+    )
+    rows_insert(reservation)
+    closed_at = timezone.now()
+
+    def close():
+        return rows_update_returning(
+            BudgetReservation,
+            {"status": "settled", "actual_usd": Decimal("0.123456"), "closed_at": closed_at},
+            where={"id": reservation.id, "status": "open"},
+            returning=("user_scope", "team_scope", "month", "amount_usd"),
+        )
+
+    assert close() == [["user:1", "team:2", month, Decimal("0.500000")]]
+    stored = BudgetReservation.objects.get(id=reservation.id)
+    assert (stored.status, stored.actual_usd, stored.closed_at) == (
+        "settled",
+        Decimal("0.123456"),
+        closed_at,
+    )
+    assert close() == []
+
+
+def test_upsert_add_inserts_then_adds_as_the_orm_reads_it(alice):
+    """The first upsert creates the rows, the next adds to them (negative amounts
+    too), and what it returns is what the ORM then reads."""
+    month = dt.date(2026, 11, 1)
+    scopes = ["team:1", "user:2"]
+
+    def add(reserved: str, spent: str):
+        returned = rows_upsert_add(
+            BudgetCounter,
+            [
+                {
+                    "scope": s,
+                    "month": month,
+                    "spent_usd": Decimal(spent),
+                    "reserved_usd": Decimal(reserved),
+                }
+                for s in scopes
+            ],
+            unique=("scope", "month"),
+            add=("spent_usd", "reserved_usd"),
+            returning=("scope", "spent_usd", "reserved_usd"),
+        )
+        return {scope: (s, r) for scope, s, r in returned}
+
+    assert add("0.5", "0") == {s: (Decimal("0.000000"), Decimal("0.500000")) for s in scopes}
+    after = add("-0.5", "0.123456")
+    orm = {
+        c.scope: (c.spent_usd, c.reserved_usd) for c in BudgetCounter.objects.filter(month=month)
+    }
+    assert after == orm == {s: (Decimal("0.123456"), Decimal("0.000000")) for s in scopes}
+    # Another month is another row: the unique key is (scope, month).
+    add("1", "0")
+    assert BudgetCounter.objects.count() == 2
+    rows_upsert_add(
+        BudgetCounter,
+        [{"scope": "team:1", "month": dt.date(2026, 12, 1), "spent_usd": 1, "reserved_usd": 0}],
+        unique=("scope", "month"),
+        add=("spent_usd", "reserved_usd"),
+    )
+    assert BudgetCounter.objects.count() == 3
+
+
+def test_upsert_add_without_returning_sums_every_column(alice):
+    day = dt.date(2026, 11, 3)
+    sums = ("calls", "input_tokens", "cost_usd")
+    for n in range(3):
+        rows_upsert_add(
+            DailyUsage,
+            [
+                {
+                    "day": day,
+                    "user_id": alice.pk,
+                    "team_id": 0,
+                    "model": "m",
+                    "calls": 1,
+                    "input_tokens": 100 * n,
+                    "cost_usd": Decimal("0.000001"),
+                }
+            ],
+            unique=("day", "user_id", "team_id", "model"),
+            add=sums,
+        )
+    row = DailyUsage.objects.get(day=day, user_id=alice.pk)
+    assert (row.calls, row.input_tokens, row.cost_usd) == (3, 300, Decimal("0.000003"))
+    assert row.output_tokens == 0  # left out: its default
+
+
+def test_upsert_add_refuses_what_the_orm_refuses():
+    """A value the ORM would not store (a NaN amount) is refused the same way."""
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError):
+        rows_upsert_add(
+            BudgetCounter,
+            [{"scope": "team:1", "month": dt.date(2026, 11, 1), "spent_usd": Decimal("NaN")}],
+            unique=("scope", "month"),
+            add=("spent_usd",),
+        )
+    assert not BudgetCounter.objects.exists()

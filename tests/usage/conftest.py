@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from usage.services import budget_limit_set
+from usage.budgets import budget_limit_set
 
 
 @pytest.fixture

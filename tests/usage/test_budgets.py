@@ -9,22 +9,24 @@ import pytest
 from django.utils import timezone
 
 from conversations import services
-from conversations.models import ApiCall, Message
-from usage import services as usage_services
-from usage.models import BudgetCounter, BudgetReservation, DailyUsage
-from usage.selectors import budget_status
+from conversations.models import Message
+from usage import budgets, estimates
+from usage.budgets import budget_status
+from usage.ledger import ledger_record
+from usage.models import ApiCall, BudgetCounter, BudgetReservation, DailyUsage
+from usage.periods import month_reset_at, month_start
 
 pytestmark = [pytest.mark.django_db, pytest.mark.real_backends]
 
 
 def counter(scope: str) -> BudgetCounter:
-    return BudgetCounter.objects.get(scope=scope, month=usage_services.month_start())
+    return BudgetCounter.objects.get(scope=scope, month=month_start())
 
 
 def spend(scope: str, usd: str) -> None:
     """Record `usd` of settled spend this month, as a finished call would."""
     BudgetCounter.objects.update_or_create(
-        scope=scope, month=usage_services.month_start(), defaults={"spent_usd": Decimal(usd)}
+        scope=scope, month=month_start(), defaults={"spent_usd": Decimal(usd)}
     )
 
 
@@ -54,12 +56,14 @@ def test_the_next_estimate_counts_the_last_calls_prompt_and_answer(alice, make_c
         cache_read_tokens=150_000,
         output_tokens=500,
     )
-    tokens = usage_services.call_prompt_tokens_estimate(conversation=conversation, new_text="hi")
+    stored = dict(conversation_id=conversation.id, system_prompt="", messages=[], new_text="hi")
+    tokens = estimates.call_prompt_tokens_estimate(**stored)
     assert tokens >= 150_510
     # Past 100K the whole worst case is at the Haiku 5.5 tier: 8,192 * $2.50/M alone is $0.02048.
-    assert usage_services.call_worst_case_usd(conversation=conversation, new_text="hi") > Decimal(
-        "0.02048"
-    ) + Decimal(150_510 * 0.625 / 1e6)
+    worst = estimates.call_worst_case_usd(
+        model="claude-haiku-5-5", max_output_tokens=8192, **stored
+    )
+    assert worst > Decimal("0.02048") + Decimal(150_510 * 0.625 / 1e6)
 
 
 def test_over_budget_send_is_refused_naming_the_limit_and_reset(
@@ -73,7 +77,7 @@ def test_over_budget_send_is_refused_naming_the_limit_and_reset(
     with pytest.raises(services.ChatInputError) as info:
         services.message_send(conversation=conversation, author=alice, text="hello")
     assert info.value.code == "budget_exceeded"
-    resets = usage_services.month_reset_at(usage_services.month_start())
+    resets = month_reset_at(month_start())
     assert "team's monthly budget of $5.00" in info.value.message
     assert f"resets on {resets.day} {resets:%B %Y}, 00:00 UTC" in info.value.message
     assert conversation.messages.count() == 0
@@ -120,25 +124,21 @@ def test_rate_limit_refuses_the_extra_message_of_the_minute(alice, make_conversa
 
 def test_settle_turns_the_hold_into_the_real_cost(alice, acme):
     """Settling moves the reservation out of `reserved` and the actual cost into `spent`."""
-    reservation = usage_services.budget_reserve(
+    reservation = budgets.budget_reserve(
         user_id=alice.pk, team_id=acme.pk, amount=Decimal("0.500000")
     )
-    usage_services.budget_settle(reservation_id=reservation.id, actual_usd=Decimal("0.123456"))
+    budgets.budget_settle(reservation_id=reservation.id, actual_usd=Decimal("0.123456"))
     for scope in (f"user:{alice.pk}", f"team:{acme.pk}"):
         row = counter(scope)
         assert (row.reserved_usd, row.spent_usd) == (Decimal(0), Decimal("0.123456"))
     # Closed once: a second settle (say, the sweeper racing the generator) changes nothing.
-    assert (
-        usage_services.budget_settle(reservation_id=reservation.id, actual_usd=Decimal(1)) is None
-    )
+    assert budgets.budget_settle(reservation_id=reservation.id, actual_usd=Decimal(1)) is None
     assert counter(f"user:{alice.pk}").spent_usd == Decimal("0.123456")
 
 
 def test_release_gives_the_hold_back(alice, acme):
-    reservation = usage_services.budget_reserve(
-        user_id=alice.pk, team_id=acme.pk, amount=Decimal("0.5")
-    )
-    usage_services.budget_release(reservation_id=reservation.id)
+    reservation = budgets.budget_reserve(user_id=alice.pk, team_id=acme.pk, amount=Decimal("0.5"))
+    budgets.budget_release(reservation_id=reservation.id)
     reservation.refresh_from_db()
     assert reservation.status == BudgetReservation.Status.RELEASED
     assert counter(f"team:{acme.pk}").reserved_usd == 0 == counter(f"team:{acme.pk}").spent_usd
@@ -148,7 +148,7 @@ def test_retry_holds_a_new_reservation(alice, make_conversation):
     """A retry is a new call: it takes its own hold."""
     conversation = make_conversation()
     sent = services.message_send(conversation=conversation, author=alice, text="hi")
-    usage_services.budget_release(
+    budgets.budget_release(
         reservation_id=BudgetReservation.objects.get(message=sent.assistant_message).id
     )
     Message.objects.filter(id=sent.assistant_message.id).update(status="error")
@@ -172,7 +172,7 @@ def test_sweeper_releases_holds_of_dead_processes_only(alice, acme, make_convers
         status="streaming", heartbeat_at=timezone.now()
     )
     assert services.generation_reap() == 1  # the dead one is now interrupted
-    assert usage_services.budget_sweep() == 1
+    assert budgets.budget_sweep() == 1
     statuses = dict(BudgetReservation.objects.values_list("message_id", "status"))
     assert statuses[dead.assistant_message.id] == BudgetReservation.Status.EXPIRED
     assert statuses[live.assistant_message.id] == BudgetReservation.Status.OPEN
@@ -181,7 +181,7 @@ def test_sweeper_releases_holds_of_dead_processes_only(alice, acme, make_convers
 
 
 def test_a_call_settles_its_hold_and_enters_the_rollup(alice, acme, make_conversation):
-    """`usage_record` (called from `_finalise`) settles to the ledger cost and adds the
+    """`ledger_record` (called from `_finalise`) settles to the ledger cost and adds the
     call to the day's rollup row."""
     conversation = make_conversation()
     sent = services.message_send(conversation=conversation, author=alice, text="hi")
@@ -198,7 +198,7 @@ def test_a_call_settles_its_hold_and_enters_the_rollup(alice, acme, make_convers
         cost_usd=Decimal("0.000800"),
         cache_savings_usd=Decimal("0.001900"),
     )
-    usage_services.usage_record(call=call, reservation_id=reservation.id)
+    ledger_record(call=call, reservation_id=reservation.id)
     reservation.refresh_from_db()
     assert (reservation.status, reservation.actual_usd) == ("settled", Decimal("0.000800"))
     assert counter(f"team:{acme.pk}").spent_usd == Decimal("0.000800")

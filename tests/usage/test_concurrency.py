@@ -16,10 +16,11 @@ from asgiref.sync import sync_to_async
 from django.db import connection, connections
 
 from conversations import services
-from conversations.models import ApiCall, Message
+from conversations.models import Message
 from conversations.streaming.runner import reply_start
-from usage import services as usage_services
-from usage.models import BudgetCounter, BudgetReservation
+from usage import budgets, estimates
+from usage.models import ApiCall, BudgetCounter, BudgetReservation
+from usage.periods import month_start
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_backends]
 
@@ -35,11 +36,20 @@ def test_fifty_concurrent_sends_never_overdraw_a_nearly_spent_budget(
     settings.USAGE_RATE_LIMIT_PER_MINUTE = 0  # this test is about money, not pace
     text = "Summarise the quarterly report, please."
     conversations = [make_conversation() for _ in range(SENDERS)]
-    amount = usage_services.call_worst_case_usd(conversation=conversations[0], new_text=text)
+    first = conversations[0]
+    amount = estimates.call_worst_case_usd(
+        model=first.model,
+        conversation_id=first.id,
+        system_prompt=first.system_prompt,
+        messages=[],
+        new_text=text,
+        # No thinking: the request's max_tokens is the setting itself.
+        max_output_tokens=settings.CLAUDE_MAX_TOKENS,
+    )
     limit = Decimal("10.00")
     already = limit - amount * 3 - Decimal("0.000001")  # room for 3, not 4
     set_budget(team=acme, usd=str(limit))
-    month = usage_services.month_start()
+    month = month_start()
     BudgetCounter.objects.create(scope=f"team:{acme.pk}", month=month, spent_usd=already)
 
     barrier = threading.Barrier(SENDERS + 1)
@@ -97,9 +107,9 @@ def test_fifty_concurrent_sends_never_overdraw_a_nearly_spent_budget(
     # Settle two at less than their hold (a real answer is shorter), release one.
     held = list(BudgetReservation.objects.filter(status="open"))
     assert len(held) == 3
-    usage_services.budget_settle(reservation_id=held[0].id, actual_usd=Decimal("0.010000"))
-    usage_services.budget_settle(reservation_id=held[1].id, actual_usd=amount)
-    usage_services.budget_release(reservation_id=held[2].id)
+    budgets.budget_settle(reservation_id=held[0].id, actual_usd=Decimal("0.010000"))
+    budgets.budget_settle(reservation_id=held[1].id, actual_usd=amount)
+    budgets.budget_release(reservation_id=held[2].id)
     row.refresh_from_db()
     assert not BudgetReservation.objects.filter(status="open").exists()
     assert row.reserved_usd == 0
@@ -124,11 +134,11 @@ def test_reservation_time_uncontended(alice, acme, set_budget, settings):
     timings = []
     for _ in range(30):
         started = time.perf_counter()
-        reservation = usage_services.budget_reserve(
+        reservation = budgets.budget_reserve(
             user_id=alice.pk, team_id=acme.pk, amount=Decimal("0.08")
         )
         timings.append(time.perf_counter() - started)
-        usage_services.budget_release(reservation_id=reservation.id)
+        budgets.budget_release(reservation_id=reservation.id)
     median = statistics.median(timings) * 1000
     print(
         f"\n[reserve] {connection.vendor}: median {median:.2f} ms, max {max(timings) * 1000:.2f} ms"

@@ -10,8 +10,9 @@ from asgiref.sync import sync_to_async
 
 from conversations.models import Message
 from tests.conftest import receive_frames
+from usage.budgets import budget_limit_set
 from usage.models import BudgetCounter
-from usage.services import budget_limit_set, month_start
+from usage.periods import month_start
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_backends]
 

@@ -10,9 +10,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from conversations.models import ApiCall
-from usage.models import DailyUsage
-from usage.services import usage_record, usage_rollup_rebuild
+from usage.ledger import ledger_record, usage_rollup_rebuild
+from usage.models import ApiCall, DailyUsage
 
 pytestmark = [pytest.mark.django_db, pytest.mark.real_backends]
 
@@ -36,7 +35,7 @@ def record(
     if when is not None:
         ApiCall.objects.filter(pk=call.pk).update(created_at=when)
         call.refresh_from_db()
-    usage_record(call=call)
+    ledger_record(call=call)
     return call
 
 

@@ -1,15 +1,13 @@
-"""My usage, the team owner's budget page, and the composer's cost estimate."""
+"""My usage and the team owner's budget page."""
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
 
 import pytest
 
-from conversations.models import ApiCall
-from usage.models import Budget
-from usage.services import usage_record
+from usage.ledger import ledger_record
+from usage.models import ApiCall, Budget
 
 pytestmark = [pytest.mark.django_db, pytest.mark.real_backends]
 
@@ -23,7 +21,7 @@ def bill(user, conversation, usd: str) -> None:
         model=conversation.model,
         cost_usd=Decimal(usd),
     )
-    usage_record(call=call)
+    ledger_record(call=call)
 
 
 def test_my_usage_shows_only_my_spend_budget_and_conversations(
@@ -71,28 +69,3 @@ def test_team_owner_sets_the_budget_others_get_404(client, alice, bob, carol):
     assert "$25.50" in client.get(url).content.decode()
     client.post(url, {"monthly_limit_usd": ""})
     assert not Budget.objects.exists()
-
-
-def test_estimate_counts_tokens_prices_them_and_logs_a_free_call(client, alice, make_conversation):
-    """The composer's estimate comes from count_tokens, is priced with the ledger's
-    function, and the count is logged as a $0 count_tokens call."""
-    conversation = make_conversation(alice, model="claude-haiku-4-5")
-    client.force_login(alice)
-    response = client.post(f"/c/{conversation.id}/estimate/", {"text": "word " * 2000})
-    assert response.status_code == 200
-    data = response.json()
-    assert data["input_tokens"] > 1000
-    # Haiku 4.5 input at $1/M; the worst case adds 8,192 output tokens at $5/M.
-    assert Decimal(data["estimated_cost_usd"]) == Decimal(data["input_tokens"]) / 1_000_000
-    assert Decimal(data["max_cost_usd"]) > Decimal("0.04096")
-    call = ApiCall.objects.get(purpose="count_tokens")
-    assert (call.cost_usd, call.conversation_uuid, call.user_id) == (0, conversation.id, alice.pk)
-
-
-def test_estimate_is_owner_only(client, bob, make_conversation):
-    """Someone else's conversation, or one that does not exist, is a 404."""
-    conversation = make_conversation()
-    client.force_login(bob)
-    assert client.post(f"/c/{conversation.id}/estimate/", {"text": "hi"}).status_code == 404
-    assert client.post(f"/c/{uuid.uuid4()}/estimate/", {"text": "hi"}).status_code == 404
-    assert not ApiCall.objects.exists()

@@ -6,11 +6,11 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand
 
-from usage.services import usage_rollup_rebuild
+from usage.ledger import usage_rollup_rebuild
 
 
 class Command(BaseCommand):
-    help = "Rebuild usage.DailyUsage from conversations.ApiCall (optionally for a range of days)."
+    help = "Rebuild usage.DailyUsage from usage.ApiCall (optionally for a range of days)."
 
     def add_arguments(self, parser):
         parser.add_argument("--start", type=dt.date.fromisoformat)

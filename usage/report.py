@@ -1,7 +1,8 @@
-"""Reads on usage and budgets, shared by the chat, the pages and the admin.
+"""Reports on usage: the admin's "Usage & costs" and a person's own month.
 
-The report reads only the daily rollup (a few thousand rows a month, indexed by
-day), never the ledger, so its cost does not grow with the number of calls.
+The admin report reads only the daily rollup (a few thousand rows a month,
+indexed by day), never the ledger, so its cost does not grow with the number of
+calls.
 """
 
 from __future__ import annotations
@@ -10,177 +11,16 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.conf import settings
-from django.db.models import Count, Max, Q, Sum
+from django.db.models import Count, Max, Sum
 from django.utils import timezone
 
 from accounts.models import Team, User
-from conversations.models import ApiCall
-from usage.models import Budget, BudgetCounter, DailyUsage
-from usage.money import usd_display
-from usage.services import ZERO, month_reset_at, month_start, reset_label, scope_keys
+from accounts.services import user_primary_team
+from usage.budgets import ZERO, budget_status
+from usage.models import ApiCall, DailyUsage
+from usage.periods import month_reset_at, month_start
 
-
-@dataclass(frozen=True)
-class ScopeBudget:
-    """One team's or one person's month: spend, open holds, limit."""
-
-    scope: str  # "team" or "user"
-    spent_usd: Decimal
-    reserved_usd: Decimal
-    limit_usd: Decimal | None
-
-    @property
-    def remaining_usd(self) -> Decimal | None:
-        if self.limit_usd is None:
-            return None
-        return max(self.limit_usd - self.spent_usd, ZERO)
-
-    @property
-    def percent(self) -> int | None:
-        if self.limit_usd is None:
-            return None
-        if self.limit_usd <= 0:
-            return 100
-        return int(self.spent_usd * 100 / self.limit_usd)
-
-
-@dataclass(frozen=True)
-class BudgetStatus:
-    """What the chat tells a person about their budget: the tighter of team and own."""
-
-    level: str  # "none" (no limit), "ok", "warning" (>= USAGE_WARN_PERCENT), "exceeded"
-    scope: str
-    spent_usd: Decimal
-    limit_usd: Decimal | None
-    remaining_usd: Decimal | None
-    percent: int | None
-    resets_at: dt.datetime
-    user: ScopeBudget | None = None
-    team: ScopeBudget | None = None
-
-    def as_frame(self) -> dict:
-        """The `budget.status` websocket frame (docs/websocket-protocol.md)."""
-        message = ""
-        if self.level in ("warning", "exceeded"):
-            whose = "your team's" if self.scope == "team" else "your"
-            if self.level == "exceeded":
-                message = (
-                    f"You have used {whose} monthly budget of {usd_display(self.limit_usd)}. "
-                    f"New messages are refused until {reset_label(self.resets_at)}."
-                )
-            else:
-                message = (
-                    f"You have used {self.percent}% of {whose} monthly budget "
-                    f"({usd_display(self.spent_usd)} of {usd_display(self.limit_usd)}). "
-                    f"It resets on {reset_label(self.resets_at)}."
-                )
-        return {
-            "type": "budget.status",
-            "level": self.level,
-            "scope": self.scope,
-            "spent_usd": f"{self.spent_usd:.6f}",
-            "limit_usd": f"{self.limit_usd:.6f}" if self.limit_usd is not None else None,
-            "remaining_usd": f"{self.remaining_usd:.6f}"
-            if self.remaining_usd is not None
-            else None,
-            "percent": self.percent,
-            "resets_at": self.resets_at.isoformat(),
-            "message": message,
-        }
-
-
-def scope_month(*, scope_key: str, limit: Decimal | None, month: dt.date) -> ScopeBudget:
-    counter = BudgetCounter.objects.filter(scope=scope_key, month=month).first()
-    return ScopeBudget(
-        scope=scope_key.split(":")[0],
-        spent_usd=counter.spent_usd if counter else ZERO,
-        reserved_usd=counter.reserved_usd if counter else ZERO,
-        limit_usd=limit,
-    )
-
-
-def budget_for_team(*, team: Team, now: dt.datetime | None = None) -> ScopeBudget:
-    """This month's spend, limit and remaining for one team (the admin and owner pages)."""
-    budget = Budget.objects.filter(team=team).first()
-    return scope_month(
-        scope_key=f"team:{team.pk}",
-        limit=budget.monthly_limit_usd if budget else None,
-        month=month_start(now),
-    )
-
-
-def budget_for_user(*, user: User, now: dt.datetime | None = None) -> ScopeBudget:
-    """This month's spend, personal limit and remaining for one person."""
-    budget = Budget.objects.filter(user=user).first()
-    return scope_month(
-        scope_key=f"user:{user.pk}",
-        limit=budget.monthly_limit_usd if budget else None,
-        month=month_start(now),
-    )
-
-
-def budget_status(
-    *, user_id: int, team_id: int | None, now: dt.datetime | None = None
-) -> BudgetStatus:
-    """The tighter of the person's and their team's budget this month, for the chat."""
-    month = month_start(now)
-    user_scope, team_scope = scope_keys(user_id=user_id, team_id=team_id)
-    limits = {
-        (f"team:{b.team_id}" if b.team_id else f"user:{b.user_id}"): b.monthly_limit_usd
-        for b in Budget.objects.filter(
-            Q(user_id=user_id) | (Q(team_id=team_id) if team_id else Q(pk__in=[]))
-        )
-    }
-    counters = {
-        c.scope: c
-        for c in BudgetCounter.objects.filter(
-            scope__in=[s for s in (user_scope, team_scope) if s], month=month
-        )
-    }
-
-    def make(key: str) -> ScopeBudget | None:
-        if not key:
-            return None
-        counter = counters.get(key)
-        return ScopeBudget(
-            scope=key.split(":")[0],
-            spent_usd=counter.spent_usd if counter else ZERO,
-            reserved_usd=counter.reserved_usd if counter else ZERO,
-            limit_usd=limits.get(key),
-        )
-
-    user_budget, team_budget = make(user_scope), make(team_scope)
-    limited = [b for b in (team_budget, user_budget) if b and b.limit_usd is not None]
-    resets_at = month_reset_at(month)
-    if not limited:
-        spent = user_budget.spent_usd if user_budget else ZERO
-        return BudgetStatus(
-            "none", "user", spent, None, None, None, resets_at, user_budget, team_budget
-        )
-    # The tighter: the one with the least left (ties: the team's, the wider limit).
-    tight = min(limited, key=lambda b: (b.limit_usd - b.spent_usd, b.scope != "team"))
-    percent = tight.percent or 0
-    if tight.spent_usd >= tight.limit_usd:
-        level = "exceeded"
-    elif percent >= settings.USAGE_WARN_PERCENT:
-        level = "warning"
-    else:
-        level = "ok"
-    return BudgetStatus(
-        level,
-        tight.scope,
-        tight.spent_usd,
-        tight.limit_usd,
-        tight.remaining_usd,
-        percent,
-        resets_at,
-        user_budget,
-        team_budget,
-    )
-
-
-# --- The report -------------------------------------------------------------------
+# --- The admin's report -------------------------------------------------------------------
 
 REPORT_COLUMNS = (
     ("name", "Name"),
@@ -369,8 +209,6 @@ def my_usage(*, user: User, now: dt.datetime | None = None) -> dict:
     now = now or timezone.now()
     month = month_start(now)
     end = (month_reset_at(month) - dt.timedelta(days=1)).date()
-    from accounts.services import user_primary_team
-
     team = user_primary_team(user=user)
     status = budget_status(user_id=user.pk, team_id=team.pk if team else None, now=now)
     days = [month + dt.timedelta(days=i) for i in range((end - month).days + 1)]
@@ -382,34 +220,33 @@ def my_usage(*, user: User, now: dt.datetime | None = None) -> dict:
     )
     series = daily_series(daily, days=days, key="user_id", namer=lambda _: "You")
     month_begin = dt.datetime(month.year, month.month, 1, tzinfo=dt.UTC)
-    per_conversation = (
+    # Titles through the ledger's own foreign key (usage does not import
+    # conversations): NULL once the conversation is deleted, and shown only when
+    # the conversation is still the person's own.
+    rows = list(
         ApiCall.objects.filter(user=user, created_at__gte=month_begin)
-        .values("conversation_uuid")
+        .values(
+            "conversation_uuid", "conversation_id", "conversation__owner_id", "conversation__title"
+        )
         .order_by()
         .annotate(calls=Count("id"), cost=Sum("cost_usd"), last_at=Max("created_at"))
-        .order_by("-cost")
+        .order_by("-cost")[:200]
     )
-    from conversations.models import Conversation
-
-    rows = list(per_conversation[:200])
-    titles = dict(
-        Conversation.objects.filter(
-            owner=user, id__in=[r["conversation_uuid"] for r in rows if r["conversation_uuid"]]
-        ).values_list("id", "title")
-    )
-    conversations = [
-        ConversationCost(
-            conversation_uuid=r["conversation_uuid"],
-            title=titles.get(r["conversation_uuid"]) or "New conversation"
-            if r["conversation_uuid"] in titles
-            else "(deleted conversation)",
-            exists=r["conversation_uuid"] in titles,
-            calls=r["calls"],
-            cost_usd=r["cost"] or ZERO,
-            last_at=r["last_at"],
+    conversations = []
+    for r in rows:
+        exists = r["conversation_id"] is not None and r["conversation__owner_id"] == user.pk
+        conversations.append(
+            ConversationCost(
+                conversation_uuid=r["conversation_uuid"],
+                title=(r["conversation__title"] or "New conversation")
+                if exists
+                else "(deleted conversation)",
+                exists=exists,
+                calls=r["calls"],
+                cost_usd=r["cost"] or ZERO,
+                last_at=r["last_at"],
+            )
         )
-        for r in rows
-    ]
     return {
         "status": status,
         "month": month,

@@ -1,0 +1,203 @@
+"""The ledger: record a call (settling its budget hold and adding it to the daily
+rollup, in the transaction that wrote the `ApiCall`), rebuild the rollup, and
+log the composer's free token count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Count, Q, Sum, Value
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from claude.client import claude_provider
+from claude.pricing import Usage, cost, worst_case_cost
+from infra.rows import rows_upsert_add
+from usage.budgets import (
+    ZERO,
+    counters_spend_add,
+    reservation_close,
+    reservation_counters_settle,
+)
+from usage.models import ApiCall, BudgetReservation, DailyUsage
+
+_ROLLUP_SUMS = (
+    "calls",
+    "unpriced_calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_write_5m_tokens",
+    "cache_write_1h_tokens",
+    "cache_read_tokens",
+    "cost_usd",
+    "cache_savings_usd",
+    "batch_savings_usd",
+)
+
+
+def _rollup_upsert(*, day: dt.date, user_id: int, team_id: int, model: str, values: dict) -> None:
+    """Add one call to its day's row in one statement, so concurrent writers never
+    lose an addition (plain SQL: it runs at the end of every reply)."""
+    rows_upsert_add(
+        DailyUsage,
+        [{"day": day, "user_id": user_id, "team_id": team_id, "model": model, **values}],
+        unique=("day", "user_id", "team_id", "model"),
+        add=_ROLLUP_SUMS,
+    )
+
+
+def ledger_record_in_transaction(*, call: ApiCall, reservation_id=None) -> None:
+    """Account one ledger row: settle its reservation (or, with none open, add its
+    cost to the month's spend) and add it to the daily rollup.
+
+    Call inside the transaction that created `call`, so the ledger, the budget
+    and the rollup move together or not at all. `ledger_record` is the form that
+    opens its own (a savepoint, when nested).
+    """
+    cost_usd = Decimal(call.cost_usd)
+    settled = (
+        reservation_close(reservation_id, actual=cost_usd, status=BudgetReservation.Status.SETTLED)
+        if reservation_id
+        else None
+    )
+    _rollup_upsert(
+        day=call.created_at.astimezone(dt.UTC).date(),
+        user_id=call.user_id or 0,
+        team_id=call.team_id or 0,
+        model=call.model,
+        values={
+            "calls": 1,
+            "unpriced_calls": 0 if call.priced else 1,
+            "input_tokens": call.input_tokens,
+            "output_tokens": call.output_tokens,
+            "cache_write_5m_tokens": call.cache_write_5m_tokens,
+            "cache_write_1h_tokens": call.cache_write_1h_tokens,
+            "cache_read_tokens": call.cache_read_tokens,
+            "cost_usd": cost_usd,
+            "cache_savings_usd": Decimal(call.cache_savings_usd),
+            "batch_savings_usd": Decimal(call.batch_savings_usd),
+        },
+    )
+    # The budget counters last: their row locks are shared by every call of the
+    # team, so they are held for as short a time as the transaction allows.
+    if settled is not None:
+        reservation_counters_settle(settled, cost_usd)
+    elif cost_usd and call.user_id:
+        counters_spend_add(
+            user_id=call.user_id, team_id=call.team_id, amount=cost_usd, when=call.created_at
+        )
+
+
+ledger_record = transaction.atomic(ledger_record_in_transaction)
+
+
+@transaction.atomic
+def usage_rollup_rebuild(
+    *, start: dt.date | None = None, end: dt.date | None = None, batch_size: int = 5000
+) -> int:
+    """Recompute the daily rollup from the ledger with one GROUP BY (repair, or a
+    first fill after a bulk import). Days in [start, end] only, when given.
+    Rows of deleted users or teams keep the ids stored in the old rollup only if
+    their days are outside the range: the ledger no longer knows them."""
+    calls = ApiCall.objects.all()
+    rollup = DailyUsage.objects.all()
+    if start:
+        calls = calls.filter(created_at__gte=dt.datetime.combine(start, dt.time(), dt.UTC))
+        rollup = rollup.filter(day__gte=start)
+    if end:
+        calls = calls.filter(
+            created_at__lt=dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC)
+        )
+        rollup = rollup.filter(day__lte=end)
+    rollup.delete()
+    grouped = (
+        calls.annotate(
+            day=TruncDate("created_at", tzinfo=dt.UTC),
+            uid=Coalesce("user_id", Value(0)),
+            tid=Coalesce("team_id", Value(0)),
+        )
+        .values("day", "uid", "tid", "model")
+        .order_by()
+        .annotate(
+            n=Count("id"),
+            unpriced=Count("id", filter=Q(priced=False)),
+            inp=Sum("input_tokens"),
+            out=Sum("output_tokens"),
+            w5=Sum("cache_write_5m_tokens"),
+            w1=Sum("cache_write_1h_tokens"),
+            rd=Sum("cache_read_tokens"),
+            usd=Sum("cost_usd"),
+            cache=Sum("cache_savings_usd"),
+            batch=Sum("batch_savings_usd"),
+        )
+    )
+    rows = [
+        DailyUsage(
+            day=g["day"],
+            user_id=g["uid"],
+            team_id=g["tid"],
+            model=g["model"],
+            calls=g["n"],
+            unpriced_calls=g["unpriced"],
+            input_tokens=g["inp"],
+            output_tokens=g["out"],
+            cache_write_5m_tokens=g["w5"],
+            cache_write_1h_tokens=g["w1"],
+            cache_read_tokens=g["rd"],
+            cost_usd=g["usd"],
+            cache_savings_usd=g["cache"],
+            batch_savings_usd=g["batch"],
+        )
+        for g in grouped.iterator(chunk_size=batch_size)
+    ]
+    DailyUsage.objects.bulk_create(rows, batch_size=batch_size)
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    input_tokens: int
+    estimated_cost_usd: Decimal
+    max_cost_usd: Decimal
+
+
+@transaction.atomic
+def estimate_record(
+    *,
+    user_id: int,
+    team_id: int | None,
+    conversation_id,
+    model: str,
+    input_tokens: int,
+    max_output_tokens: int,
+    request_id: str = "",
+) -> Estimate:
+    """Log the (free) token count of a draft as a ledger row and price the next call
+    from it: the input alone, and the worst case with a full-length answer
+    (`max_output_tokens`: the `max_tokens` the chat request would carry)."""
+    today = timezone.now().date()
+    call = ApiCall.objects.create(
+        user_id=user_id,
+        team_id=team_id,
+        conversation_id=conversation_id,
+        conversation_uuid=conversation_id,
+        purpose=ApiCall.Purpose.COUNT_TOKENS,
+        provider=claude_provider(),
+        model=model,
+        input_tokens=0,
+        cost_usd=ZERO,
+        price_key="count_tokens@free",
+        request_id=request_id,
+    )
+    ledger_record_in_transaction(call=call)
+    return Estimate(
+        input_tokens=input_tokens,
+        estimated_cost_usd=cost(model, Usage(input_tokens=input_tokens), at=today).usd,
+        max_cost_usd=worst_case_cost(
+            model, prompt_tokens=input_tokens, max_output_tokens=max_output_tokens, at=today
+        ),
+    )

@@ -1,0 +1,24 @@
+"""The budget period: a UTC calendar month."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone
+
+
+def month_start(when: dt.datetime | None = None) -> dt.date:
+    """The first day of the UTC month `when` falls in: the budget period."""
+    moment = (when or timezone.now()).astimezone(dt.UTC)
+    return moment.date().replace(day=1)
+
+
+def month_reset_at(month: dt.date) -> dt.datetime:
+    """When the budget period starting on `month` ends: 00:00 UTC on the 1st of the next."""
+    nxt = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return dt.datetime(nxt.year, nxt.month, 1, tzinfo=dt.UTC)
+
+
+def reset_label(when: dt.datetime) -> str:
+    """'1 December 2026, 00:00 UTC'."""
+    return f"{when.day} {when:%B %Y}, 00:00 UTC"
