@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         if stopping:  # a second Ctrl+C: do not wait for running replies
             for child in children:
                 if child.poll() is None:
-                    child.kill()
+                    os.killpg(child.pid, signal.SIGKILL)  # with the worker's beat
             return
         stopping = True
 
@@ -147,9 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     names = dict(zip(children, ("web", "worker"), strict=False))
     died = [child for child in children if child.poll() is not None]
     if stopping:
-        # The worker takes a few seconds over a warm shutdown on the filesystem
-        # broker (it finishes a 2 s poll of its queue first): say so at once.
-        print("\nStopping Team chat...", end="", flush=True)
+        # Say so at once: the worker's warm shutdown takes about 5 s on the
+        # filesystem broker (its loop finishes a 2 s poll of the queue, runs one
+        # more, then waits out its 1 s timer thread).
+        print("\nStopping Team chat (Ctrl+C again to force)...", end="", flush=True)
     for child in children:
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
