@@ -22,19 +22,14 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Starts the site (daphne) and a Celery worker with beat on the embedded
-# defaults: SQLite, in-memory channel layer, filesystem broker, offline fake Claude.
+# defaults: SQLite, in-memory channel layer, filesystem broker, offline fake
+# Claude, in development mode (DJANGO_ENV unset: a generated secret key in var/,
+# plain HTTP, the site's own error pages). chatsite/dev.py migrates, seeds the
+# demo users, prints the URL and logins once the site answers, and stops both
+# servers on Ctrl+C; `exec`, so that make has no shell of its own to report as
+# interrupted.
 run: install
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py migrate --noinput
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-true} $(BIN)/python manage.py seed_demo
-	@echo ""
-	@echo "  Team chat is starting at http://$(HOST):$(PORT)/"
-	@echo "  Sign in as alice (or bob, carol) with password: $(DEMO_PASSWORD)"
-	@echo "  Django admin: http://$(HOST):$(PORT)/admin/ as admin / $(DEMO_PASSWORD)"
-	@echo ""
-	export DJANGO_DEBUG=$${DJANGO_DEBUG:-true}; \
-	trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A chatsite worker --beat --loglevel=warning --concurrency=1 & \
-	$(BIN)/python -m chatsite.web -b $(HOST) -p $(PORT) chatsite.asgi:application
+	@exec $(BIN)/python -m chatsite.dev --host $(HOST) --port $(PORT)
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \

@@ -4,6 +4,13 @@ Every value comes from the environment through `chatsite.env`, with embedded
 defaults that run on one laptop with no services: SQLite, the in-memory channel
 layer, a filesystem Celery broker and the offline fake Claude. `DATABASE_URL`,
 `REDIS_URL` and `ANTHROPIC_API_KEY` switch to the production parts.
+
+`DJANGO_ENV` says what kind of run this is. `development` (the default, so that
+`make run` and `manage.py` work in a fresh shell) generates its secret key into
+`var/` and serves plain HTTP. `production` (the Dockerfile and docker-compose.yml
+set it; set it in every deployment) refuses to start without `DJANGO_SECRET_KEY`
+or with `DJANGO_DEBUG` on, and defaults to HTTPS only, secure cookies and HSTS.
+`DJANGO_DEBUG` is only Django's debug pages, off unless asked for in either mode.
 """
 
 from __future__ import annotations
@@ -12,15 +19,34 @@ from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
-from chatsite.env import env_bool, env_float, env_int, env_list, env_str
+from chatsite.env import (
+    development_secret_key,
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CHAT_VAR_DIR", str(BASE_DIR / "var")))
 
+PRODUCTION = env_choice("DJANGO_ENV", ("development", "production"), "development") == "production"
+# Tracebacks, settings and the URL list in the browser: never for a deployment.
 DEBUG = env_bool("DJANGO_DEBUG", False)
-# Production secrets have no default; a development key is only used with DEBUG on.
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "dev-only-insecure-key" if DEBUG else None)
+if DEBUG and PRODUCTION:
+    raise ImproperlyConfigured("DJANGO_DEBUG=true is for development, not DJANGO_ENV=production.")
+# Production secrets have no default; a development run makes its own, once.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "Set the environment variable DJANGO_SECRET_KEY (DJANGO_ENV=production)."
+        )
+    SECRET_KEY = development_secret_key(VAR_DIR / "development-secret-key")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
@@ -130,7 +156,8 @@ else:
     # shared by producers and the worker (which fails to start if it is missing).
     for _folder in ("queue", "processed", "control"):
         (CELERY_BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
+    # The host is ignored, but without one kombu warns on every connection.
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
         "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
@@ -210,12 +237,14 @@ STATIC_ROOT = VAR_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
-        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG
+# Development serves static/ as it is on disk (no collectstatic; edits show on reload).
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = not PRODUCTION
 
 # --- Security ------------------------------------------------------------------
 CONTENT_SECURITY_POLICY = {
@@ -238,11 +267,13 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
-SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
-SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", PRODUCTION)
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", PRODUCTION)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
+# Opt-in: once browsers ship the domain in their preload list, it (and every
+# subdomain) is HTTPS-only for them for months, even if HSTS is turned off here.
 SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
 if env_bool("DJANGO_BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
