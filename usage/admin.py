@@ -137,11 +137,8 @@ class BudgetAdmin(admin.ModelAdmin):
     autocomplete_fields = ["team", "user"]
 
 
-@admin.register(BudgetReservation)
-class BudgetReservationAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "user_scope", "team_scope", "amount_usd", "actual_usd", "status"]
-    list_filter = ["status"]
-    date_hierarchy = "created_at"
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows only the app writes: the ledger is append-only, reservations move with it."""
 
     def has_add_permission(self, request):
         return False
@@ -153,8 +150,15 @@ class BudgetReservationAdmin(admin.ModelAdmin):
         return False
 
 
+@admin.register(BudgetReservation)
+class BudgetReservationAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "user_scope", "team_scope", "amount_usd", "actual_usd", "status"]
+    list_filter = ["status"]
+    date_hierarchy = "created_at"
+
+
 @admin.register(ApiCall)
-class ApiCallAdmin(admin.ModelAdmin):
+class ApiCallAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "user",
@@ -179,16 +183,6 @@ class ApiCallAdmin(admin.ModelAdmin):
     def pricing(self, obj: ApiCall) -> str:
         # An unknown model is billed at the fallback row; say so plainly.
         return "yes" if obj.priced else "UNPRICED (fallback rate)"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        # The ledger is append-only.
-        return False
 
 
 # --- Budgets on the user and team pages -----------------------------------------------
