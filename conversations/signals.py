@@ -1,14 +1,17 @@
 """Row changes that open sockets must hear of however they were made (the
-admin included): a deleted conversation closes its sockets."""
+admin included): a deleted conversation closes its sockets, and one given to
+someone else has its sockets check their access (and close)."""
 
 from __future__ import annotations
 
-from django.db.models.signals import post_delete
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from conversations.models import Conversation
-from conversations.streaming.frames import conversation_deleted
+from conversations.streaming.frames import conversation_deleted, conversation_group
 from conversations.streaming.publisher import broadcast_after_commit
+from infra.channel_layers import group_send_from_sync
 
 # The close code after `conversation.deleted`: the client does not reconnect.
 CLOSE_CONVERSATION_DELETED = 4404
@@ -19,3 +22,15 @@ def _sockets_close_on_delete(sender, instance: Conversation, **kwargs) -> None:
     broadcast_after_commit(
         instance.pk, conversation_deleted(instance.pk), close=CLOSE_CONVERSATION_DELETED
     )
+
+
+# What the app itself saves on a conversation: nothing that changes who may see it.
+_ACCESS_NEUTRAL_FIELDS = {"title", "updated_at", "model", "system_prompt", "thinking_effort"}
+
+
+@receiver(post_save, sender=Conversation)
+def _sockets_check_on_owner_change(sender, instance: Conversation, created, update_fields=None, **kwargs):
+    if created or (update_fields is not None and set(update_fields) <= _ACCESS_NEUTRAL_FIELDS):
+        return
+    group = conversation_group(instance.pk)
+    transaction.on_commit(lambda: group_send_from_sync(group, {"type": "access.check"}))

@@ -356,3 +356,18 @@ async def test_rename_over_http_reaches_open_sockets(alice, make_conversation, s
         "conversation_id": str(conversation.id),
         "title": "Quarterly plan",
     }
+
+
+async def test_a_conversation_given_to_someone_else_closes_the_old_owners_socket(
+    alice, bob, make_conversation, signed_in
+):
+    conversation = await sync_to_async(make_conversation)()
+    session = await signed_in(alice)
+    socket, _ = await session.socket(conversation.id)
+
+    def give_to_bob():  # as the admin's change form saves it
+        conversation.owner = bob
+        conversation.save()
+
+    await sync_to_async(give_to_bob)()
+    assert await expect_close(socket) == 4403
