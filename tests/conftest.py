@@ -175,3 +175,10 @@ def assistant_id(frames: list[dict[str, Any]]) -> str:
         for f in frames
         if f["type"] == "message.created" and f["message"]["role"] == "assistant"
     )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Browser tests run last: Playwright's sync API keeps an event loop running in
+    the main thread until the session ends, and every async test after it would
+    find that loop and fail to start its own."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

@@ -113,7 +113,7 @@ def test_production_defaults_to_https_only(tmp_path):
     assert values["SECURE_HSTS_SECONDS"] == 31_536_000
     assert values["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
     assert values["SECURE_HSTS_PRELOAD"] is False  # opt-in
-    assert values["STATICFILES"] == "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    assert values["STATICFILES"] == "chatsite.static_storage.ModuleManifestStaticFilesStorage"
 
 
 def test_hsts_preload_is_an_explicit_choice(tmp_path):
