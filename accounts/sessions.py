@@ -10,7 +10,7 @@ goes to that group on every web process, and each socket asks
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib.auth import HASH_SESSION_KEY
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.utils.crypto import constant_time_compare
@@ -37,17 +37,21 @@ def socket_session(scope: dict) -> dict:
 
 
 def session_valid(*, user_id: int, session_key: str | None, session_auth_hash: str) -> bool:
-    """True while the session exists, the account is active, and its password is the
-    one the session was signed in with (Django's own rule for HTTP requests)."""
+    """True while the session stands as Django's own HTTP check would see it: not
+    ended nor expired, still signed in as this person, whose account is active and
+    whose password is the one the session was signed in with."""
     if not session_key:
         return False
-    store = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
-    if not store().exists(session_key):
-        return False
+    store = import_string(f"{settings.SESSION_ENGINE}.SessionStore")(session_key=session_key)
+    data = store.load()  # {} when the session is gone or past its expiry date
+    if str(data.get(SESSION_KEY)) != str(user_id):
+        return False  # signed out, or signed in as someone else since
     user = User.objects.filter(pk=user_id, is_active=True).only("id", "password").first()
     if user is None:
         return False
-    return constant_time_compare(session_auth_hash, user.get_session_auth_hash())
+    return constant_time_compare(session_auth_hash, user.get_session_auth_hash()) and (
+        constant_time_compare(data.get(HASH_SESSION_KEY, ""), session_auth_hash)
+    )
 
 
 def access_check_after_commit(user_id: int, *, ended_session: str | None = None) -> None:
@@ -58,4 +62,6 @@ def access_check_after_commit(user_id: int, *, ended_session: str | None = None)
     message = {"type": "access.check"}
     if ended_session:
         message["ended_session"] = ended_session
-    transaction.on_commit(lambda: group_send_from_sync(user_sockets_group(user_id), message))
+    transaction.on_commit(
+        lambda: group_send_from_sync(user_sockets_group(user_id), message), robust=True
+    )

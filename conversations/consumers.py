@@ -50,6 +50,7 @@ REVOKED_BECAUSE = {
 
 class ConversationConsumer(AsyncWebsocketConsumer):
     delivery: SocketDelivery | None = None
+    revoked = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -68,14 +69,20 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             send=lambda text: self.send(text_data=text),
             close=lambda code: self.close(code),
         )
-        for group in self.groups_joined:
-            await self.channel_layer.group_add(group, self.channel_name)
-        await self.accept()
+        # Frames of this process reach it directly from now on (held until the
+        # client's first frame), those of others through the layer's groups.
         socket_join(self.groups_joined[0], self.delivery)
-        # A person with a budget sees where they stand as soon as the chat opens.
-        budget = await db_async(budget_status)(user_id=user.pk, team_id=conversation.team_id)
-        if budget.level != "none":
-            await self.send(text_data=frame_json(budget.as_frame()))
+        try:
+            for group in self.groups_joined:
+                await self.channel_layer.group_add(group, self.channel_name)
+            await self.accept()
+            # A person with a budget sees where they stand as soon as the chat opens.
+            budget = await db_async(budget_status)(user_id=user.pk, team_id=conversation.team_id)
+            if budget.level != "none":
+                await self.send(text_data=frame_json(budget.as_frame()))
+        except BaseException:
+            await self.disconnect(1011)
+            raise
 
     async def dispatch(self, message: dict) -> None:
         # Not Channels' dispatch: it hops to asgiref's one shared thread before every
@@ -100,6 +107,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             socket_leave(self.groups_joined[0], self.delivery)
             for group in self.groups_joined:
                 await self.channel_layer.group_discard(group, self.channel_name)
+            self.delivery = None
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -110,6 +118,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self._error(exc.code, exc.message, client_id=getattr(exc, "client_id", ""))
             if isinstance(exc, services.ConversationGone):  # deleted since the check
                 await self._revoke(CLOSE_CONVERSATION_DELETED, say=False)
+        except Exception:  # the database or Redis failed: say so, keep the socket
+            logger.exception("A client frame failed")
+            await self._error("server_error", "Something went wrong on our side. Try again.")
         finally:
             if self.delivery is not None:
                 await self.delivery.release()
@@ -119,6 +130,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if text_data is None or len(text_data) > settings.CHAT_MAX_MESSAGE_CHARS * 2 + 1024:
             raise FrameError("frame_too_large", "That frame is too large or not text.")
         frame = frame_parse(frame_decode(text_data))
+        if self.revoked:
+            return  # closing: nothing more is answered
         if isinstance(frame, Ping):
             await self.send(text_data='{"type":"pong"}')
             return
@@ -164,6 +177,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def _revoke(self, code: int, *, say: bool = True) -> None:
         """Say why, send nothing more, close: the client does not reconnect."""
+        if self.revoked:
+            return
+        self.revoked = True
         if say:
             await self._error(*REVOKED_BECAUSE[code])
         if self.delivery is not None:

@@ -29,6 +29,8 @@ def _encodable(text: str) -> str:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise ValueError("contains characters that are not valid Unicode text") from exc
+    if "\x00" in text:  # PostgreSQL stores no NUL in text
+        raise ValueError("contains a NUL character")
     return text
 
 

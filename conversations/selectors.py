@@ -65,6 +65,17 @@ def message_in_conversation(*, conversation_id: uuid.UUID, message_id: str) -> M
     return Message.objects.filter(id=message_uuid, conversation_id=conversation_id).first()
 
 
+def message_with_prompt(*, conversation_id: uuid.UUID, message_id: str) -> list[Message]:
+    """A message of the conversation and the one before it, in order; [] if none."""
+    message = message_in_conversation(conversation_id=conversation_id, message_id=message_id)
+    if message is None:
+        return []
+    earlier = Message.objects.filter(
+        conversation_id=conversation_id, position=message.position - 1
+    ).first()
+    return [earlier, message] if earlier is not None else [message]
+
+
 def message_last_call(*, message: Message) -> ApiCall | None:
     """The ledger row of a reply's call (the latest, should there be several)."""
     return ApiCall.objects.filter(message_id=message.id).order_by("-created_at").first()

@@ -225,6 +225,8 @@ def message_send(
             f"{settings.CHAT_MAX_MESSAGE_CHARS:,}. Shorten it or split it.",
         )
     conversation = _conversation_locked(conversation)
+    if conversation.owner_id != author.pk:  # given to someone else since it was opened
+        raise ChatInputError("not_found", "This conversation is no longer yours.")
     # One read serves every check below and the request itself (the generator
     # sends the whole history anyway).
     history = _messages_for_history(conversation)

@@ -33,4 +33,6 @@ def _sockets_check_on_owner_change(sender, instance: Conversation, created, upda
     if created or (update_fields is not None and set(update_fields) <= _ACCESS_NEUTRAL_FIELDS):
         return
     group = conversation_group(instance.pk)
-    transaction.on_commit(lambda: group_send_from_sync(group, {"type": "access.check"}))
+    transaction.on_commit(
+        lambda: group_send_from_sync(group, {"type": "access.check"}), robust=True
+    )

@@ -33,7 +33,12 @@ def group_send_from_sync(group: str, message: dict) -> None:
     except RuntimeError:
         async_to_sync(layer.group_send)(group, message)
         return
-    asyncio.ensure_future(layer.group_send(group, message))
+    task = asyncio.ensure_future(layer.group_send(group, message))
+    _pending.add(task)  # the loop keeps only a weak reference
+    task.add_done_callback(_pending.discard)
+
+
+_pending: set[asyncio.Future] = set()
 
 
 # Values a message may share between receivers: nothing in them can be changed.

@@ -21,12 +21,16 @@ The rule, for every reply (see docs/websocket-protocol.md, "Ordering and catch-u
 
 A socket follows a reply from the broadcast that announces it, a resume or a
 resend of its message, or its first live frame, until it sends its
-`message.completed`.
+`message.completed`. A live frame of a reply the socket has not announced to
+its client (its `message.created` was missed) is preceded by the stored pair's
+`message.created` frames. A resume is answered from the seq the client gives,
+even below what the socket sent (the client drops what it already has).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -40,6 +44,8 @@ from conversations.streaming.frames import (
 )
 from conversations.streaming.replay import is_final_frame, replay_buffer
 from infra.db_threads import db_async
+
+logger = logging.getLogger(__name__)
 
 HOLD_AFTER_CONNECT_SECONDS = 1.0
 # Longer than the time the Redis layer trusts "nobody else listens"
@@ -59,6 +65,12 @@ def _stored_reply(conversation_id, message_id: str) -> tuple[Message, Any] | Non
     return message, selectors.message_last_call(message=message)
 
 
+@db_async
+def _stored_pair(conversation_id, message_id: str) -> list[Message]:
+    """A reply and the message before it (the user's), as stored; [] if none."""
+    return selectors.message_with_prompt(conversation_id=conversation_id, message_id=message_id)
+
+
 class SocketDelivery:
     """What one socket has sent of each reply, and the sending itself."""
 
@@ -75,6 +87,8 @@ class SocketDelivery:
         self._loop = asyncio.get_running_loop()
         # reply id -> highest seq sent on this socket
         self.cursors: dict[str, int] = {}
+        # replies the client has been told exist (message.created, or it asked)
+        self._known: set[str] = set()
         # unfinished reply id -> when this socket last sent or read a frame of it
         self._heard: dict[str, float] = {}
         self._polled: dict[str, float] = {}
@@ -84,10 +98,10 @@ class SocketDelivery:
         self._closed = False
         self._tick_handle: asyncio.TimerHandle | None = None
         self._catching_up = False
+        self._tasks: set[asyncio.Task[None]] = set()
         self._release_handle = self._loop.call_later(
             HOLD_AFTER_CONNECT_SECONDS, lambda: self._spawn(self.release())
         )
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # --- live events -------------------------------------------------------
 
@@ -99,15 +113,20 @@ class SocketDelivery:
         if self._held is not None:
             self._held.append(event)
             return
-        if event["type"] == "chat.frame" and self._gap_before(event):
+        if self._needs_record(event):
             # Rule 2, without holding up the publisher: hold, and catch up in a task.
             self._held = [event]
             self._spawn(self._answer_then_release(self._catch_up, [event["message_id"]]))
             return
         await self._deliver(event)
 
-    def _gap_before(self, event: dict[str, Any]) -> bool:
-        return event["seq"] > self.cursors.get(event["message_id"], 0) + 1
+    def _needs_record(self, event: dict[str, Any]) -> bool:
+        """A frame that cannot go out as it is: it follows a gap, or its reply was
+        never announced to this client."""
+        if event["type"] != "chat.frame":
+            return False
+        message_id = event["message_id"]
+        return message_id not in self._known or event["seq"] > self.cursors.get(message_id, 0) + 1
 
     async def _deliver(self, event: dict[str, Any]) -> None:
         if event["type"] == "chat.frame":
@@ -123,6 +142,7 @@ class SocketDelivery:
             return
         reply_id = event.get("reply_id")
         if reply_id is not None:
+            self._known.add(reply_id)
             self._follow(reply_id)
         await self._send(event["frame"])
         if event.get("close"):
@@ -151,6 +171,7 @@ class SocketDelivery:
                 return
             for frame in before:
                 await self._send(frame)
+            self._known.add(message_id)
             found.append(await self._read_record(message_id, last_seq, True, stored=stored))
 
         await self._answer_then_release(answer, [message_id])
@@ -165,9 +186,25 @@ class SocketDelivery:
     async def _catch_up(self, message_ids: list[str]) -> None:
         now = self._loop.time()
         for message_id in message_ids:
+            if message_id not in self._known:
+                await self._introduce(message_id)
+                continue
             stored_check = now - self._heard.get(message_id, now) >= STORED_CHECK_SECONDS
             self._polled[message_id] = now
             await self._read_record(message_id, self.cursors.get(message_id, 0), stored_check)
+
+    async def _introduce(self, message_id: str) -> None:
+        """A reply this client was never told of (its `message.created` missed, say
+        while the socket reconnected): the stored pair first, then the rest."""
+        self._known.add(message_id)
+        pair = await _stored_pair(self.conversation_id, message_id)
+        if not pair:
+            return
+        for message in pair:
+            await self._send(frame_json(message_created(message)))
+        reply = pair[-1]
+        self.cursors[message_id] = max(self.cursors.get(message_id, 0), reply.seq)
+        await self._read_record(message_id, reply.seq, False)
 
     async def _answer_then_release(
         self,
@@ -177,31 +214,40 @@ class SocketDelivery:
         async with self._lock:
             if self._held is None:
                 self._held = []
-            if answer is not None:
-                await answer(message_ids or [])
-            # What was relayed meanwhile goes after the answer, in order; rule 1
-            # drops what the answer covered, rule 2 reads what is still missing.
+            try:
+                if answer is not None:
+                    await answer(message_ids or [])
+            finally:
+                # What was relayed meanwhile goes after the answer, in order (even
+                # when the answer failed); rule 1 drops what the answer covered,
+                # rule 2 reads what is still missing.
+                await self._drain_held()
+
+    async def _drain_held(self) -> None:
+        try:
             while self._held and not self._closed:
                 event = self._held.pop(0)
-                if event["type"] == "chat.frame" and self._gap_before(event):
-                    await self._read_record(
-                        event["message_id"], self.cursors.get(event["message_id"], 0), False
-                    )
+                if self._needs_record(event):
+                    try:
+                        await self._catch_up([event["message_id"]])
+                    except Exception:  # the record is unreachable: send what is here
+                        logger.exception("Reading a reply's record failed")
+                        self._known.add(event["message_id"])
                 await self._deliver(event)
+        finally:
             self._held = None
 
     async def _read_record(
         self,
         message_id: str,
-        after_seq: int,
+        after: int,
         stored_check: bool,
         *,
         stored: tuple[Message, Any] | None = None,
     ) -> bool:
-        """Send what the socket's client lacks of a reply after `after_seq` (or the
-        cursor, if higher): the replay buffer's frames, else a snapshot or the end
-        rebuilt from the row. False if the conversation has no such message."""
-        after = max(after_seq, self.cursors.get(message_id, 0))
+        """Send what the client lacks of a reply after seq `after`: the replay
+        buffer's frames, else a snapshot or the end rebuilt from the row. The
+        cursor moves only to what was sent. False if there is no such message."""
         read = await replay_buffer().read_after(message_id, after)
         if read is not None and (read.frames or read.snapshot_text is not None or not stored_check):
             if read.snapshot_text is not None:
@@ -213,9 +259,11 @@ class SocketDelivery:
                     thinking=read.snapshot_thinking or "",
                 )
                 await self._send(frame_json(frame))
-            for stored in read.frames:
-                await self._send(stored)
-            self.cursors[message_id] = max(read.seq, after)
+                self._sent_up_to(message_id, read.seq)
+            first_seq = read.seq - len(read.frames) + 1  # the frames run up to read.seq
+            for offset, frame_text in enumerate(read.frames):
+                await self._send(frame_text)
+                self._sent_up_to(message_id, first_seq + offset)
             if read.frames and is_final_frame(read.frames[-1]):
                 self._unfollow(message_id)
             else:
@@ -239,10 +287,9 @@ class SocketDelivery:
                     thinking=message.thinking,
                 )
                 await self._send(frame_json(frame))
-                self.cursors[message_id] = message.seq
+                self._sent_up_to(message_id, message.seq)
                 self._follow(message_id)
             else:
-                self.cursors.setdefault(message_id, after)
                 self._follow(message_id, heard=False)
             return True
         # The end, unless the client has it: a reaped reply's row keeps the seq of
@@ -254,9 +301,12 @@ class SocketDelivery:
         )
         if message.role == Message.Role.ASSISTANT and missing:
             await self._send(frame_json(message_completed(message, call)))
-            self.cursors[message_id] = max(message.seq, self.cursors.get(message_id, 0))
+            self._sent_up_to(message_id, message.seq)
         self._unfollow(message_id)
         return True
+
+    def _sent_up_to(self, message_id: str, seq: int) -> None:
+        self.cursors[message_id] = max(self.cursors.get(message_id, 0), seq)
 
     # --- following unfinished replies (rule 3) ------------------------------
 
@@ -294,9 +344,16 @@ class SocketDelivery:
     # --- lifetime ---------------------------------------------------------------
 
     def _spawn(self, coroutine: Awaitable[None]) -> None:
-        task = self._loop.create_task(coroutine)
+        task = self._loop.create_task(self._logged(coroutine))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _logged(coroutine: Awaitable[None]) -> None:
+        try:
+            await coroutine
+        except Exception:
+            logger.exception("A socket's catch-up failed")
 
     async def close(self) -> None:
         """Send nothing more (the socket is closing or its access was revoked)."""
@@ -306,3 +363,7 @@ class SocketDelivery:
         if self._tick_handle is not None:
             self._tick_handle.cancel()
             self._tick_handle = None
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current:
+                task.cancel()

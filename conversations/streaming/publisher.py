@@ -74,10 +74,15 @@ async def group_publish(group: str, event: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if isinstance(layer, InMemoryChannelLayer):
         return  # one process: every socket is here
-    others_subscribed = getattr(layer, "others_subscribed", None)
-    if event["type"] == "chat.frame" and others_subscribed and not await others_subscribed(group):
-        return
-    await layer.group_send(group, {**event, "origin": PROCESS_ID})
+    try:
+        others_subscribed = getattr(layer, "others_subscribed", None)
+        if event["type"] == "chat.frame" and others_subscribed and not await others_subscribed(group):
+            return
+        await layer.group_send(group, {**event, "origin": PROCESS_ID})
+    except Exception:
+        # Redis is away: sockets elsewhere read a frame from the record when they
+        # catch up; a reply must not die of it.
+        logger.exception("Publishing to the channel layer failed")
 
 
 async def broadcast(
@@ -120,9 +125,17 @@ def broadcast_after_commit(
             async_to_sync(publish)()
             return
         # Called on an event loop's own thread (a test's, say): it cannot block.
-        asyncio.ensure_future(publish())
+        task = asyncio.ensure_future(publish())
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
 
-    transaction.on_commit(send)
+    # Robust: a failed broadcast is logged, and never undoes or interrupts what
+    # committed (the caller's reply still starts; later callbacks still run).
+    transaction.on_commit(send, robust=True)
+
+
+# Strong references to broadcasts scheduled on a running loop (it keeps weak ones).
+_pending: set[asyncio.Future] = set()
 
 
 class FramePublisher:
@@ -174,6 +187,8 @@ class FramePublisher:
     async def _flush_then_reschedule(self) -> None:
         try:
             await self._flush()
+        except Exception:  # the frame is lost to live sockets; the text is not
+            logger.exception("Publishing a reply's frame failed")
         finally:
             self._flushing = None
         if self._pending_text or self._pending_thinking:
@@ -217,15 +232,21 @@ class FramePublisher:
         """Publish the reply's last frame (`message.completed`, seq = last delta + 1)."""
         self.seq = completed["seq"]
         await self._publish(frame_json(completed), final=True)
-        await replay_buffer().end(self.message_id)
+        try:
+            await replay_buffer().end(self.message_id)
+        except Exception:
+            logger.exception("Ending a reply's record failed")
 
     async def _publish(
         self, frame: str, *, text: str = "", thinking: str = "", final: bool = False
     ) -> None:
         # Recorded before it is published: a socket that sees a gap can always read it.
-        await replay_buffer().append(
-            self.message_id, seq=self.seq, frame=frame, text=text, thinking=thinking
-        )
+        try:
+            await replay_buffer().append(
+                self.message_id, seq=self.seq, frame=frame, text=text, thinking=thinking
+            )
+        except Exception:  # no record (Redis away): live sockets still get the frame
+            logger.exception("Recording a reply's frame failed")
         event: dict[str, Any] = {
             "type": "chat.frame",
             "frame": frame,

@@ -203,11 +203,12 @@ class RedisReplayBuffer:
             self._key(message_id), min=f"{last_seq + 1}-0", max="+"
         )
         if not entries:
-            exists = await self._redis().exists(self._key(message_id))
-            if not exists:
+            if not await self._redis().exists(self._key(message_id)):
                 return None
-            last = await self._redis().xrevrange(self._key(message_id), count=1)
-            return ReplayRead(seq=_seq_of(last[0][0]) if last else last_seq, frames=[])
+            # Nothing after last_seq (yet): say so at last_seq itself. A later
+            # entry read by a second call could be a frame appended meanwhile that
+            # the caller has not sent.
+            return ReplayRead(seq=last_seq, frames=[])
         frames = [fields[b"f"].decode() for _, fields in entries]
         first_seq = _seq_of(entries[0][0])
         seq = _seq_of(entries[-1][0])

@@ -346,7 +346,10 @@ async def _generate(job: ReplyJob) -> None:
         ended.set()
         await asyncio.wait({checkpoints})
 
-    await publisher.drain()
+    try:
+        await publisher.drain()
+    except Exception:  # what was not published is still saved below
+        logger.exception("Reply %s: publishing its last frames failed", message_id)
     elapsed_ms = int((time.monotonic() - started) * 1000)
     ttft_ms = int((reply.first_token_at - started) * 1000) if reply.first_token_at else None
     outcome = _Outcome(
@@ -371,7 +374,10 @@ async def _generate(job: ReplyJob) -> None:
         if outcome_status == Message.Status.STOPPED:
             outcome.stop_reason = "user_stop"
     message, call = await _finalise(job, outcome)
-    await publisher.finish(message_completed(message, call))
-    budget = await _budget_frame(job) if job.budget_limited else None
-    if budget is not None:
-        await broadcast(job.conversation_id, budget)
+    try:
+        await publisher.finish(message_completed(message, call))
+        budget = await _budget_frame(job) if job.budget_limited else None
+        if budget is not None:
+            await broadcast(job.conversation_id, budget)
+    except Exception:  # saved and billed: sockets read the end from the row
+        logger.exception("Reply %s: publishing its end failed", message_id)

@@ -50,3 +50,24 @@ async def standalone_server() -> AsyncIterator[str]:
     finally:
         process.terminate()
         process.communicate(timeout=10)  # waits, and closes the pipes
+
+
+@pytest.fixture
+async def signed_in():
+    """`await signed_in(user)`: a browser session of `user` that opens sockets."""
+    from asgiref.sync import sync_to_async
+
+    from tests.conftest import generations_settled
+    from tests.conversations.sockets import SignedIn
+
+    sessions = []
+
+    async def make(user):
+        session = await sync_to_async(SignedIn)(user)
+        sessions.append(session)
+        return session
+
+    yield make
+    for session in sessions:
+        await session.close()
+    await generations_settled()

@@ -12,11 +12,7 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
-from channels.testing import WebsocketCommunicator
-from django.conf import settings as django_settings
-from django.test import Client
 
-from chatsite.asgi import application
 from conversations import services
 from conversations.models import Conversation, Message
 from conversations.streaming import publisher
@@ -28,78 +24,9 @@ from tests.conftest import (
     receive_frames,
     streamed_text,
 )
+from tests.conversations.sockets import expect_close, pong, send_frame
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_backends]
-
-
-def send_frame(text: str, client_id: str | None = None) -> dict:
-    return {"type": "message.send", "text": text, "client_id": client_id or uuid.uuid4().hex}
-
-
-class SignedIn:
-    """A browser session (a Django test client) and the sockets it opened."""
-
-    def __init__(self, user) -> None:
-        self.client = Client()
-        self.client.force_login(user)
-        self.sockets: list[WebsocketCommunicator] = []
-
-    @property
-    def cookie(self) -> str:
-        name = django_settings.SESSION_COOKIE_NAME
-        return f"{name}={self.client.cookies[name].value}"
-
-    async def socket(self, conversation_id, path: str | None = None):
-        communicator = WebsocketCommunicator(
-            application,
-            path or f"/ws/c/{conversation_id}/",
-            headers=[(b"cookie", self.cookie.encode()), (b"origin", ORIGIN.encode())],
-        )
-        connected, code = await communicator.connect(timeout=5)
-        self.sockets.append(communicator)
-        return communicator, connected
-
-    async def close(self) -> None:
-        for communicator in self.sockets:
-            try:
-                await communicator.disconnect(timeout=2)
-            except Exception:
-                pass
-
-
-@pytest.fixture
-async def signed_in():
-    from tests.conftest import generations_settled
-
-    sessions: list[SignedIn] = []
-
-    async def make(user) -> SignedIn:
-        session = await sync_to_async(SignedIn)(user)
-        sessions.append(session)
-        return session
-
-    yield make
-    for session in sessions:
-        await session.close()
-    await generations_settled()
-
-
-async def expect_close(socket: WebsocketCommunicator, *, within: float = 2.0) -> int:
-    """Read until the server closes the socket; its close code. Frames before it are
-    allowed only if they are not a reply's content."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        output = await socket.receive_output(timeout=max(deadline - loop.time(), 0.01))
-        if output["type"] == "websocket.close":
-            return output.get("code", 1000)
-        frame = json.loads(output["text"])
-        assert frame["type"] == "error" and frame["code"] == "access_revoked", frame
-
-
-async def pong(socket: WebsocketCommunicator) -> bool:
-    await socket.send_json_to({"type": "ping"})
-    return json.loads(await socket.receive_from(timeout=5)) == {"type": "pong"}
 
 
 # --- 3. Frames that killed the socket now get an error frame ------------------------
@@ -371,3 +298,32 @@ async def test_a_conversation_given_to_someone_else_closes_the_old_owners_socket
 
     await sync_to_async(give_to_bob)()
     assert await expect_close(socket) == 4403
+
+
+async def test_an_expired_session_sends_nothing(alice, make_conversation, signed_in):
+    """Past its expiry date a session signs nobody in over HTTP; its socket must not
+    start a billed reply either."""
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    conversation = await sync_to_async(make_conversation)()
+    session = await signed_in(alice)
+    socket, _ = await session.socket(conversation.id)
+    key = session.client.session.session_key
+
+    await sync_to_async(
+        Session.objects.filter(session_key=key).update
+    )(expire_date=timezone.now() - timezone.timedelta(days=1))
+    await socket.send_json_to(send_frame("bill me [[fake tokens=5]]"))
+    assert await expect_close(socket) == 4403
+    assert await sync_to_async(Message.objects.filter(conversation=conversation).count)() == 0
+
+
+async def test_a_nul_in_the_text_is_refused_not_fatal(alice, make_conversation, signed_in):
+    conversation = await sync_to_async(make_conversation)()
+    session = await signed_in(alice)
+    socket, _ = await session.socket(conversation.id)
+    await socket.send_json_to(send_frame("a\u0000b"))
+    frame = json.loads(await socket.receive_from(timeout=5))
+    assert frame["type"] == "error" and frame["code"] == "bad_frame"
+    assert await pong(socket)
