@@ -157,10 +157,19 @@ class SocketDelivery:
         if self._held is not None and not self._closed:
             await self._answer_then_release(None)
 
-    async def resume(self, message_id: str, last_seq: int, *, before: Iterable[str] = ()) -> bool:
+    async def resume(
+        self,
+        message_id: str,
+        last_seq: int,
+        *,
+        before: Iterable[str] = (),
+        skip_sent: bool = False,
+    ) -> bool:
         """Answer a client that has applied frames 1..`last_seq` of a reply: what it
         missed, then live frames from there. `before`: frames to send first, in the
-        same turn (a resend's `message.created`). False if there is no such message."""
+        same turn (a resend's `message.created`). `skip_sent`: not what this socket
+        sent already (the client did not say it lacks those). False if there is no
+        such message."""
         found: list[bool] = []
 
         async def answer(_: list[str]) -> None:
@@ -172,7 +181,8 @@ class SocketDelivery:
             for frame in before:
                 await self._send(frame)
             self._known.add(message_id)
-            found.append(await self._read_record(message_id, last_seq, True, stored=stored))
+            after = max(last_seq, self.cursors.get(message_id, 0)) if skip_sent else last_seq
+            found.append(await self._read_record(message_id, after, True, stored=stored))
 
         await self._answer_then_release(answer, [message_id])
         return bool(found and found[0])
@@ -181,7 +191,7 @@ class SocketDelivery:
         """Answer a resent `message.send`: the stored pair, then the reply from the
         seq it was stored at, as for a resume (the rule in the protocol doc)."""
         created = [frame_json(message_created(m)) for m in (user_message, reply)]
-        await self.resume(str(reply.id), reply.seq, before=created)
+        await self.resume(str(reply.id), reply.seq, before=created, skip_sent=True)
 
     async def _catch_up(self, message_ids: list[str]) -> None:
         now = self._loop.time()
@@ -247,7 +257,9 @@ class SocketDelivery:
     ) -> bool:
         """Send what the client lacks of a reply after seq `after`: the replay
         buffer's frames, else a snapshot or the end rebuilt from the row. The
-        cursor moves only to what was sent. False if there is no such message."""
+        cursor moves only to what the client has or was sent. False if there is no
+        such message."""
+        self._sent_up_to(message_id, after)  # the client has these already
         read = await replay_buffer().read_after(message_id, after)
         if read is not None and (read.frames or read.snapshot_text is not None or not stored_check):
             if read.snapshot_text is not None:
