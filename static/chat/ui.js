@@ -76,6 +76,11 @@ function isCoarsePointer() {
   return window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
 }
 
+/** Does Enter send here? Not on touch screens, where it breaks the line (see isSendKey). */
+export function enterSends() {
+  return !isCoarsePointer();
+}
+
 /** Enter sends, Shift+Enter breaks the line (on touch screens Enter breaks the line too). */
 export function isSendKey(event) {
   return (
