@@ -136,8 +136,8 @@ export function initHeader() {
       } catch (error) {
         titleButton.textContent = before;
         if (error.signedOut) {
+          reportSignedOut(); // first: the notice it shows moves the toast up
           toast("You are signed out: sign in again to rename.");
-          reportSignedOut();
         } else {
           toast(`The title could not be saved. ${error.message}`);
         }
@@ -168,8 +168,8 @@ export function initHeader() {
         await postForm(header.dataset.deleteUrl);
       } catch (error) {
         if (error.signedOut) {
+          reportSignedOut(); // first: the notice it shows moves the toast up
           toast("You are signed out: sign in again to delete.");
-          reportSignedOut();
         } else {
           toast(`The conversation could not be deleted. ${error.message}`);
         }

@@ -36,6 +36,11 @@ export function toast(message) {
     document.body.append(el);
   }
   el.textContent = message;
+  // Above the composer, if the page has one: over it, the toast would hide
+  // what is typed and the notice that says why writing is over.
+  const dock = document.querySelector(".composer-dock");
+  const above = dock ? window.innerHeight - dock.getBoundingClientRect().top : 0;
+  el.style.bottom = above > 0 ? `${Math.round(above + 8)}px` : "";
   el.hidden = false;
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => {

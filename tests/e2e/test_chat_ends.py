@@ -79,6 +79,11 @@ def test_rename_and_delete_with_the_session_gone_are_undone_and_say_so(site, new
     expect(link).to_have_text(title)
     expect(page).not_to_have_title(re.compile("Never saved"))
     expect_signed_out(page)
+    # The toast covers neither the notice nor the composer.
+    notice_top = page.evaluate(
+        "() => document.getElementById('notice-signed-out').getBoundingClientRect().top"
+    )
+    assert bottom_of(page, ".toast") <= notice_top
     screenshot(page, "31-rename-signed-out")
 
     sign_in_again(page, site, path)
