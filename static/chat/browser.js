@@ -45,14 +45,47 @@ export function csrfToken() {
   return input ? input.value : "";
 }
 
-/** POST a form body to our own origin, asking for JSON. */
-export function postForm(url, params) {
-  return fetch(url, {
-    method: "POST",
-    credentials: "same-origin",
-    headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
-    body: new URLSearchParams(params || {}),
-  });
+/** A request to our own origin that did not do what it asked; `signedOut` when the session is gone. */
+export class RequestError extends Error {
+  constructor(message, { status = 0, signedOut = false } = {}) {
+    super(message);
+    this.name = "RequestError";
+    this.status = status;
+    this.signedOut = signedOut;
+  }
+}
+
+/**
+ * POST a form body to our own origin and return its JSON answer. Anything
+ * else throws a RequestError: no network, a non-OK answer (its JSON `error`
+ * as the message), or a redirect. Our JSON endpoints never redirect, but
+ * `login_required` sends a signed-out person to the sign-in page, and a
+ * followed redirect would end in that page's 200: so redirects are not
+ * followed (`manual`) and one means the person is signed out.
+ */
+export async function postForm(url, params) {
+  let response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      redirect: "manual",
+      headers: { "X-CSRFToken": csrfToken(), Accept: "application/json" },
+      body: new URLSearchParams(params || {}),
+    });
+  } catch {
+    throw new RequestError("The server could not be reached.");
+  }
+  if (response.type === "opaqueredirect" || response.redirected) {
+    throw new RequestError("You are signed out.", { signedOut: true });
+  }
+  const data = await response.json().catch(() => null);
+  if (!response.ok || data === null || typeof data !== "object") {
+    throw new RequestError((data && data.error) || `The server answered ${response.status}.`, {
+      status: response.status,
+    });
+  }
+  return data;
 }
 
 export async function copyText(text) {

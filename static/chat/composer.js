@@ -2,7 +2,7 @@
 // and the conversation's composer (send, stop, draft, cost estimate, budget).
 
 import { keys, newClientId, postForm, storageGet, storageSet } from "./browser.js";
-import { autoGrow, formatCost, formatInt, isSendKey } from "./ui.js";
+import { autoGrow, enterSends, formatCost, formatInt, isSendKey } from "./ui.js";
 
 // The composer asks for a cost estimate only for long drafts, after typing pauses.
 const ESTIMATE_MIN_CHARS = 2000;
@@ -17,6 +17,8 @@ export function initNewChat() {
   const area = form.querySelector("#first-message");
   const errorBox = document.getElementById("new-chat-error");
   const maxChars = Number(form.dataset.maxChars) || 100_000;
+  // The keys' hint only where Enter does send: on a touch screen it breaks the line.
+  if (area.dataset.keysHint && enterSends()) area.placeholder = `${area.placeholder} (${area.dataset.keysHint})`;
 
   // A first message that did not make it (a refused form, the back button) comes back.
   const draft = storageGet(keys.newDraft);
@@ -272,9 +274,7 @@ export class Composer {
     const seq = ++this.estimateSeq;
     let data = null;
     try {
-      const response = await postForm(this.estimateUrl, { text });
-      if (!response.ok) return;
-      data = await response.json();
+      data = await postForm(this.estimateUrl, { text });
     } catch {
       return;
     }

@@ -4,7 +4,16 @@
 
 import { Composer, initNewChat } from "./composer.js";
 import { Outbox } from "./outbox.js";
-import { forgetConversation, flashNext, applyTitle, initHeader, initShell, removeFromSidebar } from "./shell.js";
+import {
+  SIGNED_OUT_EVENT,
+  applyTitle,
+  disableHeader,
+  flashNext,
+  forgetConversation,
+  initHeader,
+  initShell,
+  removeFromSidebar,
+} from "./shell.js";
 import { CLOSE_ACCESS_REVOKED, ChatSocket } from "./socket.js";
 import { Thread } from "./thread.js";
 
@@ -41,6 +50,8 @@ class ChatPage {
   }
 
   start() {
+    // A rename or delete that found the session gone ends the chat as a 4403 would.
+    document.addEventListener(SIGNED_OUT_EVENT, () => this.accessRevoked());
     this.thread.start();
     this.composer.start();
     this.thread.scrollToBottom(true);
@@ -107,7 +118,10 @@ class ChatPage {
 
   /** Closed with 4403: signed out, deactivated, password changed, or no longer allowed here. */
   accessRevoked() {
-    this.end();
+    if (this.signedOut) return;
+    this.signedOut = true;
+    this.end("You are signed out: sign in again to retry.");
+    disableHeader();
     this.showNotice("notice-signed-out");
   }
 
@@ -115,7 +129,7 @@ class ChatPage {
   conversationDeleted() {
     if (this.deleted) return;
     this.deleted = true;
-    this.end();
+    this.end("This conversation was deleted.");
     removeFromSidebar(this.conversationId);
     forgetConversation(this.conversationId);
     const notice = this.showNotice("notice-deleted");
@@ -124,9 +138,10 @@ class ChatPage {
     setTimeout(() => window.location.assign(home), DELETED_REDIRECT_MS);
   }
 
-  end() {
+  /** Nothing more can be written here: `why` is what a control that is still clicked says. */
+  end(why) {
     this.socket.end();
-    this.thread.stopWatching();
+    this.thread.end(why);
     this.composer.disable();
   }
 

@@ -84,6 +84,23 @@ function showFlash() {
   if (flash.message && Date.now() - (flash.at || 0) < 60_000) toast(flash.message);
 }
 
+/** Fired on the document when a request finds the session gone (the page ends its chat). */
+export const SIGNED_OUT_EVENT = "chat:signed-out";
+
+function reportSignedOut() {
+  document.dispatchEvent(new CustomEvent(SIGNED_OUT_EVENT));
+}
+
+/** Signed out: rename and delete could only pretend to work, so they are turned off. */
+export function disableHeader() {
+  const header = document.getElementById("chat-header");
+  if (!header) return;
+  for (const button of header.querySelectorAll('[data-action="rename"], [data-action="delete"]')) {
+    button.disabled = true;
+    button.title = "Sign in again first";
+  }
+}
+
 export function initHeader() {
   const header = document.getElementById("chat-header");
   if (!header) return;
@@ -114,13 +131,16 @@ export function initHeader() {
       }
       titleButton.textContent = title; // optimistic
       try {
-        const response = await postForm(header.dataset.renameUrl, { title });
-        const data = await response.json().catch(() => ({}));
-        if (!response.ok) throw new Error(data.error || "The title could not be saved.");
+        const data = await postForm(header.dataset.renameUrl, { title });
         applyTitle(header.dataset.conversationId, data.title || title);
       } catch (error) {
         titleButton.textContent = before;
-        toast(error.message || "The title could not be saved.");
+        if (error.signedOut) {
+          reportSignedOut(); // first: the notice it shows moves the toast up
+          toast("You are signed out: sign in again to rename.");
+        } else {
+          toast(`The title could not be saved. ${error.message}`);
+        }
       }
     };
     input.addEventListener("keydown", (event) => {
@@ -138,19 +158,25 @@ export function initHeader() {
 
   header.addEventListener("click", async (event) => {
     const target = event.target instanceof Element ? event.target : null;
-    if (!target) return;
-    if (target.closest('[data-action="rename"]')) {
+    const button = target ? target.closest("[data-action]") : null;
+    if (!button || button.disabled) return;
+    if (button.dataset.action === "rename") {
       startRename();
-    } else if (target.closest('[data-action="delete"]')) {
+    } else if (button.dataset.action === "delete") {
       if (!window.confirm("Delete this conversation? This cannot be undone.")) return;
       try {
-        const response = await postForm(header.dataset.deleteUrl);
-        if (!response.ok) throw new Error(`The server answered ${response.status}.`);
-        forgetConversation(header.dataset.conversationId);
-        window.location.assign(header.dataset.homeUrl || "/");
+        await postForm(header.dataset.deleteUrl);
       } catch (error) {
-        toast(`The conversation could not be deleted. ${error.message || ""}`.trim());
+        if (error.signedOut) {
+          reportSignedOut(); // first: the notice it shows moves the toast up
+          toast("You are signed out: sign in again to delete.");
+        } else {
+          toast(`The conversation could not be deleted. ${error.message}`);
+        }
+        return;
       }
+      forgetConversation(header.dataset.conversationId);
+      window.location.assign(header.dataset.homeUrl || "/");
     }
   });
 }

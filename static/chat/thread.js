@@ -34,6 +34,7 @@ export class Thread {
     this.onUserAction = onUserAction;
     /** id -> {id, role, el, status, lastSeq, text, thinking, raf, cache, resumeAskedAt, heardAt} */
     this.messages = new Map();
+    this.endedMessage = "";
     this.stick = true;
     this.quietTimer = 0;
   }
@@ -172,6 +173,16 @@ export class Thread {
     if (last && last.dataset.role === "assistant" && RETRYABLE.has(last.dataset.status)) {
       last.classList.add("can-retry");
     }
+  }
+
+  /**
+   * The page's chat is over (signed out, or the conversation deleted): Retry
+   * could only pretend to work, so it is turned off; `message` says why.
+   */
+  end(message) {
+    this.endedMessage = message;
+    this.stopWatching();
+    for (const button of this.root.querySelectorAll('[data-action="retry"]')) button.disabled = true;
   }
 
   // ---- Frames --------------------------------------------------------------
@@ -447,6 +458,16 @@ export class Thread {
       },
       { passive: true },
     );
+    // A height that changes without a frame (the last frame's Retry wrapping
+    // onto its own line on a phone, an error above the composer, the on-screen
+    // keyboard) must not push the end of the thread behind the composer.
+    if (typeof ResizeObserver === "function") {
+      const keepBottom = new ResizeObserver(() => this.followBottom());
+      keepBottom.observe(this.list);
+      keepBottom.observe(this.scroller);
+      const dock = this.root.querySelector(".composer-dock");
+      if (dock) keepBottom.observe(dock);
+    }
     this.root.addEventListener("click", (event) => this.onClick(event));
     document.addEventListener("click", (event) => {
       const target = event.target instanceof Element ? event.target : null;
@@ -486,13 +507,17 @@ export class Thread {
       const code = button.closest(".codeblock")?.querySelector("pre code, pre");
       if (code && (await copyText(code.textContent.replace(/\n$/, "")))) flashDone(button);
     } else if (action === "retry" && state) {
+      if (this.endedMessage) {
+        this.showError(this.endedMessage);
+        return;
+      }
       this.onUserAction();
       if (!this.send({ type: "message.retry", message_id: state.id })) {
         this.showError("Not connected. Retry once the connection is back.");
       } else {
         button.disabled = true;
         setTimeout(() => {
-          button.disabled = false;
+          if (!this.endedMessage) button.disabled = false;
         }, 3000);
       }
     } else if (action === "usage") {

@@ -36,6 +36,11 @@ export function toast(message) {
     document.body.append(el);
   }
   el.textContent = message;
+  // Above the composer, if the page has one: over it, the toast would hide
+  // what is typed and the notice that says why writing is over.
+  const dock = document.querySelector(".composer-dock");
+  const above = dock ? window.innerHeight - dock.getBoundingClientRect().top : 0;
+  el.style.bottom = above > 0 ? `${Math.round(above + 8)}px` : "";
   el.hidden = false;
   clearTimeout(toastTimer);
   toastTimer = setTimeout(() => {
@@ -74,6 +79,11 @@ export function autoGrow(area) {
 
 function isCoarsePointer() {
   return window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
+}
+
+/** Does Enter send here? Not on touch screens, where it breaks the line (see isSendKey). */
+export function enterSends() {
+  return !isCoarsePointer();
 }
 
 /** Enter sends, Shift+Enter breaks the line (on touch screens Enter breaks the line too). */

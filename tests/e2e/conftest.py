@@ -241,9 +241,10 @@ def new_page(browser, site: Site):
     contexts = []
     problems = PageProblems()
 
-    def open_page(viewport: dict | None = None):
+    def open_page(viewport: dict | None = None, **options):
+        """`options` go to the context: `has_touch=True` (a coarse pointer), `color_scheme`."""
         context = browser.new_context(
-            base_url=site.url, viewport=viewport or {"width": 1280, "height": 900}
+            base_url=site.url, viewport=viewport or {"width": 1280, "height": 900}, **options
         )
         context.set_default_timeout(15_000)
         contexts.append(context)
