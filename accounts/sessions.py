@@ -4,7 +4,7 @@ A websocket is authenticated once, at its handshake; these keep it honest after
 that. Every socket of a person joins `user_sockets_group(user_id)`; when their
 account changes (signed out, deactivated, password changed) an `access.check`
 goes to that group on every web process, and each socket asks
-`session_valid` again and closes if the answer is no.
+`session_stands` again and closes if the answer is no.
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.base import SessionBase
+from django.contrib.sessions.models import Session
 from django.db import transaction
+from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
 
 from accounts.models import User
 from infra.channel_layers import group_send_from_sync
+from infra.rows import rows_count
 
 
 def user_sockets_group(user_id: int) -> str:
@@ -26,7 +29,7 @@ def user_sockets_group(user_id: int) -> str:
 
 
 def socket_session(scope: dict) -> dict:
-    """What `session_valid` needs to ask again about a socket's session: its user,
+    """What `session_stands` needs to ask again about a socket's session: its user,
     its key, and the password-derived hash Django stored in it at login."""
     session: SessionBase = scope["session"]
     return {
@@ -36,21 +39,30 @@ def socket_session(scope: dict) -> dict:
     }
 
 
-def session_valid(*, user_id: int, session_key: str | None, session_auth_hash: str) -> bool:
+def session_stands(
+    *, user_id: int, password_hash: str, session_key: str | None, session_auth_hash: str
+) -> bool:
     """True while the session stands as Django's own HTTP check would see it: not
-    ended nor expired, still signed in as this person, whose account is active and
-    whose password is the one the session was signed in with."""
+    ended nor expired, still signed in as this person, with the password it was
+    signed in with. `password_hash`: the person's, as stored now.
+
+    Sessions in the database (the default engine) are asked for in one plain
+    query: signing out or in as someone else gives a session a new key, so the
+    key's row alive and unexpired is the answer. It runs on every frame a client
+    sends (see `conversations.selectors.socket_access`); loading and decoding
+    the session there was a millisecond a send. Other engines load it."""
     if not session_key:
         return False
+    current = User(pk=user_id, password=password_hash).get_session_auth_hash()
+    if not constant_time_compare(session_auth_hash, current):
+        return False  # the password changed since this session signed in
+    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db":
+        alive = {"session_key": session_key, "expire_date__gt": timezone.now()}
+        return rows_count(Session, where=alive) == 1
     store = import_string(f"{settings.SESSION_ENGINE}.SessionStore")(session_key=session_key)
     data = store.load()  # {} when the session is gone or past its expiry date
-    if str(data.get(SESSION_KEY)) != str(user_id):
-        return False  # signed out, or signed in as someone else since
-    user = User.objects.filter(pk=user_id, is_active=True).only("id", "password").first()
-    if user is None:
-        return False
-    return constant_time_compare(session_auth_hash, user.get_session_auth_hash()) and (
-        constant_time_compare(data.get(HASH_SESSION_KEY, ""), session_auth_hash)
+    return str(data.get(SESSION_KEY)) == str(user_id) and constant_time_compare(
+        data.get(HASH_SESSION_KEY, ""), session_auth_hash
     )
 
 

@@ -7,6 +7,8 @@ in `streaming/runner.py`; see docs/websocket-protocol.md.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -135,24 +137,26 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if isinstance(frame, Ping):
             await self.send(text_data='{"type":"pong"}')
             return
-        if not await self._authorised():
-            return
         if isinstance(frame, MessageSend):
             await self._message_send(frame)
+        elif isinstance(frame, MessageRetry):
+            retried = await self._authorised(
+                services.message_retry, conversation=self.conversation, message_id=frame.message_id
+            )
+            if retried is not None:
+                runner.reply_start(retried[2])
+        elif await self._authorised() is None:
+            return
         elif isinstance(frame, Resume):
             if not await self.delivery.resume(str(frame.message_id), frame.last_seq):
                 await self._error("not_found", "No such message in this conversation.")
         elif isinstance(frame, GenerationStop):
             await runner.reply_stop(conversation=self.conversation, message_id=frame.message_id)
-        elif isinstance(frame, MessageRetry):
-            _, _, job = await db_async(services.message_retry)(
-                conversation=self.conversation, message_id=frame.message_id
-            )
-            runner.reply_start(job)
 
     async def _message_send(self, frame: MessageSend) -> None:
         try:
-            result = await db_async(services.message_send)(
+            result = await self._authorised(
+                services.message_send,
                 conversation=self.conversation,
                 author=self.scope["user"],
                 text=frame.text,
@@ -161,19 +165,24 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         except services.ChatInputError as exc:
             exc.client_id = frame.client_id
             raise
+        if result is None:
+            return
         if result.created:
             runner.reply_start(result.job)  # the service has broadcast both messages
         else:
             await self.delivery.resend(result.user_message, result.assistant_message)
 
-    async def _authorised(self) -> bool:
-        """Ask again whether this socket may see its conversation; close it if not."""
-        verdict = await db_async(selectors.socket_access)(**self.access)
+    async def _authorised(self, service: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+        """Ask again whether this socket may see its conversation, and if so call
+        `service(**kwargs)` in the same trip to the database threads. None, and the
+        socket closed, if it may not; else the service's result (True without one)."""
+        verdict, result = await _checked_call(self.access, service, kwargs)
         if verdict != "ok":
             await self._revoke(
                 CLOSE_CONVERSATION_DELETED if verdict == "gone" else CLOSE_ACCESS_REVOKED
             )
-        return verdict == "ok"
+            return None
+        return True if service is None else result
 
     async def _revoke(self, code: int, *, say: bool = True) -> None:
         """Say why, send nothing more, close: the client does not reconnect."""
@@ -188,3 +197,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def _error(self, code: str, message: str, *, client_id: str = "") -> None:
         await self.send(text_data=frame_json(error_frame(code, message, client_id=client_id)))
+
+
+@db_async
+def _checked_call(access: dict, service: Callable[..., Any] | None, kwargs: dict) -> tuple:
+    verdict = selectors.socket_access(**access)
+    if verdict != "ok" or service is None:
+        return verdict, None
+    return verdict, service(**kwargs)

@@ -11,8 +11,9 @@ import uuid
 from django.db.models import Prefetch, QuerySet
 
 from accounts.models import User
-from accounts.sessions import session_valid
+from accounts.sessions import session_stands
 from conversations.models import Conversation, Message
+from infra.rows import rows_values
 from usage.models import ApiCall
 
 
@@ -85,18 +86,28 @@ def socket_access(
     *, user_id: int, session_key: str | None, session_auth_hash: str, conversation_id: uuid.UUID
 ) -> str:
     """Whether an open socket may still see its conversation: "ok", "revoked" (the
-    session ended, the account was deactivated or its password changed, or the
-    conversation is someone else's now) or "gone" (the conversation was deleted).
+    session ended or expired, the account was deactivated or its password changed,
+    or the conversation is someone else's now) or "gone" (the conversation was
+    deleted).
 
-    Asked on every frame a client sends but `ping`, and when an account changes."""
-    if not session_valid(
-        user_id=user_id, session_key=session_key, session_auth_hash=session_auth_hash
+    Asked on every frame a client sends but `ping`, and when an account changes:
+    three single-row plain queries (conversation, account, session)."""
+    # Plain SQL (`infra.rows`): the ORM's query building was most of this check.
+    owner = rows_values(Conversation, ("owner_id",), where={"id": conversation_id})
+    if not owner:
+        return "gone"
+    [[owner_id]] = owner
+    if owner_id != user_id:
+        return "revoked"
+    account = rows_values(User, ("is_active", "password"), where={"id": user_id})
+    if not account or not account[0][0]:
+        return "revoked"
+    [[_, password]] = account
+    if not session_stands(
+        user_id=user_id,
+        password_hash=password,
+        session_key=session_key,
+        session_auth_hash=session_auth_hash,
     ):
         return "revoked"
-    owner_id = (
-        Conversation.objects.filter(id=conversation_id).values_list("owner_id", flat=True).first()
-    )
-    if owner_id is None:
-        return "gone"
-    return "ok" if owner_id == user_id else "revoked"
-
+    return "ok"

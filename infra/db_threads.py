@@ -14,14 +14,19 @@ happens, and writers in parallel only wait in its busy handler, sleeping."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
+import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import async_to_sync, sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, transaction
+
+logger = logging.getLogger(__name__)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,18 +47,67 @@ def db_async(func: Callable[P, R]) -> Callable[P, Awaitable[R]]:
     """`func`, blocking database work, as a coroutine function run in the pool.
 
     Connections past their age or broken are closed before and after, as
-    Channels' `database_sync_to_async` does.
+    Channels' `database_sync_to_async` does. What `func` handed to
+    `after_commit_on_loop` runs on the caller's event loop, in order, before
+    this returns.
     """
 
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+    def run(*args: P.args, **kwargs: P.kwargs) -> tuple[R, list[AfterCommit]]:
         close_old_connections()
+        _local.after_commit = collected = []
         try:
-            return func(*args, **kwargs)
+            return func(*args, **kwargs), collected
         finally:
+            _local.after_commit = None
             close_old_connections()
 
     @functools.wraps(func)
     async def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        return await sync_to_async(run, thread_sensitive=False, executor=_pool())(*args, **kwargs)
+        result, collected = await sync_to_async(run, thread_sensitive=False, executor=_pool())(
+            *args, **kwargs
+        )
+        for coroutine_function in collected:
+            try:
+                await coroutine_function()
+            except Exception:  # committed already: log, never undo or interrupt
+                logger.exception("Work after a commit failed")
+        return result
 
     return call
+
+
+AfterCommit = Callable[[], Awaitable[None]]
+_local = threading.local()
+
+
+def after_commit_on_loop(coroutine_function: AfterCommit) -> None:
+    """Run `coroutine_function()` on the web process's event loop once the current
+    transaction commits (never if it rolls back), for work like telling sockets.
+
+    In a `db_async` call it runs on the calling loop right after the call, with no
+    extra hop (a send's three broadcasts cost a blocked thread and a loop trip
+    each when sent from the thread: +5 ms at p50, +20 ms at p99 on the time to
+    first token at 200 streams). Elsewhere (a view's thread, a task) it runs
+    there and then, through `async_to_sync`, which waits for it.
+    """
+
+    def on_commit() -> None:
+        collected = getattr(_local, "after_commit", None)
+        if collected is not None:
+            collected.append(coroutine_function)
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            async_to_sync(coroutine_function)()
+            return
+        # An event loop's own thread (a test's) cannot block: schedule it.
+        task = asyncio.ensure_future(coroutine_function())
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+
+    transaction.on_commit(on_commit, robust=True)
+
+
+# Strong references to work scheduled on a running loop (it keeps weak ones).
+_pending: set[asyncio.Future] = set()

@@ -25,14 +25,13 @@ import logging
 import uuid
 from typing import Any, Protocol
 
-from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
-from django.db import transaction
 
 from conversations.streaming.frames import conversation_group, frame_json
 from conversations.streaming.replay import replay_buffer
 from infra.channel_layers import PROCESS_ID
+from infra.db_threads import after_commit_on_loop
 
 logger = logging.getLogger(__name__)
 
@@ -107,35 +106,18 @@ def broadcast_after_commit(
     reply_id: uuid.UUID | str | None = None,
     close: int | None = None,
 ) -> None:
-    """Broadcast `frame` once the current transaction commits (at once outside one).
+    """Broadcast `frame` once the current transaction commits (never if it rolls
+    back), on the web process's event loop (`infra.db_threads.after_commit_on_loop`).
 
-    For services, which run in threads (a view's, or the database pool's): the
-    broadcast runs on the web process's event loop and the thread waits for it,
-    so a reply started after the service returns cannot overtake its
-    `message.created`. Nothing is sent for a transaction that rolls back.
+    From a socket's database call it goes out before that call returns to the
+    socket, so a reply started after the service returns cannot overtake its
+    `message.created`. A failed broadcast is logged and undoes nothing.
     """
 
     async def publish() -> None:
         await broadcast(conversation_id, frame, reply_id=reply_id, close=close)
 
-    def send() -> None:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            async_to_sync(publish)()
-            return
-        # Called on an event loop's own thread (a test's, say): it cannot block.
-        task = asyncio.ensure_future(publish())
-        _pending.add(task)
-        task.add_done_callback(_pending.discard)
-
-    # Robust: a failed broadcast is logged, and never undoes or interrupts what
-    # committed (the caller's reply still starts; later callbacks still run).
-    transaction.on_commit(send, robust=True)
-
-
-# Strong references to broadcasts scheduled on a running loop (it keeps weak ones).
-_pending: set[asyncio.Future] = set()
+    after_commit_on_loop(publish)
 
 
 class FramePublisher:
