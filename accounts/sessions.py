@@ -20,7 +20,6 @@ from django.utils.module_loading import import_string
 
 from accounts.models import User
 from infra.channel_layers import group_send_from_sync
-from infra.rows import rows_count
 
 
 def user_sockets_group(user_id: int) -> str:
@@ -39,26 +38,40 @@ def socket_session(scope: dict) -> dict:
     }
 
 
+_DB_SESSIONS = "django.contrib.sessions.backends.db"
+
+
+def session_row_read(session_key: str | None) -> tuple:
+    """A read for `infra.rows.rows_first_values`: the session's row, while it is
+    unexpired (None for sessions not kept in the database)."""
+    return (Session, "session_key", {"session_key": session_key or "", "expire_date__gt": timezone.now()})
+
+
 def session_stands(
-    *, user_id: int, password_hash: str, session_key: str | None, session_auth_hash: str
+    *,
+    user_id: int,
+    password_hash: str,
+    session_key: str | None,
+    session_auth_hash: str,
+    session_row_alive: bool,
 ) -> bool:
     """True while the session stands as Django's own HTTP check would see it: not
     ended nor expired, still signed in as this person, with the password it was
-    signed in with. `password_hash`: the person's, as stored now.
+    signed in with. `password_hash`: the person's, as stored now;
+    `session_row_alive`: what `session_row_read` found.
 
-    Sessions in the database (the default engine) are asked for in one plain
-    query: signing out or in as someone else gives a session a new key, so the
-    key's row alive and unexpired is the answer. It runs on every frame a client
-    sends (see `conversations.selectors.socket_access`); loading and decoding
-    the session there was a millisecond a send. Other engines load it."""
+    With sessions in the database (the default engine) the row is the answer:
+    signing out, or in as someone else, gives a session a new key, so the key's
+    row alive and unexpired means it still signs this person in. Loading and
+    decoding the session was most of a millisecond on every send. Other engines
+    load it."""
     if not session_key:
         return False
     current = User(pk=user_id, password=password_hash).get_session_auth_hash()
     if not constant_time_compare(session_auth_hash, current):
         return False  # the password changed since this session signed in
-    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.db":
-        alive = {"session_key": session_key, "expire_date__gt": timezone.now()}
-        return rows_count(Session, where=alive) == 1
+    if settings.SESSION_ENGINE == _DB_SESSIONS:
+        return session_row_alive
     store = import_string(f"{settings.SESSION_ENGINE}.SessionStore")(session_key=session_key)
     data = store.load()  # {} when the session is gone or past its expiry date
     return str(data.get(SESSION_KEY)) == str(user_id) and constant_time_compare(

@@ -11,9 +11,9 @@ import uuid
 from django.db.models import Prefetch, QuerySet
 
 from accounts.models import User
-from accounts.sessions import session_stands
+from accounts.sessions import session_row_read, session_stands
 from conversations.models import Conversation, Message
-from infra.rows import rows_values
+from infra.rows import rows_first_values
 from usage.models import ApiCall
 
 
@@ -91,23 +91,24 @@ def socket_access(
     deleted).
 
     Asked on every frame a client sends but `ping`, and when an account changes:
-    three single-row plain queries (conversation, account, session)."""
-    # Plain SQL (`infra.rows`): the ORM's query building was most of this check.
-    owner = rows_values(Conversation, ("owner_id",), where={"id": conversation_id})
-    if not owner:
+    one plain statement for the conversation, the account and the session."""
+    # One plain statement (`infra.rows`): it runs on every send.
+    owner_id, active, password, session_alive = rows_first_values(
+        (Conversation, "owner", {"id": conversation_id}),
+        (User, "is_active", {"id": user_id}),
+        (User, "password", {"id": user_id}),
+        session_row_read(session_key),
+    )
+    if owner_id is None:
         return "gone"
-    [[owner_id]] = owner
-    if owner_id != user_id:
+    if owner_id != user_id or not active:
         return "revoked"
-    account = rows_values(User, ("is_active", "password"), where={"id": user_id})
-    if not account or not account[0][0]:
-        return "revoked"
-    [[_, password]] = account
     if not session_stands(
         user_id=user_id,
         password_hash=password,
         session_key=session_key,
         session_auth_hash=session_auth_hash,
+        session_row_alive=session_alive is not None,
     ):
         return "revoked"
     return "ok"

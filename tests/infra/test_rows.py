@@ -338,3 +338,25 @@ def test_upsert_add_refuses_what_the_orm_refuses():
             add=("spent_usd",),
         )
     assert not BudgetCounter.objects.exists()
+
+
+def test_first_values_read_what_the_orm_reads_in_one_statement(
+    alice, make_conversation, django_assert_num_queries
+):
+    from accounts.models import User
+    from conversations.models import Conversation
+    from infra.rows import rows_first_values
+
+    conversation = make_conversation()
+    soon = timezone.now() + dt.timedelta(days=1)
+    with django_assert_num_queries(1):
+        owner, active, joined, missing, later = rows_first_values(
+            (Conversation, "owner", {"id": conversation.id}),
+            (User, "is_active", {"id": alice.pk}),
+            (User, "date_joined", {"id": alice.pk}),
+            (Conversation, "owner", {"id": uuid.uuid4()}),
+            (User, "username", {"id": alice.pk, "date_joined__gt": soon}),
+        )
+    assert owner == Conversation.objects.values_list("owner_id", flat=True).get(pk=conversation.pk)
+    assert active is True and joined == User.objects.get(pk=alice.pk).date_joined
+    assert missing is None and later is None
