@@ -13,13 +13,12 @@ from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.backends.base import SessionBase
 from django.contrib.sessions.models import Session
-from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.module_loading import import_string
 
 from accounts.models import User
-from infra.channel_layers import group_send_from_sync
+from infra.channel_layers import group_send_after_commit
 
 
 def user_sockets_group(user_id: int) -> str:
@@ -87,6 +86,4 @@ def access_check_after_commit(user_id: int, *, ended_session: str | None = None)
     message = {"type": "access.check"}
     if ended_session:
         message["ended_session"] = ended_session
-    transaction.on_commit(
-        lambda: group_send_from_sync(user_sockets_group(user_id), message), robust=True
-    )
+    group_send_after_commit(user_sockets_group(user_id), message)

@@ -4,14 +4,13 @@ someone else has its sockets check their access (and close)."""
 
 from __future__ import annotations
 
-from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
 from conversations.models import Conversation
 from conversations.streaming.frames import conversation_deleted, conversation_group
 from conversations.streaming.publisher import broadcast_after_commit
-from infra.channel_layers import group_send_from_sync
+from infra.channel_layers import group_send_after_commit
 
 # The close code after `conversation.deleted`: the client does not reconnect.
 CLOSE_CONVERSATION_DELETED = 4404
@@ -32,7 +31,4 @@ _ACCESS_NEUTRAL_FIELDS = {"title", "updated_at", "model", "system_prompt", "thin
 def _sockets_check_on_owner_change(sender, instance: Conversation, created, update_fields=None, **kwargs):
     if created or (update_fields is not None and set(update_fields) <= _ACCESS_NEUTRAL_FIELDS):
         return
-    group = conversation_group(instance.pk)
-    transaction.on_commit(
-        lambda: group_send_from_sync(group, {"type": "access.check"}), robust=True
-    )
+    group_send_after_commit(conversation_group(instance.pk), {"type": "access.check"})

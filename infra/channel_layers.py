@@ -7,10 +7,11 @@ import time
 import uuid
 from copy import deepcopy
 
-from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
+
+from infra.db_threads import after_commit_on_loop
 
 # Tags what this process publishes through the layer, so its own subscription
 # can drop the copy Redis echoes back (its sockets had the frame directly).
@@ -21,24 +22,15 @@ def published_here(event: dict) -> bool:
     """True for a layer message this process published."""
     return event.get("origin") == PROCESS_ID
 
-def group_send_from_sync(group: str, message: dict) -> None:
-    """`group_send` for synchronous code (a view, a signal receiver, a task).
+def group_send_after_commit(group: str, message: dict) -> None:
+    """`group_send` once the current transaction commits (never if it rolls back),
+    from synchronous code: a view, a signal receiver, a task (see
+    `infra.db_threads.after_commit_on_loop`; a failure is logged)."""
 
-    On a thread of its own it waits for the send (on the web process's event
-    loop when the thread came from there); on an event loop's own thread, which
-    must not block, the send is scheduled instead."""
-    layer = get_channel_layer()
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        async_to_sync(layer.group_send)(group, message)
-        return
-    task = asyncio.ensure_future(layer.group_send(group, message))
-    _pending.add(task)  # the loop keeps only a weak reference
-    task.add_done_callback(_pending.discard)
+    async def send() -> None:
+        await get_channel_layer().group_send(group, message)
 
-
-_pending: set[asyncio.Future] = set()
+    after_commit_on_loop(send)
 
 
 # Values a message may share between receivers: nothing in them can be changed.

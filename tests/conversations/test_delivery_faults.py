@@ -146,14 +146,13 @@ async def test_a_failing_broadcast_after_commit_still_starts_the_reply(
 
 
 def test_sign_out_works_while_the_layer_is_down(alice, monkeypatch, client):
+    from channels.layers import get_channel_layer
     from django.contrib.sessions.models import Session
 
-    import accounts.sessions
-
-    def down(group, message):
+    async def down(group, message):
         raise ConnectionError("redis went away")
 
-    monkeypatch.setattr(accounts.sessions, "group_send_from_sync", down)
+    monkeypatch.setattr(get_channel_layer(), "group_send", down)
     client.force_login(alice)
     response = client.post("/accounts/logout/", HTTP_ORIGIN="http://localhost")
     assert response.status_code == 302
