@@ -194,6 +194,9 @@ CLAUDE_MAX_RETRIES = env_int("CLAUDE_MAX_RETRIES", 2)
 CLAUDE_TIMEOUT_SECONDS = env_float("CLAUDE_TIMEOUT_SECONDS", 600.0)
 CLAUDE_DEFAULT_MODEL = env_str("CLAUDE_DEFAULT_MODEL", "claude-sonnet-5-5")
 CLAUDE_MAX_TOKENS = env_int("CLAUDE_MAX_TOKENS", 8192)
+# Upload each prepared attachment once through the Files API and send its
+# file_id, instead of the bytes in every request (Anthropic API only).
+CLAUDE_FILES_API = env_bool("CLAUDE_FILES_API", False)
 
 # --- Chat streaming ----------------------------------------------------------
 CHAT_COALESCE_SECONDS = env_float("CHAT_COALESCE_SECONDS", 0.05)
@@ -204,6 +207,59 @@ CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 100_000)
 CHAT_REPLAY_KEEP_SECONDS = env_int("CHAT_REPLAY_KEEP_SECONDS", 300)
 # On SIGTERM, running replies get this long to finish before they are saved as interrupted.
 CHAT_SHUTDOWN_GRACE_SECONDS = env_float("CHAT_SHUTDOWN_GRACE_SECONDS", 20.0)
+
+# --- Attachments ------------------------------------------------------------------
+# Uploaded files live in their own storage, never under the static root: the
+# filesystem under var/ by default, any S3-compatible bucket through
+# django-storages when ATTACHMENTS_S3_BUCKET is set. A view that checks
+# permission serves them (conversations.views).
+ATTACHMENTS_DIR = VAR_DIR / "attachments"
+ATTACHMENTS_S3_BUCKET = env_str("ATTACHMENTS_S3_BUCKET", "")
+if ATTACHMENTS_S3_BUCKET:
+    ATTACHMENTS_STORAGE: dict = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": ATTACHMENTS_S3_BUCKET,
+            # Empty means boto3's own lookup (AWS_* variables, profile, instance role).
+            "endpoint_url": env_str("ATTACHMENTS_S3_ENDPOINT_URL", "") or None,
+            "region_name": env_str("ATTACHMENTS_S3_REGION", "") or None,
+            "location": env_str("ATTACHMENTS_S3_PREFIX", "attachments"),
+            "default_acl": "private",
+            "querystring_auth": True,
+            "file_overwrite": False,
+        },
+    }
+else:
+    ATTACHMENTS_STORAGE = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        # No base_url: nothing here is reachable by URL except through the view.
+        "OPTIONS": {"location": str(ATTACHMENTS_DIR), "base_url": None},
+    }
+# The limits, each with why:
+# - 30 MB a file: the API takes 32 MB per request, and base64 grows a file by a third,
+#   so a bigger file could never be sent inline; the Files API takes 500 MB, but
+#   one answer over a PDF that size is past any context window anyway.
+ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 30 * 1024 * 1024)
+# - 100 pages: the API's own limit for PDFs per request.
+ATTACHMENT_MAX_PDF_PAGES = env_int("ATTACHMENT_MAX_PDF_PAGES", 100)
+# - 8000 px a side: the API refuses larger images.
+ATTACHMENT_MAX_IMAGE_SIDE = env_int("ATTACHMENT_MAX_IMAGE_SIDE", 8000)
+# - 64 megapixels (8000 x 8000): past this, decoding alone could take gigabytes
+#   (a decompression bomb); Pillow's own guard is set to it and made an error.
+ATTACHMENT_MAX_IMAGE_PIXELS = env_int("ATTACHMENT_MAX_IMAGE_PIXELS", 8000 * 8000)
+# - 1568 px on the long edge: the size the API scales images down to anyway,
+#   so sending more costs upload time and nothing else.
+ATTACHMENT_IMAGE_LONG_EDGE = env_int("ATTACHMENT_IMAGE_LONG_EDGE", 1568)
+ATTACHMENT_THUMBNAIL_PX = env_int("ATTACHMENT_THUMBNAIL_PX", 320)
+# - 1 GB of uploads per person, counted over the files still stored.
+ATTACHMENT_QUOTA_BYTES = env_int("ATTACHMENT_QUOTA_BYTES", 1024 * 1024 * 1024)
+# - 10 files per message (a sidebar-sized review of a PR, not a bulk import).
+ATTACHMENT_MAX_PER_MESSAGE = env_int("ATTACHMENT_MAX_PER_MESSAGE", 10)
+# Uploads never sent are removed after this long.
+ATTACHMENT_UNSENT_KEEP_SECONDS = env_int("ATTACHMENT_UNSENT_KEEP_SECONDS", 24 * 3600)
+# A check whose worker went quiet this long is started again, at most this many times.
+ATTACHMENT_CHECK_STALE_SECONDS = env_int("ATTACHMENT_CHECK_STALE_SECONDS", 300)
+ATTACHMENT_CHECK_MAX_ATTEMPTS = env_int("ATTACHMENT_CHECK_MAX_ATTEMPTS", 3)
 
 # --- Usage and budgets ---------------------------------------------------------
 # Messages (calls to Claude) one person may start per minute.
@@ -236,6 +292,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "attachments": ATTACHMENTS_STORAGE,
     "staticfiles": {
         "BACKEND": "chatsite.static_storage.ModuleManifestStaticFilesStorage"
         if PRODUCTION

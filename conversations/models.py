@@ -110,3 +110,84 @@ class Message(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+
+class Attachment(models.Model):
+    """A file uploaded into a conversation: stored at once, checked by a worker.
+
+    The upload request only streams the bytes to storage (`original_path`) and
+    creates this row as checking; `conversations.attachments` sniffs the real
+    type, applies the limits and writes what Claude is sent (`prepared_path`:
+    an image re-encoded without metadata and resized, or the PDF or text as
+    uploaded) and a thumbnail. It belongs to the message it was sent with.
+    """
+
+    class Status(models.TextChoices):
+        CHECKING = "checking", "Checking"
+        READY = "ready", "Ready"
+        REJECTED = "rejected", "Rejected"
+
+    class Kind(models.TextChoices):
+        UNKNOWN = "", "Unknown"
+        IMAGE = "image", "Image"
+        PDF = "pdf", "PDF"
+        TEXT = "text", "Text"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="attachments"
+    )
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attachments"
+    )
+    # Set when a message is sent with it; an attachment never sent is removed after a day.
+    message = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="attachments"
+    )
+    # The file name as shown (cleaned of paths and control characters, at most 255).
+    name = models.CharField(max_length=255)
+    # Bytes as uploaded; `prepared_size` is what Claude is sent.
+    size = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CHECKING)
+    # Why it was rejected, in words for the person who uploaded it.
+    reason = models.TextField(blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices, blank=True, default=Kind.UNKNOWN)
+    # The real type, from the bytes: image/png, application/pdf, text/plain, ...
+    media_type = models.CharField(max_length=100, blank=True)
+    pages = models.PositiveIntegerField(null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    # Names in the attachments storage (random; never the uploaded name).
+    original_path = models.CharField(max_length=255, blank=True)
+    prepared_path = models.CharField(max_length=255, blank=True)
+    thumbnail_path = models.CharField(max_length=255, blank=True)
+    prepared_size = models.BigIntegerField(default=0)
+    # Input tokens the prepared file costs in a request (the API's own rules).
+    tokens = models.PositiveIntegerField(default=0)
+    # With CLAUDE_FILES_API: the Files API id it was uploaded as, once.
+    claude_file_id = models.CharField(max_length=100, blank=True)
+    # The check: how many times a worker started it, and when the last one did
+    # (the sweep retries a check whose worker died, and rejects after a few).
+    check_attempts = models.PositiveSmallIntegerField(default=0)
+    check_started_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(
+                fields=["status", "check_started_at"],
+                condition=models.Q(status="checking"),
+                name="attachment_checking",
+            ),
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(message__isnull=True),
+                name="attachment_unsent",
+            ),
+            models.Index(fields=["uploaded_by", "created_at"], name="attachment_uploader"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"

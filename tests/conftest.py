@@ -182,3 +182,14 @@ def pytest_collection_modifyitems(config, items):
     the main thread until the session ends, and every async test after it would
     find that loop and fail to start its own."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The run's attachments folder (tests/settings.py) goes with the run."""
+    import shutil
+
+    from django.conf import settings
+
+    location = settings.STORAGES.get("attachments", {}).get("OPTIONS", {}).get("location")
+    if location and "test-attachments-" in location:
+        shutil.rmtree(location, ignore_errors=True)

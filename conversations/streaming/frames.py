@@ -13,7 +13,7 @@ import uuid
 from typing import Any, Literal, NotRequired, TypedDict
 
 from claude.errors import error_retryable
-from conversations.models import Conversation, Message
+from conversations.models import Attachment, Conversation, Message
 from usage.models import ApiCall
 
 
@@ -113,6 +113,27 @@ class BudgetStatusFrame(TypedDict):
     message: str
 
 
+class AttachmentPayload(TypedDict):
+    """An attachment as `GET /attachments/<id>/` answers it (docs/uploads.md)."""
+
+    id: str
+    name: str
+    size: int
+    status: Literal["checking", "ready", "rejected"]
+    reason: str
+    kind: Literal["image", "pdf", "text", ""]
+    media_type: str
+    pages: int | None
+    width: int | None
+    height: int | None
+    message_id: str | None
+
+
+class AttachmentUpdated(TypedDict):
+    type: Literal["attachment.updated"]
+    attachment: AttachmentPayload
+
+
 class ErrorFrame(TypedDict):
     type: Literal["error"]
     code: str
@@ -137,6 +158,26 @@ def message_payload(message: Message) -> MessagePayload:
     if message.error_code:
         payload["error"] = {"code": message.error_code, "message": message.error_message}
     return payload
+
+
+def attachment_payload(attachment: Attachment) -> AttachmentPayload:
+    return {
+        "id": str(attachment.id),
+        "name": attachment.name,
+        "size": attachment.size,
+        "status": attachment.status,
+        "reason": attachment.reason,
+        "kind": attachment.kind,
+        "media_type": attachment.media_type,
+        "pages": attachment.pages,
+        "width": attachment.width,
+        "height": attachment.height,
+        "message_id": str(attachment.message_id) if attachment.message_id else None,
+    }
+
+
+def attachment_updated(attachment: Attachment) -> AttachmentUpdated:
+    return {"type": "attachment.updated", "attachment": attachment_payload(attachment)}
 
 
 def message_created(message: Message) -> MessageCreated:
