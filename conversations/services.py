@@ -297,9 +297,8 @@ def message_send(
         raise ChatInputError(
             "generation_in_progress", "Claude is still answering. Wait for it or press Stop."
         )
-    # One read of the conversation's files serves the checks and the history's
-    # blocks; locked when this message takes some, until it has them.
-    stored_files = blocks.conversation_attachments(conversation.id, for_update=bool(attachment_ids))
+    # One read of the conversation's files serves the checks and the history's blocks.
+    stored_files = blocks.conversation_attachments(conversation.id)
     files_of = blocks.attachments_by_message(stored_files)
     files = _attachments_for_send(
         conversation=conversation, author=author, text=text, history=history,
@@ -345,15 +344,10 @@ def message_send(
         rows_insert(user_message, assistant_message)
     except IntegrityError as exc:
         raise ChatInputError("duplicate", "That message was already sent.") from exc
-    if files:
-        # Guarded by the lock taken above: no other send can have taken them since.
-        rows_update(
-            Attachment,
-            {"message_id": user_message.id, "updated_at": timezone.now()},
-            where={"id": [a.id for a in files]},
-        )
-        for attachment in files:
-            attachment.message_id = user_message.id
+    try:
+        blocks.attachments_link(files=files, message_id=user_message.id, author_id=author.pk)
+    except blocks.AttachmentRefused as exc:  # changed since read: the send is undone
+        raise ChatInputError(exc.code, exc.message) from exc
     if not conversation.title:
         conversation.title = title_from_text(text) if text else _title_from_files(files)
     conversation.updated_at = timezone.now()

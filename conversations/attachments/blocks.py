@@ -16,9 +16,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import storages
+from django.utils import timezone
 
 from conversations.models import Attachment
-from infra.rows import rows_select
+from infra.rows import rows_select, rows_update
 
 # The API's own limits on one request, over everything it carries (history included):
 # - 32 MB of request body; base64 makes an inline file 4/3 of its size.
@@ -75,23 +76,42 @@ NOT_FOUND = AttachmentRefused(
 )
 
 
-def conversation_attachments(
-    conversation_id: uuid.UUID, *, for_update: bool = False
-) -> list[Attachment]:
+def conversation_attachments(conversation_id: uuid.UUID) -> list[Attachment]:
     """Every attachment of the conversation, sent or not, in the order they were
     uploaded: one statement per send, whatever the history's length.
 
-    `for_update` locks them until the transaction ends, so a file's status and its
-    message cannot change between the checks of a send and its linking them
-    (a check finishing meanwhile waits; two sends are serialised by the
-    conversation's own lock anyway)."""
+    Read without a lock: a send links its files with a guarded UPDATE that
+    says whether they were still as read (`attachments_link`), so it never
+    waits behind a worker checking another file of the conversation."""
     return rows_select(
-        Attachment,
-        _FIELDS,
-        where={"conversation_id": conversation_id},
-        order_by="created_at",
-        for_update=for_update,
+        Attachment, _FIELDS, where={"conversation_id": conversation_id}, order_by="created_at"
     )
+
+
+def attachments_link(*, files: Sequence[Attachment], message_id: uuid.UUID, author_id: int) -> None:
+    """Make `files` the message's, if each is still as the checks read it (this
+    person's, in this conversation, unsent, ready); else AttachmentRefused, and
+    the caller's transaction stores nothing. The UPDATE locks the rows it
+    changes until the send commits: two sends cannot both take a file."""
+    if not files:
+        return
+    linked = rows_update(
+        Attachment,
+        {"message_id": message_id, "updated_at": timezone.now()},
+        where={
+            "id": [a.id for a in files],
+            "conversation_id": files[0].conversation_id,
+            "uploaded_by_id": author_id,
+            "message_id": None,
+            "status": Attachment.Status.READY,
+        },
+    )
+    if linked != len(files):
+        raise AttachmentRefused(
+            "attachment_changed", "One of the files changed while it was being sent. Try again."
+        )
+    for attachment in files:
+        attachment.message_id = message_id
 
 
 def attachments_by_message(attachments: Iterable[Attachment]) -> dict[uuid.UUID, list[Attachment]]:

@@ -615,3 +615,53 @@ def test_the_page_lists_each_messages_files_in_one_query(
     assert len(questions) == 20
     assert all(len(m.attachment_list) == 1 for m in questions)
     assert questions[0].attachment_list[0].name == "photo.jpg"
+
+
+@pytest.mark.django_db
+def test_a_file_that_changes_between_the_checks_and_the_link_undoes_the_send(
+    alice, make_conversation, monkeypatch
+):
+    """A file taken by another send (or deleted) after this send read it: the
+    guarded link finds it changed, and nothing of this send is stored."""
+    conversation = make_conversation()
+    image = make_attachment(conversation, alice)
+    elsewhere = make_conversation()
+    other = Message.objects.create(conversation=elsewhere, position=0, role="user", text="x")
+    checked = blocks.attachments_for_send
+
+    def checked_then_taken(**kwargs):
+        files = checked(**kwargs)
+        Attachment.objects.filter(id=image.id).update(message=other)
+        return files
+
+    monkeypatch.setattr(blocks, "attachments_for_send", checked_then_taken)
+    with pytest.raises(services.ChatInputError) as refused_send:
+        services.message_send(
+            conversation=conversation, author=alice, text="hi", attachment_ids=[image.id]
+        )
+    assert refused_send.value.code == "attachment_changed"
+    assert not conversation.messages.exists()
+    assert not BudgetReservation.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_retry_sends_the_files_again_and_holds_their_cost(alice, make_conversation):
+    """Retrying a reply that failed before Claude reported anything sends the
+    question's files again, and its hold counts them (no call's usage covers them)."""
+    conversation = make_conversation()
+    pdf = make_attachment(conversation, alice, "application/pdf", tokens=200_000)
+    sent = services.message_send(
+        conversation=conversation, author=alice, text="Read it", attachment_ids=[pdf.id]
+    )
+    first_hold = BudgetReservation.objects.get(message_id=sent.assistant_message.id).amount_usd
+    Message.objects.filter(id=sent.assistant_message.id).update(
+        status="error", error_code="overloaded"
+    )
+    _, reply, job = services.message_retry(
+        conversation=conversation, message_id=sent.assistant_message.id
+    )
+    [question] = job.request.messages
+    assert [b["type"] for b in question["content"]] == ["document", "text"]
+    assert question["content"][0]["source"]["data"] == base64_of(pdf)
+    retry_hold = BudgetReservation.objects.get(message_id=reply.id).amount_usd
+    assert retry_hold == pytest.approx(first_hold, abs=Decimal("0.001"))
