@@ -225,9 +225,7 @@ class FileStore:
         entries.sort(key=lambda e: (e["created_at"], e["id"]), reverse=True)
         return entries
 
-    def page(
-        self, limit: int | None, cursor: str | None, ids: list[str] | None
-    ) -> dict[str, Any]:
+    def page(self, limit: int | None, cursor: str | None, ids: list[str] | None) -> dict[str, Any]:
         """One page of `GET /v1/files`: `{"data": [...], "next_page": "page_…" | null}`."""
         if ids:
             if limit is not None or cursor is not None:

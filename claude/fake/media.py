@@ -233,7 +233,9 @@ class MediaReader:
         context = block.get("context") if isinstance(block.get("context"), str) else ""
         if kind == "base64":
             if source.get("media_type") != "application/pdf":
-                raise MediaError(f"{loc}.source.base64.media_type: Input should be 'application/pdf'")
+                raise MediaError(
+                    f"{loc}.source.base64.media_type: Input should be 'application/pdf'"
+                )
             data = source.get("data")
             where = f"{loc.rsplit('.', 1)[0]}.pdf.source.base64"
             key = ("pdf", hashlib.sha256(str(data).encode()).hexdigest())

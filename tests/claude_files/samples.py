@@ -23,7 +23,9 @@ def png_header_only(width: int, height: int) -> bytes:
     """A PNG that claims a size in its header and has no pixels: a decompression bomb's shape."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
@@ -59,7 +61,10 @@ def b64(data: bytes) -> str:
 
 
 def image_block(data: bytes, media_type: str = "image/png") -> dict[str, Any]:
-    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": b64(data)}}
+    return {
+        "type": "image",
+        "source": {"type": "base64", "media_type": media_type, "data": b64(data)},
+    }
 
 
 def pdf_block(data: bytes, title: str = "") -> dict[str, Any]:

@@ -34,7 +34,13 @@ async def test_upload_answers_the_api_file_metadata(client: anthropic.AsyncAnthr
     assert response.headers["request-id"].startswith("req_01")
     raw = json.loads(await response.read())
     assert set(raw) == {
-        "id", "type", "filename", "mime_type", "size_bytes", "created_at", "downloadable",
+        "id",
+        "type",
+        "filename",
+        "mime_type",
+        "size_bytes",
+        "created_at",
+        "downloadable",
         "expires_at",
     }
     assert FILE_ID.fullmatch(raw["id"])
@@ -64,7 +70,9 @@ async def test_upload_with_expiry_and_name_rules(client: anthropic.AsyncAnthropi
 
     for seconds, message in ((60, "greater than or equal to 3600"), (10**8, "less than or equal")):
         with pytest.raises(anthropic.BadRequestError) as caught:
-            await client.files.upload(file=("a.txt", b"x", "text/plain"), expires_in_seconds=seconds)
+            await client.files.upload(
+                file=("a.txt", b"x", "text/plain"), expires_in_seconds=seconds
+            )
         assert caught.value.type == "invalid_request_error"
         assert f"expires_in_seconds: Input should be {message}" in str(caught.value)
 

@@ -118,7 +118,7 @@ async def test_the_reply_names_what_it_read(client: anthropic.AsyncAnthropic) ->
     ) as stream:
         streamed = "".join([piece async for piece in stream.text_stream])
     assert streamed.startswith(
-        '**I read the attachments:** an image of 200×100 px; a PDF of 3 pages titled '
+        "**I read the attachments:** an image of 200×100 px; a PDF of 3 pages titled "
         '"Q3 report"; and the text document "notes.md".\n\n'
     )
     assert "What is this?" in streamed
@@ -268,10 +268,15 @@ REFUSED = [
         "messages.0.content.1.pdf.source.base64.data: The PDF specified is password protected.",
     ),
     (
-        {"type": "document", "source": {"type": "base64", "media_type": "application/zip",
-                                        "data": base64.b64encode(b"PK").decode()}},
-        "messages.0.content.1.document.source.base64.media_type: Input should be "
-        "'application/pdf'",
+        {
+            "type": "document",
+            "source": {
+                "type": "base64",
+                "media_type": "application/zip",
+                "data": base64.b64encode(b"PK").decode(),
+            },
+        },
+        "messages.0.content.1.document.source.base64.media_type: Input should be 'application/pdf'",
     ),
     (
         {"type": "document", "source": {"type": "text", "media_type": "text/html", "data": "x"}},
@@ -346,7 +351,9 @@ async def test_many_images_must_be_at_most_2000_px(client: anthropic.AsyncAnthro
         await client.messages.count_tokens(model=MODEL, messages=user(big, *[small] * 20))
 
 
-async def test_a_request_over_32_mb_is_413(app: FakeClaude, client: anthropic.AsyncAnthropic) -> None:
+async def test_a_request_over_32_mb_is_413(
+    app: FakeClaude, client: anthropic.AsyncAnthropic
+) -> None:
     huge = image_block(b"\0" * (25 * 1024 * 1024))  # 33 MB once base64-encoded
     with pytest.raises(anthropic.RequestTooLargeError) as caught:
         await client.messages.create(model=MODEL, max_tokens=50, messages=user(huge))
