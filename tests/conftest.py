@@ -9,8 +9,8 @@ The world, built fresh for each test that asks for it:
 from __future__ import annotations
 
 import asyncio
-import os
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
