@@ -27,6 +27,7 @@ from pypdf import PdfWriter
 
 import claude.client
 from claude.fake.app import fake_app_from_env
+from claude.files import file_upload
 from conversations import services
 from conversations.attachments import blocks
 from conversations.models import Attachment, Message
@@ -112,7 +113,7 @@ class RequestRecorder:
         self.bodies: list[tuple[str, dict]] = []
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/messages"):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -224,6 +225,9 @@ async def test_each_kind_goes_to_claude_in_the_api_shape_files_first_then_the_te
         "type": "text", "text": "What is in these?", "cache_control": {"type": "ephemeral"}
     }
     assert len(turn["content"]) == 5
+    # The fake says what it read: the files reached it as files.
+    assert "I read the attachments" in frames[-1]["text"]
+    assert '"parts.csv"' in frames[-1]["text"]
 
     [user] = [f["message"] for f in frames if f["type"] == "message.created"
               and f["message"]["role"] == "user"]
@@ -268,10 +272,9 @@ async def test_a_follow_up_reads_the_earlier_files_from_the_cache(
     ]
     first_call, second_call = await chat_calls(conversation)
     written = first_call.cache_write_5m_tokens + first_call.cache_write_1h_tokens
-    # The first turn's whole prompt was written to the cache, and read back whole.
-    # Once the fake counts image and PDF tokens the API's way (its own change),
-    # `written` also exceeds the two files' `Attachment.tokens`.
-    assert written > 0
+    # The first turn's whole prompt was written to the cache, and read back whole:
+    # the PDF's two pages included (the fake bills a page as its image, ~1,532 tokens).
+    assert written > 2 * 1_500
     assert second_call.cache_read_tokens == written
 
 
@@ -343,26 +346,30 @@ async def test_with_the_files_api_a_file_goes_by_its_id_and_a_text_file_as_text(
     still goes as a text document."""
     settings.CLAUDE_FILES_API = True
     conversation = await sync_to_async(make_conversation)()
+    uploaded = {}
+    for media_type, (_, make, name) in KINDS.items():
+        uploaded[media_type] = await file_upload(make(), filename=name, media_type=media_type)
     # 25 MB each as recorded: inline, two would be far past 32 MB.
     image = await sync_to_async(make_attachment)(
-        conversation, alice, claude_file_id="file_011image", prepared_size=25_000_000
+        conversation, alice, claude_file_id=uploaded["image/jpeg"], prepared_size=25_000_000
     )
     pdf = await sync_to_async(make_attachment)(
-        conversation, alice, "application/pdf", claude_file_id="file_011pdf",
+        conversation, alice, "application/pdf", claude_file_id=uploaded["application/pdf"],
         prepared_size=25_000_000,
     )
     text = await sync_to_async(make_attachment)(
-        conversation, alice, "text/plain", claude_file_id="file_011text"
+        conversation, alice, "text/plain", claude_file_id=uploaded["text/plain"]
     )
     socket, _ = await socket_for(alice, conversation.id)
     await socket.send_json_to(send_frame("Compare", [image, pdf, text]))
     frames = await receive_frames(socket, until=error_or_completed)
     assert frames[-1]["type"] == "message.completed", frames[-1]
+    assert frames[-1]["status"] == "complete", frames[-1]
 
     content = recorder.chats()[0]["messages"][0]["content"]
     assert content[:3] == [
-        {"type": "image", "source": {"type": "file", "file_id": "file_011image"}},
-        {"type": "document", "source": {"type": "file", "file_id": "file_011pdf"}},
+        {"type": "image", "source": {"type": "file", "file_id": uploaded["image/jpeg"]}},
+        {"type": "document", "source": {"type": "file", "file_id": uploaded["application/pdf"]}},
         {"type": "document", "source": {"type": "text", "media_type": "text/plain",
                                         "data": "name,qty\nbolts,12\nécrous,30\n"},
          "title": "parts.csv"},
@@ -572,7 +579,7 @@ def test_the_estimate_counts_the_drafts_ready_files(client, alice, bob, make_con
     repeated or as a JSON list; files a send would refuse (checking, or someone
     else's) count nothing; a draft of files only is estimated too."""
     conversation = make_conversation()
-    image = make_attachment(conversation, alice)
+    image = make_attachment(conversation, alice, data=jpeg_bytes((1000, 1000)))
     pdf = make_attachment(conversation, alice, "application/pdf")
     checking = make_attachment(conversation, alice, status=Attachment.Status.CHECKING)
     bobs = make_attachment(make_conversation(bob), bob)
@@ -588,12 +595,14 @@ def test_the_estimate_counts_the_drafts_ready_files(client, alice, bob, make_con
     repeated = tokens({"text": "What is this?", "attachments": [str(image.id), str(pdf.id)]})
     as_json = tokens({"text": "What is this?",
                       "attachments": json.dumps([str(image.id), str(pdf.id)])})
-    # The fake bills an image and an opaque document 1,500 tokens each (for now).
-    assert repeated == as_json >= text_only + 2 * 1_000
+    # The fake counts as the API does (docs/fake-claude.md): a 1000x1000 image is
+    # 1,334 tokens, a PDF page at least the 1,500 or so of its page image.
+    assert repeated == as_json >= text_only + 1_334 + 2 * 1_500
     assert tokens({"text": "What is this?", "attachments": [str(checking.id), str(bobs.id)]}) == (
         text_only
     )
-    assert tokens({"text": "", "attachments": [str(image.id)]}) > 1_000
+    # Files alone: the image and the message's own 4 tokens.
+    assert tokens({"text": "", "attachments": [str(image.id)]}) == 1_334 + 4
     assert client.post(url, {"text": "", "attachments": ["nope"]}).status_code == 400
     assert client.post(url, {"text": ""}).status_code == 400
 
