@@ -21,16 +21,20 @@ that crashes on a hostile file takes only the child with it.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import subprocess
 import sys
+import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import puremagic
+
+logger = logging.getLogger(__name__)
 
 IMAGE_TYPES = {
     "image/jpeg": "JPEG image",
@@ -494,6 +498,7 @@ def file_check_isolated(
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
     }
+    started = time.monotonic()
     try:
         completed = subprocess.run(
             [sys.executable, "-m", "conversations.attachments.checks"],
@@ -511,7 +516,14 @@ def file_check_isolated(
             f"the check exited with {completed.returncode}: "
             + completed.stderr.decode(errors="replace")[-2000:]
         )
-    return result_from_json(json.loads(completed.stdout))
+    answer = json.loads(completed.stdout)
+    logger.info(
+        "Checked %s in %.2f s; the check's peak memory was %s MB",
+        name,
+        time.monotonic() - started,
+        answer.get("peak_rss_mb"),
+    )
+    return result_from_json(answer)
 
 
 def result_to_json(result: CheckResult) -> dict[str, Any]:
@@ -540,7 +552,20 @@ def _main() -> None:
         limits=Limits(**request["limits"]),
         workdir=Path(request["workdir"]),
     )
-    sys.stdout.write(json.dumps(result_to_json(result)))
+    sys.stdout.write(json.dumps({**result_to_json(result), "peak_rss_mb": _peak_rss_mb()}))
+
+
+def _peak_rss_mb() -> int | None:
+    """This process's own peak (VmHWM): getrusage would count the parent's pages
+    from before the exec, which were shared, not used."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return None
 
 
 if __name__ == "__main__":
