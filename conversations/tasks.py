@@ -27,15 +27,8 @@ def generation_reap_task() -> int:
 )
 def attachment_check_task(attachment_id: str) -> str:
     """Check and prepare one uploaded file; running it twice changes nothing."""
-    import os
-    import time
-
     from conversations.attachments.pipeline import attachment_check
 
-    # Tests only: hold the check so a test can kill the worker in the middle of it.
-    delay = os.environ.get("ATTACHMENT_CHECK_TEST_DELAY_SECONDS")
-    if delay:
-        time.sleep(float(delay))
     return attachment_check(attachment_id=attachment_id)
 
 
