@@ -115,10 +115,11 @@ def site(settings, tmp_path):
 
 
 def _producer_pools_reset() -> None:
-    """The app forgets the connection pools it made for another broker (it makes
-    them again, lazily, for the broker it has now; kombu keeps those per URL)."""
+    """The app forgets what it made for another broker and queue: its connection
+    pool and its messaging object (queues, routes, producers), which it makes
+    again, lazily, from the configuration it has now."""
     celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    celery_app.__dict__.pop("amqp", None)
 
 
 def _wait_for(predicate, *, timeout: float, what: str):
