@@ -208,3 +208,18 @@ async def test_the_conversation_socket_hears_attachment_updated(alice, upload, s
         1200,
         900,
     )
+
+
+def test_with_the_files_api_a_prepared_file_is_uploaded_once(upload, settings):
+    from claude import files
+
+    settings.CLAUDE_FILES_API = True
+    assert files.files_api_available()
+    attachment = upload("photo.jpg", jpeg_with_gps((2000, 1500)))
+    pipeline.attachment_check(attachment_id=str(attachment.id))
+    attachment.refresh_from_db()
+    assert attachment.status == "ready" and attachment.claude_file_id
+    first_id = attachment.claude_file_id
+    pipeline.attachment_check(attachment_id=str(attachment.id))
+    attachment.refresh_from_db()
+    assert attachment.claude_file_id == first_id
