@@ -138,8 +138,17 @@ def title_from_text(text: str) -> str:
 
 # What a send reads of each earlier message: enough for the request's history,
 # the busy and resend checks, the next position and the cost estimate.
-_HISTORY_FIELDS = ("id", "conversation_id", "position", "role", "status", "content", "text",
-                   "client_id", "created_at")
+_HISTORY_FIELDS = (
+    "id",
+    "conversation_id",
+    "position",
+    "role",
+    "status",
+    "content",
+    "text",
+    "client_id",
+    "created_at",
+)
 
 
 def _messages_for_history(conversation: Conversation) -> list[Message]:
@@ -149,8 +158,16 @@ def _messages_for_history(conversation: Conversation) -> list[Message]:
 
 
 # What a send or retry reads of the conversation itself.
-_CONVERSATION_FIELDS = ("id", "owner", "team", "title", "model", "system_prompt",
-                        "thinking_effort", "updated_at")
+_CONVERSATION_FIELDS = (
+    "id",
+    "owner",
+    "team",
+    "title",
+    "model",
+    "system_prompt",
+    "thinking_effort",
+    "updated_at",
+)
 
 
 def _conversation_locked(conversation: Conversation) -> Conversation:
@@ -478,9 +495,7 @@ def message_retry(
     return message_id, reply, job
 
 
-def _budget_hold(
-    *, conversation: Conversation, reply: Message, amount
-) -> budgets.BudgetHold:
+def _budget_hold(*, conversation: Conversation, reply: Message, amount) -> budgets.BudgetHold:
     """Reserve the reply's worst-case cost, or refuse with a message the person can act on.
 
     No savepoint of its own: a refusal aborts the caller's whole transaction."""
