@@ -295,3 +295,25 @@ def test_a_30_mb_upload_costs_the_web_process_a_bounded_amount_of_memory(
     assert Attachment.objects.get(name="scan.pdf").size == 30 * 1024 * 1024
     print(f"\npeak Python allocations during a 30 MB upload: {peak / 1024:.0f} KiB")
     assert peak < 1024 * 1024
+
+
+def test_the_web_process_leaves_multipart_parsing_to_django():
+    """daphne's requests do not parse an upload's body a second time (Twisted's
+    own form parser cost 360 MB for a 30 MB upload)."""
+    from types import SimpleNamespace
+
+    import daphne.http_protocol
+    from twisted.web.test.requesthelper import DummyChannel
+
+    from chatsite.web import _request_bodies_left_to_django
+
+    original = daphne.http_protocol.WebRequest
+    channel = DummyChannel()
+    channel.factory = SimpleNamespace(server=SimpleNamespace(protocol_connected=lambda p: None))
+    try:
+        assert original(channel)._parsePOSTFormSubmission is True
+        _request_bodies_left_to_django()
+        request = daphne.http_protocol.WebRequest(channel)
+        assert request._parsePOSTFormSubmission is False
+    finally:
+        daphne.http_protocol.WebRequest = original
