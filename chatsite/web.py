@@ -25,6 +25,7 @@ def main() -> None:
     from daphne.cli import CommandLineInterface
 
     _websocket_errors_close_cleanly()
+    _request_bodies_left_to_django()
     CommandLineInterface.entrypoint()
 
 
@@ -45,6 +46,24 @@ def _websocket_errors_close_cleanly() -> None:
             super().setProtocolOptions(failByDrop=False, **options)
 
     daphne.server.WebSocketFactory = CleanCloseWebSocketFactory
+
+
+def _request_bodies_left_to_django() -> None:
+    """Twisted's Request parses every multipart POST body itself (into `args`,
+    with the stdlib `email` parser) before daphne hands the body on; daphne never
+    reads what it parsed. For a 30 MB upload that cost the web process 360 MB of
+    memory at its peak (measured with tracemalloc: the `email` parser's copies),
+    and 33 MB without it. Django parses the body anyway, streaming, to disk.
+    """
+    import daphne.http_protocol
+
+    class FormsUnparsedWebRequest(daphne.http_protocol.WebRequest):
+        def __init__(self, *args, **kwargs):
+            kwargs["parsePOSTFormSubmission"] = False
+            super().__init__(*args, **kwargs)
+
+    # daphne's HTTPFactory looks the class up here for every connection.
+    daphne.http_protocol.WebRequest = FormsUnparsedWebRequest
 
 
 if __name__ == "__main__":

@@ -126,3 +126,25 @@ def socket_access(
     ):
         return "revoked"
     return "ok"
+
+
+def attachment_for_user(*, user: User, attachment_id: uuid.UUID | str) -> Attachment | None:
+    """The attachment if `user` may see it, else None (callers answer 404).
+
+    Whoever may see its conversation may see it (`conversation_for_user` decides,
+    so a change to who may see a conversation applies to its files too), and
+    nobody else: not its uploader once the conversation is not theirs to see."""
+    if not user.is_authenticated:
+        return None
+    try:
+        attachment_uuid = uuid.UUID(str(attachment_id))
+    except ValueError:
+        return None
+    attachment = Attachment.objects.filter(id=attachment_uuid).first()
+    if attachment is None:
+        return None
+    conversation = conversation_for_user(user=user, conversation_id=attachment.conversation_id)
+    if conversation is None:
+        return None
+    attachment.conversation = conversation
+    return attachment

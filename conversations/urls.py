@@ -1,6 +1,6 @@
 from django.urls import path
 
-from conversations import views
+from conversations import attachment_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,5 +12,25 @@ urlpatterns = [
         "c/<uuid:conversation_id>/estimate/",
         views.conversation_estimate,
         name="conversation_estimate",
+    ),
+    path(
+        "c/<uuid:conversation_id>/attachments/",
+        attachment_views.attachment_upload,
+        name="attachment_upload",
+    ),
+    path(
+        "attachments/<uuid:attachment_id>/",
+        attachment_views.attachment_detail,
+        name="attachment_detail",
+    ),
+    path(
+        "attachments/<uuid:attachment_id>/file",
+        attachment_views.attachment_file,
+        name="attachment_file",
+    ),
+    path(
+        "attachments/<uuid:attachment_id>/thumbnail",
+        attachment_views.attachment_thumbnail,
+        name="attachment_thumbnail",
     ),
 ]

@@ -122,9 +122,9 @@ def _check_run(attachment: Attachment) -> tuple[checks.CheckResult, dict[str, st
             return result, written
         try:
             if result.prepared_path is not None:
-                written["prepared_path"] = _storage_put(storage, result.prepared_path)
+                written["prepared_path"] = _storage_put(storage, result.prepared_path, "prepared")
             if result.thumbnail_path is not None:
-                written["thumbnail_path"] = _storage_put(storage, result.thumbnail_path)
+                written["thumbnail_path"] = _storage_put(storage, result.thumbnail_path, "thumbnails")
             if settings.CLAUDE_FILES_API and not attachment.claude_file_id:
                 file_id = _files_api_upload(
                     result.prepared_path or original,
@@ -173,10 +173,11 @@ def _check_finish(attachment_id: str, result: checks.CheckResult, written: dict[
     return attachment.status
 
 
-def _storage_put(storage, path: Path) -> str:
-    """Save under a random name (never the uploaded one); return the name stored."""
+def _storage_put(storage, path: Path, folder: str) -> str:
+    """Save under a random name (never the uploaded one) in `folder` (beside the
+    upload's `originals/`); return the name stored."""
     with path.open("rb") as file:
-        return storage.save(f"{uuid.uuid4().hex}{path.suffix}", File(file))
+        return storage.save(f"{folder}/{uuid.uuid4().hex}{path.suffix}", File(file))
 
 
 def _names(written: dict[str, str]) -> list[str]:

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from conversations.attachments import pipeline
 from conversations.models import Attachment
-from tests.attachments.conftest import stored_names
+from tests.attachments.conftest import all_stored_names
 from tests.attachments.corpus import HTML, jpeg_with_gps, pdf_bytes
 from tests.conftest import receive_frames
 
@@ -40,10 +40,10 @@ def test_running_twice_changes_nothing(upload):
     attachment = upload("slides.pdf", pdf_bytes(3))
     assert pipeline.attachment_check(attachment_id=str(attachment.id)) == "ready"
     first = Attachment.objects.values().get(id=attachment.id)
-    files = stored_names()
+    files = all_stored_names()
     assert pipeline.attachment_check(attachment_id=str(attachment.id)) == "ready"
     assert Attachment.objects.values().get(id=attachment.id) == first
-    assert stored_names() == files
+    assert all_stored_names() == files
     assert (first["pages"], first["prepared_path"]) == (3, attachment.original_path)
 
 
@@ -75,10 +75,10 @@ def test_deleted_while_checking_leaves_no_files(
         return result
 
     monkeypatch.setattr(pipeline.checks, "file_check_isolated", check_then_delete)
-    before = stored_names() - {attachment.original_path}
+    before = all_stored_names() - {attachment.original_path}
     with django_capture_on_commit_callbacks(execute=True):
         assert pipeline.attachment_check(attachment_id=str(attachment.id)) == "missing"
-    assert stored_names() == before, "neither the original nor what the check wrote is left"
+    assert all_stored_names() == before, "neither the original nor what the check wrote is left"
 
 
 def test_an_unexpected_failure_is_retried_then_rejected_plainly(upload, monkeypatch, settings):
@@ -148,13 +148,13 @@ def test_uploads_never_sent_are_removed_with_their_files(
     Attachment.objects.filter(id=sent.id).update(message=message, created_at=old)
     Attachment.objects.filter(id=unsent.id).update(created_at=old)
     unsent_files = set(pipeline.attachment_file_names(unsent))
-    assert len(unsent_files) == 3 and unsent_files <= stored_names()
+    assert len(unsent_files) == 3 and unsent_files <= all_stored_names()
 
     with django_capture_on_commit_callbacks(execute=True):
         assert pipeline.attachments_unsent_remove() == 1
     assert set(Attachment.objects.values_list("id", flat=True)) == {sent.id, recent.id}
-    assert not unsent_files & stored_names()
-    assert {sent.original_path, recent.original_path} <= stored_names()
+    assert not unsent_files & all_stored_names()
+    assert {sent.original_path, recent.original_path} <= all_stored_names()
 
 
 def test_deleting_a_conversation_deletes_its_files(
@@ -172,11 +172,11 @@ def test_deleting_a_conversation_deletes_its_files(
         pipeline.attachment_check(attachment_id=str(attachment.id))
         attachment.refresh_from_db()
     files = {name for attachment in mine for name in pipeline.attachment_file_names(attachment)}
-    assert len(files) == 4 and files <= stored_names()
+    assert len(files) == 4 and files <= all_stored_names()
     with django_capture_on_commit_callbacks(execute=True):
         services.conversation_delete(conversation=conversation)
-    assert not files & stored_names()
-    assert other.original_path in stored_names()
+    assert not files & all_stored_names()
+    assert other.original_path in all_stored_names()
 
 
 def test_a_rolled_back_delete_keeps_the_files(upload, django_capture_on_commit_callbacks):
@@ -188,7 +188,7 @@ def test_a_rolled_back_delete_keeps_the_files(upload, django_capture_on_commit_c
             attachment.delete()
             raise RuntimeError("rolled back")
     assert callbacks == []
-    assert attachment.original_path in stored_names()
+    assert attachment.original_path in all_stored_names()
 
 
 @pytest.mark.django_db(transaction=True)
