@@ -446,7 +446,7 @@ export class Composer {
     if (seq !== this.estimateSeq || !data) return; // the draft changed meanwhile
     const estimate = formatCost(data.estimated_cost_usd);
     const most = formatCost(data.max_cost_usd);
-    const withFiles = files.length ? `, ${files.length === 1 ? "1 file" : `${files.length} files`} included` : "";
+    const withFiles = files.length ? `, with ${files.length === 1 ? "1 file" : `${files.length} files`}` : "";
     this.costEstimate.textContent = `≈ ${estimate} for the next message (${formatInt(data.input_tokens)} tokens in${withFiles}; up to ${most} with a long answer)`;
     this.costEstimate.hidden = false;
     this.thread.followBottom(); // the composer grew: keep the last reply in view
