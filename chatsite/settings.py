@@ -178,6 +178,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "usage.tasks.budget_sweep_task",
         "schedule": 300.0,
     },
+    "sweep-stuck-attachment-checks": {
+        "task": "conversations.tasks.attachments_sweep_task",
+        "schedule": 60.0,
+    },
+    "remove-unsent-attachments": {
+        "task": "conversations.tasks.attachments_unsent_remove_task",
+        "schedule": 3600.0,
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -70,6 +70,16 @@ def _build_client() -> Any:
     )
 
 
+def build_client() -> Any:
+    """A new SDK client that the caller closes (`async with build_client() as client`).
+
+    For calls made on a short-lived event loop (a Celery task through
+    `async_to_sync`), where the per-loop client of `claude_client()` would be
+    left open behind a loop that is gone.
+    """
+    return _build_client()
+
+
 def claude_client() -> Any:
     """The async SDK client for the running event loop."""
     loop = asyncio.get_running_loop()

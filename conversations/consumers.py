@@ -161,6 +161,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 author=self.scope["user"],
                 text=frame.text,
                 client_id=frame.client_id,
+                attachment_ids=frame.attachments,
             )
         except services.ChatInputError as exc:
             exc.client_id = frame.client_id

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import json
+import uuid
+
 from django import forms
+from django.conf import settings
 
 from claude.catalog import model_choices
 from conversations.models import Conversation
@@ -19,4 +23,30 @@ class ConversationRenameForm(forms.Form):
 
 
 class EstimateForm(forms.Form):
-    text = forms.CharField(required=True, strip=False)
+    """A draft: its text and its files. `attachments` is the field repeated, one id
+    each, or once as a JSON list of ids; text may be empty when files are attached."""
+
+    text = forms.CharField(required=False, strip=False)
+
+    def __init__(self, data, *args, **kwargs) -> None:
+        super().__init__(data, *args, **kwargs)
+        self._attachment_values = data.getlist("attachments") if hasattr(data, "getlist") else []
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        values = self._attachment_values
+        if len(values) == 1 and values[0].lstrip().startswith("["):
+            try:
+                values = json.loads(values[0])
+            except ValueError:
+                raise forms.ValidationError("attachments is not a JSON list of ids.") from None
+        if not isinstance(values, list) or len(values) > settings.ATTACHMENT_MAX_PER_MESSAGE:
+            raise forms.ValidationError("Too many files, or not a list of ids.")
+        try:
+            ids = list(dict.fromkeys(uuid.UUID(str(v)) for v in values))
+        except ValueError:
+            raise forms.ValidationError("attachments lists something that is not an id.") from None
+        cleaned["attachments"] = ids
+        if not (cleaned.get("text") or "").strip() and not ids:
+            raise forms.ValidationError("Nothing to estimate.")
+        return cleaned

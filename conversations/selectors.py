@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 
 from accounts.models import User
 from accounts.sessions import session_row_read, session_stands
-from conversations.models import Conversation, Message
+from conversations.models import Attachment, Conversation, Message
 from infra.rows import rows_first_values
 from usage.models import ApiCall
 
@@ -37,8 +37,19 @@ def conversation_list_for_user(*, user: User, limit: int = 100) -> QuerySet[Conv
     )
 
 
+def attachment_list_prefetch() -> Prefetch:
+    """A message's files as `message.attachment_list`, in upload order (the order
+    Claude gets them in): what `frames.message_payload` lists for a user message."""
+    return Prefetch(
+        "attachments",
+        queryset=Attachment.objects.order_by("created_at", "id"),
+        to_attr="attachment_list",
+    )
+
+
 def message_list_for_page(*, conversation: Conversation) -> list[Message]:
-    """Every message of a conversation with its API calls, in two queries."""
+    """Every message of a conversation with its API calls and its files, in three
+    queries."""
     calls = ApiCall.objects.only(
         "id",
         "message_id",
@@ -52,7 +63,7 @@ def message_list_for_page(*, conversation: Conversation) -> list[Message]:
     )
     return list(
         conversation.messages.order_by("position").prefetch_related(
-            Prefetch("api_calls", queryset=calls, to_attr="calls")
+            Prefetch("api_calls", queryset=calls, to_attr="calls"), attachment_list_prefetch()
         )
     )
 
@@ -67,14 +78,17 @@ def message_in_conversation(*, conversation_id: uuid.UUID, message_id: str) -> M
 
 
 def message_with_prompt(*, conversation_id: uuid.UUID, message_id: str) -> list[Message]:
-    """A message of the conversation and the one before it, in order; [] if none."""
+    """A message of the conversation and the one before it, in order, with their
+    files (`attachment_list`); [] if none."""
     message = message_in_conversation(conversation_id=conversation_id, message_id=message_id)
     if message is None:
         return []
     earlier = Message.objects.filter(
         conversation_id=conversation_id, position=message.position - 1
     ).first()
-    return [earlier, message] if earlier is not None else [message]
+    pair = [earlier, message] if earlier is not None else [message]
+    prefetch_related_objects(pair, attachment_list_prefetch())
+    return pair
 
 
 def message_last_call(*, message: Message) -> ApiCall | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +25,11 @@ from accounts.services import user_primary_team
 from claude.catalog import model_info
 from claude.errors import INTERRUPTED_CODE, INTERRUPTED_MESSAGE
 from claude.stream import ChatRequest
-from conversations.models import Conversation, Message
+from conversations import selectors
+from conversations.attachments import blocks
+from conversations.models import Attachment, Conversation, Message
 from conversations.streaming.frames import (
+    attachment_updated,
     conversation_updated,
     message_created,
     message_deleted,
@@ -135,8 +138,17 @@ def title_from_text(text: str) -> str:
 
 # What a send reads of each earlier message: enough for the request's history,
 # the busy and resend checks, the next position and the cost estimate.
-_HISTORY_FIELDS = ("id", "conversation_id", "position", "role", "status", "content", "text",
-                   "client_id", "created_at")
+_HISTORY_FIELDS = (
+    "id",
+    "conversation_id",
+    "position",
+    "role",
+    "status",
+    "content",
+    "text",
+    "client_id",
+    "created_at",
+)
 
 
 def _messages_for_history(conversation: Conversation) -> list[Message]:
@@ -146,8 +158,16 @@ def _messages_for_history(conversation: Conversation) -> list[Message]:
 
 
 # What a send or retry reads of the conversation itself.
-_CONVERSATION_FIELDS = ("id", "owner", "team", "title", "model", "system_prompt",
-                        "thinking_effort", "updated_at")
+_CONVERSATION_FIELDS = (
+    "id",
+    "owner",
+    "team",
+    "title",
+    "model",
+    "system_prompt",
+    "thinking_effort",
+    "updated_at",
+)
 
 
 def _conversation_locked(conversation: Conversation) -> Conversation:
@@ -161,24 +181,43 @@ def _conversation_locked(conversation: Conversation) -> Conversation:
     return found[0]
 
 
-def api_turns(messages: Iterable[Message]) -> list[dict[str, Any]]:
+# A user message whose files were all deleted since, and that had no text: the
+# API takes no empty turn, and dropping it would leave Claude's answer to it hanging.
+FILES_REMOVED_TEXT = "(The files of this message were removed.)"
+
+
+def api_turns(
+    messages: Iterable[Message],
+    *,
+    attachments: Mapping[uuid.UUID, Sequence[Attachment]] | None = None,
+) -> list[dict[str, Any]]:
     """Messages in the API's multi-turn shape: alternating roles, full history.
 
-    Replies with no text (failed before a token) are skipped; consecutive turns of
-    one role are merged, as the API itself would.
+    A user message's files (`attachments`: by message id, as
+    `blocks.attachments_by_message` groups them) come first, then its text, as
+    claude.ai sends them; their bytes are read from storage here. Replies with
+    no text (failed before a token) are skipped; consecutive turns of one role
+    are merged, as the API itself would.
     """
+    files_of = attachments or {}
     turns: list[dict[str, Any]] = []
     for message in messages:
         if message.role == Message.Role.USER:
-            blocks = list(message.content) or [{"type": "text", "text": message.text}]
+            content = [blocks.attachment_block(a) for a in files_of.get(message.id, ())]
+            content.extend(
+                message.content
+                or ([{"type": "text", "text": message.text}] if message.text else [])
+            )
+            if not content:
+                content = [{"type": "text", "text": FILES_REMOVED_TEXT}]
         elif message.text.strip():
-            blocks = [{"type": "text", "text": message.text}]
+            content = [{"type": "text", "text": message.text}]
         else:
             continue
         if turns and turns[-1]["role"] == message.role:
-            turns[-1]["content"].extend(blocks)
+            turns[-1]["content"].extend(content)
         else:
-            turns.append({"role": message.role, "content": blocks})
+            turns.append({"role": message.role, "content": content})
     return turns
 
 
@@ -192,31 +231,62 @@ def _chat_request(conversation: Conversation, turns: list[dict[str, Any]]) -> Ch
     )
 
 
-def chat_request_for_draft(*, conversation: Conversation, text: str) -> ChatRequest:
-    """The request the next message would make, with `text` as that message: what
-    the composer's estimate counts (the same history, system prompt and thinking)."""
-    turns = api_turns(_messages_for_history(conversation))
-    block = {"type": "text", "text": text}
-    if turns and turns[-1]["role"] == "user":
-        turns[-1]["content"].append(block)
-    else:
-        turns.append({"role": "user", "content": [block]})
+def chat_request_for_draft(
+    *, conversation: Conversation, text: str, attachment_ids: Collection[uuid.UUID] = ()
+) -> ChatRequest:
+    """The request the next message would make, with `text` and the files
+    `attachment_ids` as that message: what the composer's estimate counts (the
+    same history, its files, system prompt and thinking). Of the draft's files
+    only those a send would take are counted (the owner's, in this conversation,
+    unsent and ready); the others are left out, not refused."""
+    stored = blocks.conversation_attachments(conversation.id)
+    files_of = blocks.attachments_by_message(stored)
+    draft_files = blocks.draft_attachments(
+        available=stored, ids=attachment_ids, author_id=conversation.owner_id
+    )
+    draft = Message(role=Message.Role.USER, text=text, content=[])
+    if text:
+        draft.content = [{"type": "text", "text": text}]
+    files_of[draft.id] = draft_files
+    turns = api_turns([*_messages_for_history(conversation), draft], attachments=files_of)
     return _chat_request(conversation, turns)
+
+
+def _attachment_tokens_noted(
+    history: Sequence[Message], files_of: Mapping[uuid.UUID, Sequence[Attachment]]
+) -> None:
+    """Note on each message what its files cost (`attachment_tokens`): the budget
+    estimate counts them for messages the last call's usage does not cover."""
+    for message in history:
+        message.attachment_tokens = sum(
+            blocks.attachment_tokens(a) for a in files_of.get(message.id, ())
+        )
 
 
 @transaction.atomic
 def message_send(
-    *, conversation: Conversation, author: User, text: str, client_id: str = ""
+    *,
+    conversation: Conversation,
+    author: User,
+    text: str,
+    client_id: str = "",
+    attachment_ids: Collection[uuid.UUID] = (),
 ) -> SendResult:
     """Store the user's message and the assistant's reply (streaming, empty) in one
     transaction, and hold the reply's worst-case cost against the budgets.
 
+    `attachment_ids`: files the author uploaded into this conversation, ready and
+    not sent yet; they become the message's (with no text, they are the whole
+    message, as on claude.ai). Any other id is refused, all alike
+    (`blocks.attachments_for_send`), as is a request over the API's limits.
+
     The caller starts `result.job` after this returns (the transaction has then
-    committed, and the conversation's sockets have the two `message.created`).
-    A repeated `client_id` returns the stored pair, unchanged, and tells no one.
+    committed, and the conversation's sockets have the two `message.created`,
+    then an `attachment.updated` for each file). A repeated `client_id` returns
+    the stored pair, unchanged, and tells no one.
     """
     text = text.strip()
-    if not text:
+    if not text and not attachment_ids:
         raise ChatInputError("empty_message", "Type a message first.")
     if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
         raise ChatInputError(
@@ -234,7 +304,9 @@ def message_send(
         sent = next((m for m in history if m.client_id == client_id), None)
         if sent is not None:
             pair = list(
-                conversation.messages.filter(position__in=[sent.position, sent.position + 1])
+                conversation.messages.filter(
+                    position__in=[sent.position, sent.position + 1]
+                ).prefetch_related(selectors.attachment_list_prefetch())
             )
             if len(pair) == 2:
                 return SendResult(pair[0], pair[1], created=False)
@@ -242,18 +314,29 @@ def message_send(
         raise ChatInputError(
             "generation_in_progress", "Claude is still answering. Wait for it or press Stop."
         )
+    # One read of the conversation's files serves the checks and the history's blocks.
+    stored_files = blocks.conversation_attachments(conversation.id)
+    files_of = blocks.attachments_by_message(stored_files)
+    files = _attachments_for_send(
+        conversation=conversation, author=author, text=text, history=history,
+        stored=stored_files, files_of=files_of, ids=attachment_ids,
+    )
     position = history[-1].position + 1 if history else 0
     user_message = Message(
         conversation=conversation,
         position=position,
         role=Message.Role.USER,
         status=Message.Status.COMPLETE,
-        content=[{"type": "text", "text": text}],
+        content=[{"type": "text", "text": text}] if text else [],
         text=text,
         client_id=client_id,
     )
-    # The one request of this send: what the reply sends, and what its hold prices.
-    request = _chat_request(conversation, api_turns([*history, user_message]))
+    user_message.attachment_list = files
+    files_of[user_message.id] = files
+    # The one request of this send: what the reply sends, and what its hold prices
+    # (the files' bytes are read and encoded here, once).
+    request = _chat_request(conversation, api_turns([*history, user_message], attachments=files_of))
+    _attachment_tokens_noted(history, files_of)
     # Priced before the new rows exist (it reads the conversation as the API will).
     worst_case = estimates.call_worst_case_usd(
         model=conversation.model,
@@ -261,6 +344,7 @@ def message_send(
         system_prompt=conversation.system_prompt,
         messages=history,
         new_text=text,
+        new_attachment_tokens=sum(blocks.attachment_tokens(a) for a in files),
         max_output_tokens=request.max_output_tokens,
     )
     # Stored as streaming: the caller starts its generator as soon as this commits
@@ -277,8 +361,12 @@ def message_send(
         rows_insert(user_message, assistant_message)
     except IntegrityError as exc:
         raise ChatInputError("duplicate", "That message was already sent.") from exc
+    try:
+        blocks.attachments_link(files=files, message_id=user_message.id, author_id=author.pk)
+    except blocks.AttachmentRefused as exc:  # changed since read: the send is undone
+        raise ChatInputError(exc.code, exc.message) from exc
     if not conversation.title:
-        conversation.title = title_from_text(text)
+        conversation.title = title_from_text(text) if text else _title_from_files(files)
     conversation.updated_at = timezone.now()
     rows_update(
         Conversation,
@@ -301,6 +389,8 @@ def message_send(
     broadcast_after_commit(
         conversation.id, message_created(assistant_message), reply_id=assistant_message.id
     )
+    for attachment in files:  # each chip shows its file as sent, on every tab
+        broadcast_after_commit(conversation.id, attachment_updated(attachment))
     if position == 0:
         # The first message titled the conversation: every sidebar shows it.
         broadcast_after_commit(conversation.id, conversation_updated(conversation))
@@ -311,6 +401,39 @@ def message_send(
         conversation_title=conversation.title,
         job=job,
     )
+
+
+def _attachments_for_send(
+    *,
+    conversation: Conversation,
+    author: User,
+    text: str,
+    history: Sequence[Message],
+    stored: Sequence[Attachment],
+    files_of: Mapping[uuid.UUID, Sequence[Attachment]],
+    ids: Collection[uuid.UUID],
+) -> list[Attachment]:
+    """The new message's files, checked (`blocks`), or ChatInputError."""
+    if not ids:
+        return []
+    try:
+        files = blocks.attachments_for_send(available=stored, ids=ids, author_id=author.pk)
+        blocks.request_limits_check(
+            earlier=[a for sent in files_of.values() for a in sent],
+            new=files,
+            text_bytes=len(conversation.system_prompt.encode())
+            + sum(len(m.text.encode()) for m in history)
+            + len(text.encode()),
+        )
+    except blocks.AttachmentRefused as exc:
+        raise ChatInputError(exc.code, exc.message) from exc
+    return files
+
+
+def _title_from_files(files: Sequence[Attachment]) -> str:
+    """A sidebar title for a first message of files only: their names."""
+    names = ", ".join(a.name for a in files)
+    return title_from_text(names) if names else "New conversation"
 
 
 @transaction.atomic
@@ -341,8 +464,11 @@ def message_retry(
         model=conversation.model,
     )
     conversation.save(update_fields=["updated_at"])
-    request = _chat_request(conversation, api_turns(history))
-    # A retry is a new call: it holds its worst case like a new message.
+    files_of = blocks.attachments_by_message(blocks.conversation_attachments(conversation.id))
+    request = _chat_request(conversation, api_turns(history, attachments=files_of))
+    _attachment_tokens_noted(history, files_of)
+    # A retry is a new call: it holds its worst case like a new message (the
+    # files of messages the last call did not report on included).
     hold = _budget_hold(
         conversation=conversation,
         reply=reply,
@@ -369,9 +495,7 @@ def message_retry(
     return message_id, reply, job
 
 
-def _budget_hold(
-    *, conversation: Conversation, reply: Message, amount
-) -> budgets.BudgetHold:
+def _budget_hold(*, conversation: Conversation, reply: Message, amount) -> budgets.BudgetHold:
     """Reserve the reply's worst-case cost, or refuse with a message the person can act on.
 
     No savepoint of its own: a refusal aborts the caller's whole transaction."""

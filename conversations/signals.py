@@ -4,10 +4,11 @@ someone else has its sockets check their access (and close)."""
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from conversations.models import Conversation
+from conversations.models import Attachment, Conversation
 from conversations.streaming.frames import conversation_deleted, conversation_group
 from conversations.streaming.publisher import broadcast_after_commit
 from infra.channel_layers import group_send_after_commit
@@ -28,7 +29,21 @@ _ACCESS_NEUTRAL_FIELDS = {"title", "updated_at", "model", "system_prompt", "thin
 
 
 @receiver(post_save, sender=Conversation)
-def _sockets_check_on_owner_change(sender, instance: Conversation, created, update_fields=None, **kwargs):
+def _sockets_check_on_owner_change(
+    sender, instance: Conversation, created, update_fields=None, **kwargs
+):
     if created or (update_fields is not None and set(update_fields) <= _ACCESS_NEUTRAL_FIELDS):
         return
     group_send_after_commit(conversation_group(instance.pk), {"type": "access.check"})
+
+
+@receiver(post_delete, sender=Attachment)
+def _attachment_files_delete(sender, instance: Attachment, **kwargs) -> None:
+    """A deleted attachment's files go once the delete commits (a conversation's
+    delete cascades here too); a rolled-back delete keeps them."""
+    from conversations.attachments.pipeline import attachment_file_names, attachment_files_delete
+
+    names, file_id = attachment_file_names(instance), instance.claude_file_id
+    transaction.on_commit(
+        lambda: attachment_files_delete(names, claude_file_id=file_id), robust=True
+    )

@@ -18,9 +18,31 @@ def generation_reap_task() -> int:
     # A worker killed mid-check leaves the message unacknowledged, so the broker
     # delivers it again (settings: acks late, reject on worker lost).
     acks_late=True,
+    # A failure that is not the file's (storage, the checking process) is tried
+    # again; the attachment's own attempt count decides when it is rejected.
+    autoretry_for=(Exception,),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=5,
 )
 def attachment_check_task(attachment_id: str) -> str:
     """Check and prepare one uploaded file; running it twice changes nothing."""
     from conversations.attachments.pipeline import attachment_check
 
     return attachment_check(attachment_id=attachment_id)
+
+
+@shared_task(name="conversations.tasks.attachments_sweep_task")
+def attachments_sweep_task() -> int:
+    """Start again, or reject, checks whose worker died (every minute)."""
+    from conversations.attachments.pipeline import attachments_sweep
+
+    return attachments_sweep()
+
+
+@shared_task(name="conversations.tasks.attachments_unsent_remove_task")
+def attachments_unsent_remove_task() -> int:
+    """Remove uploads never sent, with their files (every hour)."""
+    from conversations.attachments.pipeline import attachments_unsent_remove
+
+    return attachments_unsent_remove()

@@ -157,7 +157,8 @@ def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpRespo
 
 @require_POST
 async def conversation_estimate(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    """What the next message would cost, from the API's free token count.
+    """What the next message would cost, from the API's free token count: the
+    draft's text and its ready files (`attachments`), with the whole history.
 
     Owner only (404 otherwise). The count itself is logged as a $0 ledger row.
     """
@@ -171,7 +172,9 @@ async def conversation_estimate(request: HttpRequest, conversation_id: str) -> H
     if not form.is_valid() or len(form.cleaned_data["text"]) > settings.CHAT_MAX_MESSAGE_CHARS:
         return JsonResponse({"error": "Nothing to estimate."}, status=400)
     chat_request = await sync_to_async(services.chat_request_for_draft)(
-        conversation=conversation, text=form.cleaned_data["text"]
+        conversation=conversation,
+        text=form.cleaned_data["text"],
+        attachment_ids=form.cleaned_data["attachments"],
     )
     try:
         tokens = await input_tokens_count(chat_request)

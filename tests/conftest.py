@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -193,3 +194,6 @@ def pytest_sessionfinish(session, exitstatus):
     location = settings.STORAGES.get("attachments", {}).get("OPTIONS", {}).get("location")
     if location and "test-attachments-" in location:
         shutil.rmtree(location, ignore_errors=True)
+    fake_files = os.environ.get("FAKE_CLAUDE_FILES_DIR", "")
+    if "test-fake-files-" in fake_files:
+        shutil.rmtree(fake_files, ignore_errors=True)

@@ -15,6 +15,12 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")
 os.environ.setdefault("CHANNEL_LAYER_PREFIX", "chat-test")
+# The in-process fake keeps Files API uploads on disk (shared by a worker and
+# the web process); one folder per run, removed with it (tests/conftest.py).
+os.environ.setdefault(
+    "FAKE_CLAUDE_FILES_DIR",
+    os.path.join(os.environ.get("CHAT_VAR_DIR", "var"), f"test-fake-files-{os.getpid()}"),
+)
 
 from chatsite.settings import *  # noqa: E402,F403
 

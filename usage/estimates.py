@@ -2,7 +2,8 @@
 
 Counted without asking the API (it runs on every send): the last chat call's
 reported prompt and answer, plus what was written since, at a conservative
-three characters a token, priced at the call's whole `max_tokens` of output.
+three characters a token, and the files sent since at what each costs
+(`Attachment.tokens`), priced at the call's whole `max_tokens` of output.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ TURN_OVERHEAD_TOKENS = 16
 
 
 class StoredText(Protocol):
-    """What the estimate reads of each stored message (a `conversations.Message`)."""
+    """What the estimate reads of each stored message (a `conversations.Message`).
+
+    A message may also carry `attachment_tokens` (int): what its files cost in a
+    request. The sender notes it; a message without it counts no files."""
 
     text: str
     created_at: dt.datetime
@@ -62,14 +66,22 @@ def _last_chat_call_usage(conversation_id) -> tuple[int, int, dt.datetime] | Non
 
 
 def call_prompt_tokens_estimate(
-    *, conversation_id, system_prompt: str, messages: Sequence[StoredText], new_text: str
+    *,
+    conversation_id,
+    system_prompt: str,
+    messages: Sequence[StoredText],
+    new_text: str,
+    new_attachment_tokens: int = 0,
 ) -> int:
     """A conservative count of the next call's prompt, without asking the API.
 
     The last chat call's reported prompt plus its answer (which the next call
-    sends back), plus the new text at three characters a token. With no call
-    yet, the stored messages and the system prompt are counted the same way.
-    `messages`: the conversation's stored messages (`text` and `created_at` are read).
+    sends back), plus the new text at three characters a token and the new
+    message's files (`new_attachment_tokens`). With no call yet, the stored
+    messages and the system prompt are counted the same way. `messages`: the
+    conversation's stored messages (`text`, `created_at` and, if set,
+    `attachment_tokens` are read); the files of those the last call sent are in
+    its reported prompt already.
     """
     last = _last_chat_call_usage(conversation_id)
     if last is not None:
@@ -81,10 +93,13 @@ def call_prompt_tokens_estimate(
         base = math.ceil(len(system_prompt) / CHARS_PER_TOKEN) + TURN_OVERHEAD_TOKENS
         later = list(messages)
     chars = sum(len(m.text) for m in later)
-    turns = len(later) if chars else 0
+    files = sum(getattr(m, "attachment_tokens", 0) for m in later)
+    turns = len(later) if chars or files else 0
     return (
         base
         + math.ceil((chars + len(new_text)) / CHARS_PER_TOKEN)
+        + files
+        + new_attachment_tokens
         + TURN_OVERHEAD_TOKENS * (turns + 1)
     )
 
@@ -97,11 +112,13 @@ def call_worst_case_usd(
     messages: Sequence[StoredText],
     new_text: str,
     max_output_tokens: int,
+    new_attachment_tokens: int = 0,
 ) -> Decimal:
     """What the next chat call could cost at most: the amount a reservation holds.
 
     `max_output_tokens`: the `max_tokens` the chat request carries (thinking
     budget included), taken from the request the caller built.
+    `new_attachment_tokens`: what the new message's files cost (`Attachment.tokens`).
     """
     info = model_info(model)
     return worst_case_cost(
@@ -111,6 +128,7 @@ def call_worst_case_usd(
             system_prompt=system_prompt,
             messages=messages,
             new_text=new_text,
+            new_attachment_tokens=new_attachment_tokens,
         ),
         max_output_tokens=max_output_tokens,
         at=timezone.now().date(),

@@ -1,10 +1,11 @@
 """The fake Anthropic Messages API: a raw ASGI app.
 
-It serves `POST /v1/messages` (streaming and not) and
-`POST /v1/messages/count_tokens` closely enough that the real `anthropic` SDK
-cannot tell it from the API: the same SSE event sequence, usage fields, error
-bodies and status codes, `request-id` and rate-limit headers, validation
-messages, prompt caching and thinking blocks. Tests run it in-process through
+It serves `POST /v1/messages` (streaming and not),
+`POST /v1/messages/count_tokens` and the Files API (`/v1/files`) closely enough
+that the real `anthropic` SDK cannot tell it from the API: the same SSE event
+sequence, usage fields, error bodies and status codes, `request-id` and
+rate-limit headers, validation messages, prompt caching, thinking blocks, and
+image and PDF blocks checked and counted as the API does (media.py). Tests run it in-process through
 `StreamingASGITransport`; demos and benchmarks run it under uvicorn
 (`manage.py fakeclaude`). Replies are deterministic and shaped by the control
 directive (see control.py and docs/fake-claude.md).
@@ -26,15 +27,25 @@ import os
 import random
 import string
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from claude.catalog import ModelInfo, model_info
 
 from .control import ERROR_STATUS, Control, ControlError, parse_control, strip_directives
-from .replies import REFUSAL_TEXT, reply_tokens, split_tokens, thinking_tokens
+from .files import MAX_UPLOAD_BYTES, FileInputError, FileStore, is_file_id, parse_upload
+from .media import Attachment, MediaError, MediaReader
+from .replies import (
+    REFUSAL_TEXT,
+    attachments_sentence,
+    reply_tokens,
+    split_tokens,
+    thinking_tokens,
+)
 from .tokens import PromptBlock, prompt_blocks
 
 _Message = MutableMapping[str, Any]
@@ -132,13 +143,21 @@ class ApiError(Exception):
     """An error answered before the response starts, as the API's JSON error body."""
 
     def __init__(
-        self, error_type: str, message: str, headers: _Headers | None = None, status: int = 0
+        self,
+        error_type: str,
+        message: str,
+        headers: _Headers | None = None,
+        status: int = 0,
+        error_code: str = "",
     ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
         self.status = status or ERROR_STATUS[error_type]
         self.headers = headers or []
+        # `error.details.error_code`: SDK 2.x picks a finer exception class by it
+        # (e.g. 400 "file_not_downloadable" -> FileNotDownloadableError).
+        self.error_code = error_code
 
 
 def _invalid(message: str) -> ApiError:
@@ -582,6 +601,16 @@ def _user_text(messages: list[dict[str, Any]]) -> str:
     return ""
 
 
+def _last_user_attachments(
+    messages: list[dict[str, Any]], attachments: dict[tuple[int, int], Attachment]
+) -> list[Attachment]:
+    """The attachments of the last user message, in order (what the reply mentions)."""
+    for i in range(len(messages) - 1, -1, -1):
+        if messages[i]["role"] == "user":
+            return [attachments[key] for key in sorted(attachments) if key[0] == i]
+    return []
+
+
 def _system_texts(system: str | list[dict[str, Any]] | None) -> list[str]:
     if system is None:
         return []
@@ -598,11 +627,15 @@ class FakeClaude:
         default_tps: float = 0,
         default_ttft_ms: int = 0,
         default_tokens: int | None = None,
+        files_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         self.default_tps = default_tps
         self.default_ttft_ms = default_ttft_ms
         self.default_tokens = default_tokens
         self.cache = PromptCache()
+        # On disk, so every process given the same folder sees the same files.
+        self.files = FileStore(files_dir)
+        self.media = MediaReader(self.files)
         self.active_streams = 0  # streams being generated now (tests, benchmarks)
         self._error_counts: dict[str, int] = {}
         self._ratelimit_second = -1
@@ -618,11 +651,10 @@ class FakeClaude:
         try:
             await self._handle(scope, receive, send, request_id)
         except ApiError as error:
-            payload = {
-                "type": "error",
-                "error": {"type": error.error_type, "message": error.message},
-                "request_id": request_id,
-            }
+            detail: dict[str, Any] = {"type": error.error_type, "message": error.message}
+            if error.error_code:
+                detail["details"] = {"error_code": error.error_code}
+            payload = {"type": "error", "error": detail, "request_id": request_id}
             await self._send_json(send, error.status, payload, request_id, error.headers)
 
     @staticmethod
@@ -678,7 +710,7 @@ class FakeClaude:
         await send({"type": "http.response.body", "body": body})
 
     @staticmethod
-    async def _read_body(receive: _Receive) -> bytes | None:
+    async def _read_body(receive: _Receive, limit: int = MAX_BODY_BYTES) -> bytes | None:
         """The request body, or None if the client went away while sending it."""
         chunks: list[bytes] = []
         size = 0
@@ -688,7 +720,7 @@ class FakeClaude:
                 return None
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > MAX_BODY_BYTES:
+            if size > limit:
                 raise ApiError("request_too_large", ERROR_MESSAGES["request_too_large"])
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -698,12 +730,17 @@ class FakeClaude:
         self, scope: _Message, receive: _Receive, send: _Send, request_id: str
     ) -> None:
         path = scope["path"]
-        if scope["method"] != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens"):
+        method = scope["method"]
+        files_route = path == "/v1/files" or path.startswith("/v1/files/")
+        if not files_route and (
+            method != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens")
+        ):
             raise ApiError("not_found_error", "Not found")
         headers = dict(scope["headers"])
 
+        limit = MAX_UPLOAD_BYTES if files_route else MAX_BODY_BYTES
         length = headers.get(b"content-length", b"0")
-        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        if length.isdigit() and int(length) > limit:
             raise ApiError("request_too_large", ERROR_MESSAGES["request_too_large"])
         authorization = headers.get(b"authorization", b"")
         bearer = authorization[7:].strip() if authorization[:7].lower() == b"bearer " else b""
@@ -715,6 +752,9 @@ class FakeClaude:
         if version not in API_VERSIONS:
             raise _invalid(f"anthropic-version: invalid version '{version}'")
 
+        if files_route:
+            await self._files(scope, receive, send, request_id, headers)
+            return
         body = await self._read_body(receive)
         if body is None:
             return
@@ -725,7 +765,12 @@ class FakeClaude:
 
         count_tokens = path == "/v1/messages/count_tokens"
         request = validate(payload, version, count_tokens=count_tokens)
-        blocks = prompt_blocks(request.system, request.messages)
+        try:
+            attachments = self.media.read(request.messages)
+        except MediaError as error:
+            raise _invalid(str(error)) from None
+        measured = {key: attachment.tokens for key, attachment in attachments.items()}
+        blocks = prompt_blocks(request.system, request.messages, measured)
         if count_tokens:
             total = sum(b.tokens for b in blocks)
             await self._send_json(send, 200, {"input_tokens": total}, request_id)
@@ -745,11 +790,78 @@ class FakeClaude:
             raise ApiError(error, ERROR_MESSAGES[error], self._retry_headers(control, error))
 
         usage = self.cache.account(request.info, blocks, request.auto_cache_control)
-        plan = self._plan(request, control, strip_directives(user_text), error)
+        read = _last_user_attachments(request.messages, attachments)
+        opening = attachments_sentence([a.describe() for a in read]) if read else ""
+        plan = self._plan(request, control, strip_directives(user_text), error, opening)
         if request.stream:
             await self._stream(receive, send, request_id, request, plan, usage)
         else:
             await self._respond(send, request_id, request, plan, usage)
+
+    # --- The Files API ---
+
+    async def _files(
+        self,
+        scope: _Message,
+        receive: _Receive,
+        send: _Send,
+        request_id: str,
+        headers: dict[bytes, bytes],
+    ) -> None:
+        """`/v1/files` and `/v1/files/{id}[/content]`, as the API answers them."""
+        method = scope["method"]
+        parts = scope["path"].split("/")[3:]  # after "", "v1", "files"
+        if not parts:
+            if method == "POST":
+                body = await self._read_body(receive, MAX_UPLOAD_BYTES)
+                if body is None:
+                    return
+                content_type = headers.get(b"content-type", b"").decode("latin-1")
+                try:
+                    part, expires = parse_upload(content_type, body)
+                except FileInputError as error:
+                    raise _invalid(str(error)) from None
+                metadata = self.files.add(part, expires)
+                await self._send_json(send, 200, metadata, request_id)
+                return
+            if method == "GET":
+                query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+                ids = query.get("ids[]", []) + query.get("ids", [])
+                limit_text = query.get("limit", [None])[-1]
+                if limit_text is not None and not limit_text.lstrip("-").isdigit():
+                    raise _invalid("limit: Input should be a valid integer")
+                limit = int(limit_text) if limit_text is not None else None
+                try:
+                    page = self.files.page(limit, query.get("page", [None])[-1], ids or None)
+                except FileInputError as error:
+                    raise _invalid(str(error)) from None
+                await self._send_json(send, 200, page, request_id)
+                return
+            raise ApiError("not_found_error", "Not found")
+
+        file_id = urllib.parse.unquote(parts[0])
+        if len(parts) > 2 or (len(parts) == 2 and parts[1] != "content"):
+            raise ApiError("not_found_error", "Not found")
+        metadata = self.files.get(file_id) if is_file_id(file_id) else None
+        if metadata is None:
+            raise ApiError("not_found_error", f"File not found: {file_id}")
+        if len(parts) == 2:
+            if method != "GET":
+                raise ApiError("not_found_error", "Not found")
+            # Only files a tool created can be downloaded; uploads never can.
+            raise ApiError(
+                "invalid_request_error",
+                f"File {file_id} is not downloadable",
+                error_code="file_not_downloadable",
+            )
+        if method == "GET":
+            await self._send_json(send, 200, metadata, request_id)
+        elif method == "DELETE":
+            if not self.files.delete(file_id):
+                raise ApiError("not_found_error", f"File not found: {file_id}")
+            await self._send_json(send, 200, {"id": file_id, "type": "file_deleted"}, request_id)
+        else:
+            raise ApiError("not_found_error", "Not found")
 
     # --- The control ---
 
@@ -774,7 +886,12 @@ class FakeClaude:
         return headers
 
     def _plan(
-        self, request: ParsedRequest, control: Control, user_text: str, error: str | None
+        self,
+        request: ParsedRequest,
+        control: Control,
+        user_text: str,
+        error: str | None,
+        opening: str = "",
     ) -> Plan:
         budget = request.max_tokens
         truncated = False
@@ -801,7 +918,7 @@ class FakeClaude:
             full_text = split_tokens(user_text)
         else:
             count = control.tokens if control.tokens is not None else self.default_tokens
-            full_text = reply_tokens(request.info.id, user_text, count)
+            full_text = reply_tokens(request.info.id, user_text, count, opening)
         text: list[str] | None
         if budget > 0 or not full_text:
             text = full_text[:budget]
@@ -1004,15 +1121,39 @@ class FakeClaude:
 
 
 def create_fake_app(
-    default_tps: float = 0, default_ttft_ms: int = 0, default_tokens: int | None = None
+    default_tps: float = 0,
+    default_ttft_ms: int = 0,
+    default_tokens: int | None = None,
+    files_dir: str | os.PathLike[str] | None = None,
 ) -> FakeClaude:
-    """A fresh fake (its own cache and counters); 0 tokens/s means as fast as possible."""
-    return FakeClaude(default_tps, default_ttft_ms, default_tokens)
+    """A fresh fake (its own cache and counters); 0 tokens/s means as fast as possible.
+
+    Uploaded files live in `files_dir`; apps (and processes) given the same
+    folder share them. Without one, the app keeps its files in a temporary
+    folder of its own.
+    """
+    return FakeClaude(default_tps, default_ttft_ms, default_tokens, files_dir)
+
+
+def default_files_dir() -> Path:
+    """`$FAKE_CLAUDE_FILES_DIR`, else `fake-claude-files` in the site's var folder.
+
+    Read from the environment like the site's settings read CHAT_VAR_DIR (whose
+    default is `var/` at the top of the project), so a web process and a
+    worker started from the same environment share one store.
+    """
+    configured = os.environ.get("FAKE_CLAUDE_FILES_DIR")
+    if configured:
+        return Path(configured)
+    var_dir = os.environ.get("CHAT_VAR_DIR") or str(Path(__file__).resolve().parents[2] / "var")
+    return Path(var_dir) / "fake-claude-files"
 
 
 def fake_app_from_env() -> FakeClaude:
-    """The fake for demos: realistic pacing unless FAKE_CLAUDE_TPS/_TTFT_MS say otherwise."""
+    """The fake for demos: realistic pacing unless FAKE_CLAUDE_TPS/_TTFT_MS say otherwise,
+    and the Files store of `default_files_dir()`."""
     return create_fake_app(
         default_tps=float(os.environ.get("FAKE_CLAUDE_TPS", "40")),
         default_ttft_ms=int(os.environ.get("FAKE_CLAUDE_TTFT_MS", "300")),
+        files_dir=default_files_dir(),
     )

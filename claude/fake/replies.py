@@ -184,11 +184,27 @@ def _extend(
     return tokens
 
 
-def reply_tokens(model: str, user_text: str, count: int | None = None) -> list[str]:
-    """The reply to `user_text`: its natural length (~200 tokens), or exactly `count`."""
+def attachments_sentence(descriptions: list[str]) -> str:
+    """The opening line of a reply to a message with files, naming what was read."""
+    if len(descriptions) == 1:
+        listed = descriptions[0]
+    else:
+        listed = "; ".join(descriptions[:-1]) + "; and " + descriptions[-1]
+    return f"**I read the attachments:** {listed}.\n\n"
+
+
+def reply_tokens(
+    model: str, user_text: str, count: int | None = None, opening: str = ""
+) -> list[str]:
+    """The reply to `user_text`: its natural length (~200 tokens), or exactly `count`.
+
+    `opening` goes first (the sentence naming the attachments, so a test or a
+    demo can see Claude "read" them); without it replies are as they always were.
+    """
     digest = _digest(model, user_text)
     template = _TEMPLATES[digest % len(_TEMPLATES)]
-    tokens = split_tokens(template.format(quote=_quote(user_text)).rstrip("\n"))
+    text = opening + template.format(quote=_quote(user_text))
+    tokens = split_tokens(text.rstrip("\n"))
     start = digest >> 8
     if count is None:
         # Two whole extra paragraphs make the natural reply a realistic length.

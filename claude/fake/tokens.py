@@ -10,11 +10,19 @@ needs the same count block by block, so the request is flattened into
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# What the API charges for media we cannot measure.
-IMAGE_TOKENS = 1_500
+# The API's own downscale before it counts an image: the long edge to at most
+# 1568 px and the area to about 1.15 megapixels (its vision guide), then about
+# width * height / 750 tokens.
+IMAGE_LONG_EDGE = 1568
+IMAGE_MAX_PIXELS = 1_150_000
+PIXELS_PER_TOKEN = 750
+# A block the caller has not measured (see `prompt_blocks`): the most an image costs.
+IMAGE_TOKENS = 1_533
 DOCUMENT_TOKENS = 1_500
 # Role markers and turn separators each message adds to the prompt.
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -25,6 +33,34 @@ def estimate_tokens(text: str) -> int:
     if not text:
         return 0
     return (len(text) + 3) // 4
+
+
+def image_tokens(width: int, height: int) -> int:
+    """An image's tokens after the API's downscale (see IMAGE_LONG_EDGE)."""
+    if width <= 0 or height <= 0:
+        return 1
+    scale = min(
+        1.0,
+        IMAGE_LONG_EDGE / max(width, height),
+        math.sqrt(IMAGE_MAX_PIXELS / (width * height)),
+    )
+    scaled_width = max(1, int(width * scale))
+    scaled_height = max(1, int(height * scale))
+    return max(1, math.ceil(scaled_width * scaled_height / PIXELS_PER_TOKEN))
+
+
+def pdf_page_tokens(width_pt: float, height_pt: float, text: str) -> int:
+    """A PDF page: its extracted text plus the page seen as an image.
+
+    The API renders each page to an image and extracts its text; how it renders
+    is not documented, so this is an estimate: the page drawn with its long
+    edge at 1568 px, then counted as an image (about 1,530 tokens for a letter
+    or A4 page).
+    """
+    long_edge = max(width_pt, height_pt, 1.0)
+    scale = IMAGE_LONG_EDGE / long_edge
+    image = image_tokens(max(1, round(width_pt * scale)), max(1, round(height_pt * scale)))
+    return image + estimate_tokens(text)
 
 
 @dataclass(frozen=True)
@@ -55,7 +91,7 @@ def _document_tokens(block: dict[str, Any]) -> int:
 
 
 def block_tokens(block: dict[str, Any]) -> int:
-    """Tokens of one content block (images and opaque documents at a flat rate).
+    """Tokens of one content block (unmeasured images and documents at a flat rate).
 
     Earlier turns' thinking is stripped from the prompt by the API, so it counts 0.
     """
@@ -80,12 +116,17 @@ def block_tokens(block: dict[str, Any]) -> int:
 
 
 def prompt_blocks(
-    system: str | list[dict[str, Any]] | None, messages: list[dict[str, Any]]
+    system: str | list[dict[str, Any]] | None,
+    messages: list[dict[str, Any]],
+    measured: Mapping[tuple[int, int], int] | None = None,
 ) -> list[PromptBlock]:
     """The prompt flattened into blocks, with the estimator applied to each.
 
-    Expects an already validated request (see `app.validate`).
+    `measured` holds the tokens of image and document blocks that were read
+    (by `media.MediaReader`), by (message index, block index); other blocks are
+    estimated here. Expects an already validated request (see `app.validate`).
     """
+    measured = measured or {}
     blocks: list[PromptBlock] = []
     if isinstance(system, str):
         if system:
@@ -99,16 +140,17 @@ def prompt_blocks(
             blocks.append(
                 PromptBlock("system", block, block_tokens(block), block.get("cache_control"), False)
             )
-    for message in messages:
+    for m, message in enumerate(messages):
         role = message["role"]
         content = message["content"]
         if isinstance(content, str):
             content = [{"type": "text", "text": content}]
         for i, block in enumerate(content):
             overhead = MESSAGE_OVERHEAD_TOKENS if i == 0 else 0
+            tokens = measured.get((m, i))
+            if tokens is None:
+                tokens = block_tokens(block)
             blocks.append(
-                PromptBlock(
-                    role, block, block_tokens(block) + overhead, block.get("cache_control"), i == 0
-                )
+                PromptBlock(role, block, tokens + overhead, block.get("cache_control"), i == 0)
             )
     return blocks

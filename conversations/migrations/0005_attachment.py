@@ -8,43 +8,106 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conversations', '0004_apicall_moves_to_usage'),
+        ("conversations", "0004_apicall_moves_to_usage"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Attachment',
+            name="Attachment",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('name', models.CharField(max_length=255)),
-                ('size', models.BigIntegerField(default=0)),
-                ('status', models.CharField(choices=[('checking', 'Checking'), ('ready', 'Ready'), ('rejected', 'Rejected')], default='checking', max_length=16)),
-                ('reason', models.TextField(blank=True)),
-                ('kind', models.CharField(blank=True, choices=[('', 'Unknown'), ('image', 'Image'), ('pdf', 'PDF'), ('text', 'Text')], default='', max_length=8)),
-                ('media_type', models.CharField(blank=True, max_length=100)),
-                ('pages', models.PositiveIntegerField(blank=True, null=True)),
-                ('width', models.PositiveIntegerField(blank=True, null=True)),
-                ('height', models.PositiveIntegerField(blank=True, null=True)),
-                ('original_path', models.CharField(blank=True, max_length=255)),
-                ('prepared_path', models.CharField(blank=True, max_length=255)),
-                ('thumbnail_path', models.CharField(blank=True, max_length=255)),
-                ('prepared_size', models.BigIntegerField(default=0)),
-                ('tokens', models.PositiveIntegerField(default=0)),
-                ('claude_file_id', models.CharField(blank=True, max_length=100)),
-                ('check_attempts', models.PositiveSmallIntegerField(default=0)),
-                ('check_started_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('conversation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attachments', to='conversations.conversation')),
-                ('message', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='attachments', to='conversations.message')),
-                ('uploaded_by', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='attachments', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("name", models.CharField(max_length=255)),
+                ("size", models.BigIntegerField(default=0)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("checking", "Checking"),
+                            ("ready", "Ready"),
+                            ("rejected", "Rejected"),
+                        ],
+                        default="checking",
+                        max_length=16,
+                    ),
+                ),
+                ("reason", models.TextField(blank=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "Unknown"),
+                            ("image", "Image"),
+                            ("pdf", "PDF"),
+                            ("text", "Text"),
+                        ],
+                        default="",
+                        max_length=8,
+                    ),
+                ),
+                ("media_type", models.CharField(blank=True, max_length=100)),
+                ("pages", models.PositiveIntegerField(blank=True, null=True)),
+                ("width", models.PositiveIntegerField(blank=True, null=True)),
+                ("height", models.PositiveIntegerField(blank=True, null=True)),
+                ("original_path", models.CharField(blank=True, max_length=255)),
+                ("prepared_path", models.CharField(blank=True, max_length=255)),
+                ("thumbnail_path", models.CharField(blank=True, max_length=255)),
+                ("prepared_size", models.BigIntegerField(default=0)),
+                ("tokens", models.PositiveIntegerField(default=0)),
+                ("claude_file_id", models.CharField(blank=True, max_length=100)),
+                ("check_attempts", models.PositiveSmallIntegerField(default=0)),
+                ("check_started_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "conversation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attachments",
+                        to="conversations.conversation",
+                    ),
+                ),
+                (
+                    "message",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="attachments",
+                        to="conversations.message",
+                    ),
+                ),
+                (
+                    "uploaded_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="attachments",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at'],
-                'indexes': [models.Index(condition=models.Q(('status', 'checking')), fields=['status', 'check_started_at'], name='attachment_checking'), models.Index(condition=models.Q(('message__isnull', True)), fields=['created_at'], name='attachment_unsent'), models.Index(fields=['uploaded_by', 'created_at'], name='attachment_uploader')],
+                "ordering": ["created_at"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("status", "checking")),
+                        fields=["status", "check_started_at"],
+                        name="attachment_checking",
+                    ),
+                    models.Index(
+                        condition=models.Q(("message__isnull", True)),
+                        fields=["created_at"],
+                        name="attachment_unsent",
+                    ),
+                    models.Index(fields=["uploaded_by", "created_at"], name="attachment_uploader"),
+                ],
             },
         ),
     ]

@@ -35,6 +35,8 @@ class MessagePayload(TypedDict):
     client_id: str
     seq: int
     error: NotRequired[dict[str, Any]]
+    # User messages only: the files sent with it, in the order Claude got them.
+    attachments: NotRequired[list[AttachmentPayload]]
 
 
 class MessageCreated(TypedDict):
@@ -157,7 +159,20 @@ def message_payload(message: Message) -> MessagePayload:
     }
     if message.error_code:
         payload["error"] = {"code": message.error_code, "message": message.error_message}
+    if message.role == Message.Role.USER:
+        payload["attachments"] = [attachment_payload(a) for a in message_attachments(message)]
     return payload
+
+
+def message_attachments(message: Message) -> list[Attachment]:
+    """A message's files: `attachment_list` as the reader prefetched it
+    (`selectors.attachment_list_prefetch`) or the sender set it; else one query,
+    which code on the event loop cannot make (Django refuses it there), so every
+    async path must hand over messages read with the prefetch."""
+    found = getattr(message, "attachment_list", None)
+    if found is None:
+        found = message.attachment_list = list(message.attachments.order_by("created_at", "id"))
+    return found
 
 
 def attachment_payload(attachment: Attachment) -> AttachmentPayload:

@@ -75,7 +75,11 @@ async def group_publish(group: str, event: dict[str, Any]) -> None:
         return  # one process: every socket is here
     try:
         others_subscribed = getattr(layer, "others_subscribed", None)
-        if event["type"] == "chat.frame" and others_subscribed and not await others_subscribed(group):
+        if (
+            event["type"] == "chat.frame"
+            and others_subscribed
+            and not await others_subscribed(group)
+        ):
             return
         await layer.group_send(group, {**event, "origin": PROCESS_ID})
     except Exception:

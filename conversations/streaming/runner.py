@@ -79,7 +79,8 @@ async def reply_stop(*, conversation: Conversation, message_id: uuid.UUID) -> No
         return
     if not reply_stop_local(message_id):
         await get_channel_layer().group_send(
-            conversation_group(conversation.id), {"type": "chat.stop", "message_id": str(message_id)}
+            conversation_group(conversation.id),
+            {"type": "chat.stop", "message_id": str(message_id)},
         )
 
 

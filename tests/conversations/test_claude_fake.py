@@ -9,6 +9,8 @@ of the docs.
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 import json
 import time
 from collections.abc import MutableMapping
@@ -16,6 +18,7 @@ from typing import Any
 
 import anthropic
 import httpx2
+import PIL.Image
 import pytest
 import uvicorn
 
@@ -559,6 +562,8 @@ async def test_automatic_caching_reads_the_growing_conversation(
 
 
 async def test_count_tokens_agrees_with_messages(client: anthropic.AsyncAnthropic) -> None:
+    png = io.BytesIO()
+    PIL.Image.new("RGB", (1500, 1500), "teal").save(png, "PNG")
     messages = [
         {
             "role": "user",
@@ -566,7 +571,11 @@ async def test_count_tokens_agrees_with_messages(client: anthropic.AsyncAnthropi
                 {"type": "text", "text": "What is in this picture?"},
                 {
                     "type": "image",
-                    "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+                    "source": {
+                        "type": "base64",
+                        "media_type": "image/png",
+                        "data": base64.b64encode(png.getvalue()).decode(),
+                    },
                 },
             ],
         }
@@ -575,7 +584,8 @@ async def test_count_tokens_agrees_with_messages(client: anthropic.AsyncAnthropi
     message = await client.messages.create(
         model=MODEL, max_tokens=50, system="Sys", messages=messages
     )
-    assert counted.input_tokens == message.usage.input_tokens > 1_500
+    # The image is scaled to ~1.15 MP before it is counted: 1072 x 1072 / 750.
+    assert counted.input_tokens == message.usage.input_tokens > 1_532
 
 
 # --- Non-streaming and headers ------------------------------------------------
