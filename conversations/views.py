@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from claude.catalog import model_choices
@@ -46,8 +47,15 @@ def home(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def conversation_create(request: HttpRequest) -> HttpResponse:
+    """The empty state's form. Asked for JSON (`Accept: application/json`), as the
+    page does when a file is attached before the first message, it answers with
+    the new conversation instead of a redirect, so the files have somewhere to go."""
+    wants_json = request.headers.get("Accept", "").startswith("application/json")
     form = ConversationCreateForm(request.POST)
     if not form.is_valid():
+        if wants_json:
+            errors = [error for field_errors in form.errors.values() for error in field_errors]
+            return JsonResponse({"error": errors[0]}, status=400)
         return render(
             request,
             "conversations/chat.html",
@@ -57,6 +65,8 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
     try:
         conversation = services.conversation_create(owner=request.user, **form.cleaned_data)
     except services.ChatInputError as exc:
+        if wants_json:
+            return JsonResponse({"error": exc.message}, status=400)
         return render(
             request,
             "conversations/chat.html",
@@ -66,6 +76,14 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
                 "form_errors": {"model": [exc.message]},
             },
             status=400,
+        )
+    if wants_json:
+        return JsonResponse(
+            {
+                "id": str(conversation.id),
+                "url": reverse("conversation_detail", args=[conversation.id]),
+            },
+            status=201,
         )
     return redirect("conversation_detail", conversation_id=conversation.id)
 

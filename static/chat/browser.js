@@ -22,6 +22,8 @@ export function storageSet(key, value) {
 /** The session-storage keys of a conversation (see composer.js and socket.js). */
 export const keys = {
   newDraft: "chat:new-draft",
+  // The conversation the empty state made for files attached before the first message.
+  newFiles: "chat:new-files",
   flash: "chat:flash",
   pending: (conversationId) => `chat:pending:${conversationId}`,
   draft: (conversationId) => `chat:draft:${conversationId}`,

@@ -1,7 +1,9 @@
 // Writing messages: the first message on the empty state (a plain form post),
-// and the conversation's composer (send, stop, draft, cost estimate, budget).
+// and the conversation's composer (send, stop, draft, files, cost estimate, budget).
 
+import { AttachmentTray } from "./attachments.js";
 import { keys, newClientId, postForm, storageGet, storageSet } from "./browser.js";
+import { sendFrame } from "./outbox.js";
 import { autoGrow, enterSends, formatCost, formatInt, isSendKey } from "./ui.js";
 
 // The composer asks for a cost estimate only for long drafts, after typing pauses.
@@ -9,6 +11,9 @@ const ESTIMATE_MIN_CHARS = 2000;
 const ESTIMATE_DEBOUNCE_MS = 600;
 // Only a first message submitted moments ago belongs to a brand-new conversation.
 const NEW_DRAFT_MAX_AGE_MS = 5 * 60_000;
+// Files attached on the empty state come back after a reload for this long
+// (the server removes uploads never sent after a day).
+const NEW_FILES_MAX_AGE_MS = 12 * 3600_000;
 
 /** The empty state: a new conversation and its first message. */
 export function initNewChat() {
@@ -29,6 +34,7 @@ export function initNewChat() {
     errorBox.textContent = message;
     errorBox.hidden = !message;
   };
+  const files = newChatFiles(form, showError);
 
   area.addEventListener("input", () => {
     autoGrow(area);
@@ -42,6 +48,12 @@ export function initNewChat() {
   });
   form.addEventListener("submit", (event) => {
     const text = area.value;
+    if (files.started()) {
+      // Files were attached: the conversation exists already; its page sends the message.
+      event.preventDefault();
+      files.submit(text, maxChars);
+      return;
+    }
     if (!text.trim()) {
       event.preventDefault();
       showError("Type a message first.");
@@ -63,6 +75,99 @@ export function initNewChat() {
     const button = form.querySelector('button[type="submit"]');
     if (button) button.disabled = false;
   });
+}
+
+/**
+ * Files on the empty state. A file needs a conversation to upload into, and
+ * (as on claude.ai) one can attach before the first message: the first file
+ * makes the conversation, with the model and settings chosen so far (fixed
+ * from then on), and the first message is sent by its page, files and all.
+ */
+function newChatFiles(form, showError) {
+  const area = form.querySelector("#first-message");
+  const button = form.querySelector('button[type="submit"]');
+  const lockedNote = document.getElementById("options-locked");
+  const errorBox = () => document.getElementById("new-chat-error");
+  let created = null; // {id, url} of the conversation made for the files
+  let creating = null;
+
+  const lock = () => {
+    for (const field of form.querySelectorAll("select, #system-prompt")) {
+      if (field.tagName === "SELECT") field.disabled = true;
+      else field.readOnly = true;
+    }
+    if (lockedNote) lockedNote.hidden = false;
+  };
+  const save = () => {
+    storageSet(keys.newFiles, created ? { ...created, files: tray.serialize(), at: Date.now() } : null);
+  };
+  const conversationId = async () => {
+    if (created) return created.id;
+    if (!creating) {
+      const params = new URLSearchParams(new FormData(form));
+      params.delete("first_message");
+      creating = postForm(form.action, params)
+        .then((data) => {
+          created = { id: data.id, url: data.url };
+          lock();
+          save();
+          return created.id;
+        })
+        .finally(() => {
+          creating = null;
+        });
+    }
+    return creating;
+  };
+  const tray = new AttachmentTray({
+    urlsFrom: form,
+    conversationId,
+    onChange: () => {
+      save();
+      const blocker = tray.blocker();
+      button.classList.toggle("is-waiting", Boolean(blocker));
+      button.setAttribute("aria-disabled", String(Boolean(blocker)));
+      button.title = blocker || "Send (Enter)";
+      if (!blocker && errorBox().dataset.fromFiles) showError("");
+    },
+  });
+  tray.bind({ dropZone: document.getElementById("welcome"), pasteTarget: area });
+
+  const kept = storageGet(keys.newFiles);
+  if (kept && kept.id && kept.url && Date.now() - (kept.at || 0) < NEW_FILES_MAX_AGE_MS) {
+    created = { id: kept.id, url: kept.url };
+    lock();
+    tray.restore(kept.files || []);
+  } else if (kept) {
+    storageSet(keys.newFiles, null);
+  }
+
+  return {
+    started: () => Boolean(created) || tray.size > 0,
+    submit(text, maxChars) {
+      const blocker = tray.blocker();
+      const say = (message) => {
+        showError(message);
+        errorBox().dataset.fromFiles = blocker ? "1" : "";
+      };
+      if (blocker) return say(blocker);
+      if (!text.trim() && !tray.ready().length) return say("Type a message first.");
+      if (text.length > maxChars) {
+        return say(`That message is ${formatInt(text.length)} characters; the limit is ${formatInt(maxChars)}.`);
+      }
+      if (!created) return say("The conversation is not ready yet; try again in a moment.");
+      storageSet(keys.newDraft, {
+        text,
+        client_id: newClientId(),
+        at: Date.now(),
+        conversation_id: created.id,
+        attachments: tray.take(),
+      });
+      storageSet(keys.newFiles, null);
+      button.disabled = true;
+      window.location.assign(created.url);
+    },
+  };
 }
 
 export class Composer {
@@ -94,11 +199,20 @@ export class Composer {
     this.estimateSeq = 0;
     this.stopRequested = new Set();
     this.disabled = false;
+    this.filesKey = "";
+    this.blockerShown = false;
+    this.tray = new AttachmentTray({
+      urlsFrom: root,
+      conversationId: () => this.conversationId,
+      onChange: () => this.filesChanged(),
+    });
+    this.root = root;
   }
 
   start() {
     this.restoreDrafts();
     this.bind();
+    this.tray.bind({ dropZone: this.root, pasteTarget: this.input });
     this.update();
   }
 
@@ -111,8 +225,11 @@ export class Composer {
     // A first message typed on the empty state, for this brand-new conversation.
     let fresh = storageGet(keys.newDraft);
     if (fresh && !(Date.now() - (fresh.at || 0) < NEW_DRAFT_MAX_AGE_MS)) fresh = null;
-    if (fresh && fresh.text && this.thread.size === 0 && this.outbox.size === 0) {
-      this.outbox.add(fresh.text, fresh.client_id || newClientId());
+    // One with files names its conversation: no other page may send it.
+    if (fresh && fresh.conversation_id && fresh.conversation_id !== this.conversationId) fresh = null;
+    const freshFiles = (fresh && Array.isArray(fresh.attachments) && fresh.attachments) || [];
+    if (fresh && (fresh.text || freshFiles.length) && this.thread.size === 0 && this.outbox.size === 0) {
+      this.outbox.add(fresh.text || "", fresh.client_id || newClientId(), freshFiles);
     }
     if (fresh && this.thread.size === 0) storageSet(keys.newDraft, null);
     // Sends this page already shows were stored: they need no resend.
@@ -123,6 +240,7 @@ export class Composer {
     } else {
       const draft = storageGet(this.draftKey);
       if (draft && typeof draft.text === "string") this.input.value = draft.text;
+      if (draft && Array.isArray(draft.attachments)) this.tray.restore(draft.attachments);
     }
     autoGrow(this.input);
     this.updateCount();
@@ -136,9 +254,7 @@ export class Composer {
       this.scheduleEstimate();
       if (!this.errorBox.hidden && !this.pending) this.showError("");
       clearTimeout(draftTimer);
-      draftTimer = setTimeout(() => {
-        storageSet(this.draftKey, this.input.value ? { text: this.input.value } : null);
-      }, 300);
+      draftTimer = setTimeout(() => this.saveDraft(), 300);
     });
     this.input.addEventListener("keydown", (event) => {
       if (isSendKey(event)) {
@@ -156,10 +272,24 @@ export class Composer {
     if (!this.pending) this.input.focus({ preventScroll: true });
   }
 
+  /** The text and the files' chips, kept in the tab's session storage. */
+  saveDraft() {
+    const attachments = this.tray.serialize();
+    const text = this.input.value;
+    storageSet(this.draftKey, text || attachments.length ? { text, attachments } : null);
+  }
+
   submit() {
     if (this.pending || this.disabled) return; // one message at a time; resent until confirmed
     const text = this.input.value;
-    if (!text.trim()) {
+    // Files still uploading or checking hold the send; one that cannot be sent stops it.
+    const blocker = this.tray.blocker();
+    if (blocker) {
+      this.showError(blocker);
+      this.blockerShown = true;
+      return;
+    }
+    if (!text.trim() && !this.tray.ready().length) {
       this.input.focus();
       return;
     }
@@ -171,8 +301,10 @@ export class Composer {
     }
     this.onUserAction();
     this.showError("");
-    const entry = this.outbox.add(text, newClientId());
-    this.send({ type: "message.send", text: entry.text, client_id: entry.client_id });
+    // The chips go at once; the files travel with the send (and its resends).
+    const entry = this.outbox.add(text, newClientId(), this.tray.take());
+    this.send(sendFrame(entry));
+    this.saveDraft();
     this.update();
     this.thread.scrollToBottom(true);
   }
@@ -194,15 +326,16 @@ export class Composer {
       autoGrow(this.input);
       this.updateCount();
       this.scheduleEstimate();
-      storageSet(this.draftKey, null);
+      this.saveDraft();
     }
     this.showError("");
     this.thread.scrollToBottom(true);
   }
 
-  /** The server refused this send: nothing was stored, the text stays in the composer. */
+  /** The server refused this send: nothing was stored, the text and files stay in the composer. */
   refused(entry, message) {
     if (!this.input.value) this.input.value = entry.text;
+    if (entry.attachments) this.tray.restore(entry.attachments);
     autoGrow(this.input);
     this.showError(message || "That message could not be sent.");
     this.update();
@@ -211,6 +344,7 @@ export class Composer {
   /** Writing is over on this page (signed out, conversation deleted). */
   disable() {
     this.disabled = true;
+    this.tray.disable();
     clearTimeout(this.estimateTimer);
     this.input.disabled = true;
     this.sendButton.disabled = true;
@@ -221,6 +355,29 @@ export class Composer {
   showError(message) {
     this.errorBox.textContent = message || "";
     this.errorBox.hidden = !message;
+    this.blockerShown = false;
+  }
+
+  /** `attachment.updated`: a file of the draft moved on (or another tab's, ignored). */
+  attachmentUpdated(payload) {
+    this.tray.apply(payload);
+  }
+
+  /** The socket (re)opened: states heard of while it was down are asked for. */
+  reconnected() {
+    this.tray.refresh();
+  }
+
+  filesChanged() {
+    this.update();
+    this.saveDraft();
+    if (this.blockerShown && !this.tray.blocker()) this.showError("");
+    const key = this.tray.readyIds().join(",");
+    if (key !== this.filesKey) {
+      this.filesKey = key;
+      this.scheduleEstimate();
+    }
+    this.thread.followBottom(); // the chips change the composer's height
   }
 
   update() {
@@ -238,10 +395,16 @@ export class Composer {
       button.title = stopping ? "Stopping…" : "Stop the answer";
       button.disabled = stopping;
     } else {
-      button.setAttribute("aria-label", pending ? "Sending…" : "Send");
-      button.title = pending ? "Sending…" : "Send (Enter)";
+      // Not `disabled`: a click still says why (and the button keeps its focus).
+      const blocker = pending ? "" : this.tray.blocker();
+      button.setAttribute("aria-label", pending ? "Sending…" : blocker ? `Send: ${blocker}` : "Send");
+      button.title = pending ? "Sending…" : blocker || "Send (Enter)";
       button.disabled = false;
     }
+    const waiting = !this.disabled && !active && !pending && Boolean(this.tray.blocker());
+    button.classList.toggle("is-waiting", waiting);
+    if (waiting) button.setAttribute("aria-disabled", "true");
+    else button.removeAttribute("aria-disabled");
   }
 
   updateCount() {
@@ -256,32 +419,35 @@ export class Composer {
 
   // ---- Cost estimate and budget --------------------------------------------
 
-  /** A long draft gets the next call's estimated cost, from the free token
-   * count, once typing pauses (debounced); short drafts show nothing. */
+  /** A long draft, or one with files ready, gets the next call's estimated
+   * cost, from the free token count, once typing pauses (debounced); short
+   * drafts without files show nothing. */
   scheduleEstimate() {
     clearTimeout(this.estimateTimer);
     if (!this.estimateUrl || !this.costEstimate) return;
     const text = this.input.value;
-    if (text.trim().length < ESTIMATE_MIN_CHARS) {
+    const files = this.tray.readyIds();
+    if (text.trim().length < ESTIMATE_MIN_CHARS && !files.length) {
       this.estimateSeq += 1; // drop any answer still in flight
       this.costEstimate.hidden = true;
       return;
     }
-    this.estimateTimer = setTimeout(() => this.fetchEstimate(text), ESTIMATE_DEBOUNCE_MS);
+    this.estimateTimer = setTimeout(() => this.fetchEstimate(text, files), ESTIMATE_DEBOUNCE_MS);
   }
 
-  async fetchEstimate(text) {
+  async fetchEstimate(text, files) {
     const seq = ++this.estimateSeq;
     let data = null;
     try {
-      data = await postForm(this.estimateUrl, { text });
+      data = await postForm(this.estimateUrl, [["text", text], ...files.map((id) => ["attachments", id])]);
     } catch {
       return;
     }
     if (seq !== this.estimateSeq || !data) return; // the draft changed meanwhile
     const estimate = formatCost(data.estimated_cost_usd);
     const most = formatCost(data.max_cost_usd);
-    this.costEstimate.textContent = `≈ ${estimate} for the next message (${formatInt(data.input_tokens)} tokens in; up to ${most} with a long answer)`;
+    const withFiles = files.length ? `, with ${files.length === 1 ? "1 file" : `${files.length} files`}` : "";
+    this.costEstimate.textContent = `≈ ${estimate} for the next message (${formatInt(data.input_tokens)} tokens in${withFiles}; up to ${most} with a long answer)`;
     this.costEstimate.hidden = false;
     this.thread.followBottom(); // the composer grew: keep the last reply in view
   }

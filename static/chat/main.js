@@ -63,6 +63,7 @@ class ChatPage {
   onOpen() {
     this.thread.resumeAll();
     for (const frame of this.outbox.frames()) this.socket.send(frame);
+    this.composer.reconnected();
   }
 
   onFrame(frame) {
@@ -96,6 +97,9 @@ class ChatPage {
         break;
       case "error":
         this.onError(frame);
+        break;
+      case "attachment.updated":
+        this.composer.attachmentUpdated(frame.attachment);
         break;
       case "budget.status":
         this.composer.budget(frame);

@@ -26,8 +26,10 @@ export class Outbox {
     return this.entries.length;
   }
 
-  add(text, clientId) {
+  /** `attachments`: the ready files sent with it (as the composer showed them). */
+  add(text, clientId, attachments = []) {
     const entry = { text, client_id: clientId };
+    if (attachments.length) entry.attachments = attachments;
     this.entries.push(entry);
     this.save();
     return entry;
@@ -40,7 +42,7 @@ export class Outbox {
 
   /** The `message.send` frames to send again on a new socket, oldest first. */
   frames() {
-    return this.entries.map((e) => ({ type: "message.send", text: e.text, client_id: e.client_id }));
+    return this.entries.map((e) => sendFrame(e));
   }
 
   /**
@@ -80,4 +82,13 @@ export class Outbox {
     this.entries = this.entries.filter((e) => !isStored(e.client_id));
     if (this.entries.length !== before) this.save();
   }
+}
+
+/** The `message.send` of an entry: its files by id, when it has any. */
+export function sendFrame(entry) {
+  const frame = { type: "message.send", text: entry.text, client_id: entry.client_id };
+  if (Array.isArray(entry.attachments) && entry.attachments.length) {
+    frame.attachments = entry.attachments.map((a) => a.id);
+  }
+  return frame;
 }

@@ -4,6 +4,7 @@
 // renders it for stored messages and once, empty, into the <template> cloned
 // here; nothing here builds a message's markup.
 
+import { attachmentUrls, fileCardMeta } from "./attachments.js";
 import { copyText } from "./browser.js";
 import { enhanceProse, markdownToSafeHtml, placeCursor, sanitizeServerHtml, setProse } from "./render.js";
 import { cloneTemplateElement, flashDone, formatCost, formatInt, toast } from "./ui.js";
@@ -37,6 +38,7 @@ export class Thread {
     this.endedMessage = "";
     this.stick = true;
     this.quietTimer = 0;
+    this.urls = attachmentUrls(root);
   }
 
   start() {
@@ -103,10 +105,40 @@ export class Thread {
     if (payload.role === "user") {
       el.querySelector(".bubble").textContent = payload.text || "";
       el.dataset.clientId = payload.client_id || "";
+      this.renderFiles(el, payload.attachments);
     } else if (payload.model) {
       el.querySelector(".msg-model").textContent = payload.model;
     }
     return el;
+  }
+
+  /**
+   * A user message's files, from the templates of _message_attachment.html:
+   * a thumbnail for an image, a card (name, kind, pages) for a document; each
+   * opens the file in a new tab.
+   */
+  renderFiles(el, attachments) {
+    const box = el.querySelector(".msg-files");
+    if (!box || !Array.isArray(attachments) || !attachments.length) return;
+    for (const attachment of attachments) {
+      const image = attachment.kind === "image";
+      const card = cloneTemplateElement(image ? "tpl-msg-image" : "tpl-msg-file");
+      if (!card) continue;
+      card.href = this.urls.file(attachment.id);
+      card.title = attachment.name || "";
+      card.dataset.attachmentId = attachment.id;
+      card.dataset.kind = attachment.kind || "";
+      if (image) {
+        const img = card.querySelector("img");
+        img.src = this.urls.thumbnail(attachment.id);
+        img.alt = attachment.name || "";
+      } else {
+        card.querySelector(".msg-file-name").textContent = attachment.name || "";
+        card.querySelector(".msg-file-meta").textContent = fileCardMeta(attachment);
+      }
+      box.append(card);
+    }
+    box.hidden = false;
   }
 
   setPosition(el, position) {
