@@ -244,9 +244,11 @@ else:
         "OPTIONS": {"location": str(ATTACHMENTS_DIR), "base_url": None},
     }
 # The limits, each with why:
-# - 30 MB a file: the API takes 32 MB per request, and base64 grows a file by a third,
-#   so a bigger file could never be sent inline; the Files API takes 500 MB, but
-#   one answer over a PDF that size is past any context window anyway.
+# - 30 MB a file uploaded: the API takes 32 MB per request, so nothing bigger could
+#   ever be sent. Sent inline, base64 grows a file by a third, so the check also
+#   rejects images and PDFs over about 23.8 MB unless CLAUDE_FILES_API is on (a
+#   Files API id costs the request nothing); the Files API itself takes 500 MB,
+#   but a PDF that size is past any context window anyway.
 ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 30 * 1024 * 1024)
 # - 100 pages: the API's own limit for PDFs per request.
 ATTACHMENT_MAX_PDF_PAGES = env_int("ATTACHMENT_MAX_PDF_PAGES", 100)

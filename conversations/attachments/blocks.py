@@ -18,14 +18,13 @@ from django.conf import settings
 from django.core.files.storage import storages
 from django.utils import timezone
 
+from conversations.attachments.checks import API_MAX_REQUEST_BYTES, REQUEST_BYTES_HEADROOM
 from conversations.models import Attachment
 from infra.rows import rows_select, rows_update
 
 # The API's own limits on one request, over everything it carries (history included):
-# - 32 MB of request body; base64 makes an inline file 4/3 of its size.
-API_MAX_REQUEST_BYTES = 32_000_000
-# - what the JSON around the blocks, the roles and the escapes in texts may add.
-REQUEST_BYTES_HEADROOM = 256 * 1024
+# - 32 MB of request body (checks.py keeps the number: a single file past it is
+#   rejected when checked).
 # - 100 images (600 on the largest models; 100 holds on all). Past 20 images the
 #   API takes at most 2000 px a side: ours are at most ATTACHMENT_IMAGE_LONG_EDGE.
 API_MAX_IMAGES = 100

@@ -68,6 +68,13 @@ _CHUNK = 1 << 20
 SUPPORTED = "images (JPEG, PNG, GIF or WebP), PDFs, or text files"
 
 
+# The API's limit on one request's body, everything included (blocks.py applies
+# it to a whole send); base64 makes an inline file 4/3 of its size.
+API_MAX_REQUEST_BYTES = 32_000_000
+# What the JSON around the blocks, the roles and the escapes in texts may add.
+REQUEST_BYTES_HEADROOM = 256 * 1024
+
+
 @dataclass(frozen=True)
 class Limits:
     """The limits a check applies (from settings: ATTACHMENT_*)."""
@@ -78,6 +85,9 @@ class Limits:
     max_image_pixels: int = 8000 * 8000
     image_long_edge: int = 1568
     thumbnail_px: int = 320
+    # The largest prepared image or PDF a request can carry inline (base64), or
+    # None when files go by Files API id and the request limit does not apply.
+    max_inline_bytes: int | None = (API_MAX_REQUEST_BYTES - REQUEST_BYTES_HEADROOM) * 3 // 4
 
     @classmethod
     def from_settings(cls, settings: Any) -> Limits:
@@ -88,6 +98,9 @@ class Limits:
             max_image_pixels=settings.ATTACHMENT_MAX_IMAGE_PIXELS,
             image_long_edge=settings.ATTACHMENT_IMAGE_LONG_EDGE,
             thumbnail_px=settings.ATTACHMENT_THUMBNAIL_PX,
+            max_inline_bytes=None
+            if settings.CLAUDE_FILES_API
+            else (API_MAX_REQUEST_BYTES - REQUEST_BYTES_HEADROOM) * 3 // 4,
         )
 
 
@@ -152,9 +165,10 @@ def file_check(path: Path, *, name: str, limits: Limits, workdir: Path) -> Check
             step(candidate)
         for step in _KIND_STEPS[candidate.kind]:
             step(candidate)
+        prepared = candidate.prepared_path or candidate.path
+        _inline_size_check(candidate, prepared.stat().st_size)
     except _Reject as rejected:
         return Rejected(rejected.reason)
-    prepared = candidate.prepared_path or candidate.path
     return Prepared(
         kind=candidate.kind,
         media_type=candidate.media_type,
@@ -166,6 +180,20 @@ def file_check(path: Path, *, name: str, limits: Limits, workdir: Path) -> Check
         prepared_size=prepared.stat().st_size,
         tokens=candidate.tokens,
     )
+
+
+def _inline_size_check(c: _Candidate, prepared_size: int) -> None:
+    """A file that passes every other limit but could never be sent: base64 would
+    take it past the API's request limit (text goes as text, not base64)."""
+    if c.limits.max_inline_bytes is None or c.kind == "text":
+        return
+    if prepared_size > c.limits.max_inline_bytes:
+        raise _Reject(
+            f"This file is {_megabytes(prepared_size)}; Claude takes at most "
+            f"{_megabytes(c.limits.max_inline_bytes)} in one message here (its "
+            f"{API_MAX_REQUEST_BYTES // 1_000_000} MB request limit, after encoding). "
+            "Split it, or send a smaller copy."
+        )
 
 
 # --- Common steps -------------------------------------------------------------

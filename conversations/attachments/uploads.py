@@ -33,6 +33,7 @@ from django.utils.cache import patch_cache_control
 from PIL import Image, UnidentifiedImageError
 
 from accounts.models import User
+from conversations.attachments.relay import attachment_watch_after_commit
 from conversations.models import Attachment, Conversation
 from conversations.streaming.frames import attachment_updated
 from conversations.streaming.publisher import broadcast_after_commit
@@ -265,6 +266,7 @@ def attachment_upload(
             broadcast_after_commit(conversation.id, attachment_updated(attachment))
             attachment_id = str(attachment.id)
             transaction.on_commit(lambda: attachment_check_task.delay(attachment_id))
+            attachment_watch_after_commit(attachment.id)
     except BaseException:
         # No row points at the file: remove it now rather than leave it to a sweep.
         storage.delete(stored_name)

@@ -212,3 +212,14 @@ def test_an_8000_px_png_is_checked_in_a_child_under_300_mb(tmp_path, caplog):
     assert isinstance(result, Prepared)
     assert (result.width, result.height) == (1568, 1568)
     assert child_peak_mb < 300, child_peak_mb
+
+
+def test_a_file_too_big_to_send_inline_is_rejected_when_checked(tmp_path):
+    """Under the upload limit, over what base64 lets one request carry: it could
+    never be sent, so it is not shown as ready (with the Files API it is fine)."""
+    big = pdf_bytes(1)
+    inline_limit = len(big) - 1
+    result = check(tmp_path, "scan.pdf", big, Limits(max_inline_bytes=inline_limit))
+    assert isinstance(result, Rejected)
+    assert "in one message here" in result.reason and "32 MB request limit" in result.reason
+    assert not isinstance(check(tmp_path, "scan.pdf", big, Limits(max_inline_bytes=None)), Rejected)
