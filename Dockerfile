@@ -7,7 +7,7 @@ COPY . .
 RUN pip install --no-cache-dir -e . \
  && DJANGO_SECRET_KEY=build-only python manage.py collectstatic --noinput \
  && useradd --system --no-create-home --uid 10001 teamchat \
- && mkdir -p var && chown -R teamchat var
+ && mkdir -p var/attachments && chown -R teamchat var
 # Not root: a web process or worker that is broken into is then not root in the
 # container either (and Celery warns on every start when it runs as root).
 USER teamchat

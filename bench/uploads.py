@@ -147,6 +147,10 @@ def site_env(var_dir: Path) -> dict[str, str]:
         CHANNEL_LAYER_PREFIX="bench-uploads",
         # Every upload is one person's: room for all of them.
         ATTACHMENT_QUOTA_BYTES=str(10 * 1024**3),
+        # The 30 MB PDF is past what a request carries inline (base64): it goes
+        # by Files API id, uploaded once by the worker (to the fake's store).
+        CLAUDE_FILES_API="true",
+        FAKE_CLAUDE_FILES_DIR=str(var_dir / "fake-claude-files"),
         LOG_LEVEL="INFO",
         PYTHONUNBUFFERED="1",
     )
