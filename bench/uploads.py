@@ -298,15 +298,18 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         peaks = Peaks({name: proc.pid for name, proc in procs.items()})
         peaks.start()
         base = f"http://127.0.0.1:{port}"
-        async with httpx2.AsyncClient(
-            base_url=base, headers={"Cookie": setup["cookie"]}, timeout=300
-        ) as client:
+        # Cookies in the jar (not a fixed header), so the CSRF cookie the page sets goes back.
+        session_cookies = dict(
+            part.strip().split("=", 1) for part in setup["cookie"].split(";") if "=" in part
+        )
+        async with httpx2.AsyncClient(base_url=base, cookies=session_cookies, timeout=300) as client:
             page = await client.get(f"/c/{conversation}/")
             token = client.cookies.get("csrftoken") or re.search(
                 r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text
             ).group(1)
             headers = {"X-CSRFToken": token, "Origin": base, "Referer": f"{base}/c/{conversation}/"}
             gate = asyncio.Semaphore(args.concurrency)
+            poll_gate = asyncio.Semaphore(4)
             results: list[dict[str, Any]] = []
 
             async def one(name: str, path: Path) -> None:
@@ -326,7 +329,16 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
                     return
                 attachment_id = response.json()["id"]
                 while True:
-                    status = (await client.get(f"/attachments/{attachment_id}/")).json()
+                    # Polls share a few connections: each request in flight is a
+                    # database connection of the web process (as a browser's chips
+                    # would be, had they no socket), and 100 at once exhaust PostgreSQL's.
+                    async with poll_gate:
+                        answer = await client.get(f"/attachments/{attachment_id}/")
+                    if answer.status_code != 200:
+                        results.append({"name": name, "error": answer.status_code,
+                                        "body": answer.text[:300], "during": "status"})
+                        return
+                    status = answer.json()
                     if status["status"] != "checking":
                         break
                     await asyncio.sleep(0.1)
