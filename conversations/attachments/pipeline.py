@@ -286,11 +286,21 @@ def attachments_sweep() -> int:
 
 def attachments_unsent_remove() -> int:
     """Delete uploads never sent with a message, older than ATTACHMENT_UNSENT_KEEP_SECONDS
-    (their files go after commit: `conversations.signals`). Returns how many."""
+    (their files go after commit: `conversations.signals`). Returns how many.
+
+    The rows are chosen and locked by one statement, and deleted in the same
+    transaction: a send that links one of them first holds its row lock, so it is
+    skipped; a send that comes after waits, then finds it gone and says so. Chosen
+    in one statement and deleted in another, a draft linked in between went with
+    its file."""
     cutoff = timezone.now() - dt.timedelta(seconds=settings.ATTACHMENT_UNSENT_KEEP_SECONDS)
-    unsent = Attachment.objects.filter(message__isnull=True, created_at__lt=cutoff)
-    ids = list(unsent.values_list("id", flat=True)[:1000])
-    if not ids:
-        return 0
-    _, per_model = unsent.filter(id__in=ids).delete()
+    with transaction.atomic():
+        ids = list(
+            Attachment.objects.select_for_update(skip_locked=True)
+            .filter(message__isnull=True, created_at__lt=cutoff)
+            .values_list("id", flat=True)[:1000]
+        )
+        if not ids:
+            return 0
+        _, per_model = Attachment.objects.filter(id__in=ids).delete()
     return per_model.get(Attachment._meta.label, 0)
