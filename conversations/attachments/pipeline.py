@@ -62,7 +62,6 @@ def attachment_check(*, attachment_id: str) -> str:
     if isinstance(started, str):
         return started
     attachment = started
-    _test_hold()
     try:
         outcome = _check_run(attachment)
     except Exception:
@@ -71,17 +70,6 @@ def attachment_check(*, attachment_id: str) -> str:
         logger.exception("Checking attachment %s failed on its last attempt", attachment_id)
         outcome = checks.Rejected(CHECK_FAILED_REASON), {}
     return _check_finish(attachment_id, *outcome)
-
-
-def _test_hold() -> None:
-    """Tests only (tests/attachments/test_worker.py): hold a started check, so a test
-    can kill its worker in the middle of it. Unset everywhere else."""
-    import os
-    import time
-
-    hold = os.environ.get("ATTACHMENT_CHECK_TEST_HOLD_SECONDS")
-    if hold:
-        time.sleep(float(hold))
 
 
 def _check_start(attachment_id: str) -> Attachment | str:
