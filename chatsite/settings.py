@@ -261,6 +261,18 @@ ATTACHMENT_MAX_IMAGE_PIXELS = env_int("ATTACHMENT_MAX_IMAGE_PIXELS", 8000 * 8000
 #   so sending more costs upload time and nothing else.
 ATTACHMENT_IMAGE_LONG_EDGE = env_int("ATTACHMENT_IMAGE_LONG_EDGE", 1568)
 ATTACHMENT_THUMBNAIL_PX = env_int("ATTACHMENT_THUMBNAIL_PX", 320)
+# - 180,000 tokens of text a file (estimated at 3 bytes a token): the smallest
+#   context window of the models offered is 200,000 (claude.catalog); this leaves
+#   room for the conversation and the answer. A file past it could never be read.
+ATTACHMENT_MAX_TEXT_TOKENS = env_int("ATTACHMENT_MAX_TEXT_TOKENS", 180_000)
+# - 1.5 GB of address space for the process that checks a file (RLIMIT_AS), and
+#   60 CPU seconds (checks.CHECK_CPU_SECONDS). The largest files allowed, measured
+#   (VmPeak, CPU): 8000 x 8000 PNG 301 MB, 0.9 s; the same with alpha or as a GIF
+#   ~525 MB, 1.4 s; as a WebP 1030 MB, 4.2 s (Pillow decodes WebP to RGBA and
+#   copies it). 1.5 GB keeps that WebP 45% clear of the limit; a file past it is
+#   built to exhaust the worker (a PDF of compressed blank pages took 6.8 GB before
+#   PDFs stopped being decoded), and is rejected in plain words instead.
+ATTACHMENT_CHECK_MEMORY_BYTES = env_int("ATTACHMENT_CHECK_MEMORY_BYTES", 1536 * 1024 * 1024)
 # - 1 GB of uploads per person, counted over the files still stored.
 ATTACHMENT_QUOTA_BYTES = env_int("ATTACHMENT_QUOTA_BYTES", 1024 * 1024 * 1024)
 # - 10 files per message (a sidebar-sized review of a PR, not a bulk import).

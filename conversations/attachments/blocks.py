@@ -2,12 +2,16 @@
 request's limits, and the blocks Claude gets.
 
 Pure over rows the caller read (`conversation_attachments`, one query per send);
-only `attachment_block` touches storage, to read the prepared bytes.
+only `attachment_block` touches storage, to read the prepared bytes, and the
+request-size check, to measure a text's JSON escapes when the request might be
+near the limit.
 """
 
 from __future__ import annotations
 
 import base64
+import codecs
+import json
 import math
 import uuid
 from collections import defaultdict
@@ -18,7 +22,11 @@ from django.conf import settings
 from django.core.files.storage import storages
 from django.utils import timezone
 
-from conversations.attachments.checks import API_MAX_REQUEST_BYTES, REQUEST_BYTES_HEADROOM
+from conversations.attachments.checks import (
+    API_MAX_REQUEST_BYTES,
+    PDF_PAGE_TOKENS,
+    REQUEST_BYTES_HEADROOM,
+)
 from conversations.models import Attachment
 from infra.rows import rows_select, rows_update
 
@@ -53,9 +61,14 @@ _FIELDS = (
 
 # Conservative stand-ins for `Attachment.tokens` when the check did not record it:
 # an image at the API's ~w*h/750 (about 1,600 at most after resizing), a PDF page
-# as text plus the page's image (the API bills both), text at three characters a token.
-_TOKENS_PER_PDF_PAGE = 3_000
+# as text plus the page's image (the API bills both: checks.PDF_PAGE_TOKENS), text
+# at three bytes a token.
+_TOKENS_PER_PDF_PAGE = PDF_PAGE_TOKENS
 _IMAGE_TOKENS_AT_MOST = 1_600
+# json.dumps (ASCII out) writes a character in at most 6 bytes for each UTF-8 byte
+# it takes: \u0001 for a 1-byte control character, \uXXXX (\ud83d\ude00 for a
+# 4-byte one) for the rest. A text of n bytes is at most 6n + 2 in the request.
+_JSON_ESCAPE_FACTOR = 6
 
 
 class AttachmentRefused(Exception):
@@ -196,14 +209,29 @@ def _by_file_id(attachment: Attachment) -> bool:
     )
 
 
-def _inline_bytes(attachment: Attachment) -> int:
+def _inline_bytes(attachment: Attachment, *, text_at_most: bool = False) -> int:
     """What a file adds to the request body: base64 is 4 bytes for each 3; a text
-    file goes as it is (its escapes are inside the headroom)."""
+    file its JSON string, escapes included (newlines, quotes, control and, as
+    ASCII JSON, non-ASCII characters). With `text_at_most`, a bound that reads
+    nothing (`_JSON_ESCAPE_FACTOR`)."""
     if _by_file_id(attachment):
         return 0
     if attachment.kind == Attachment.Kind.TEXT:
-        return attachment.prepared_size
+        if text_at_most:
+            return _JSON_ESCAPE_FACTOR * attachment.prepared_size + 2
+        return _text_json_bytes(attachment)
     return 4 * math.ceil(attachment.prepared_size / 3)
+
+
+def _text_json_bytes(attachment: Attachment) -> int:
+    """len(json.dumps(text)), read a chunk at a time (escapes are per character,
+    so the chunks' lengths add up), so a text is never held whole to measure it."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    size = 2  # its quotes
+    with storages["attachments"].open(attachment.prepared_path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            size += len(json.dumps(decoder.decode(chunk))) - 2
+    return size + len(json.dumps(decoder.decode(b"", final=True))) - 2
 
 
 def request_limits_check(
@@ -236,12 +264,17 @@ def request_limits_check(
             f"these would make it {images}. Send fewer images, or start a new conversation "
             "for these files.",
         )
+    limit = API_MAX_REQUEST_BYTES - REQUEST_BYTES_HEADROOM
+    # Texts are read for their escapes only when the bound that reads nothing
+    # could pass the limit: most sends read no file here.
+    if text_bytes + sum(_inline_bytes(a, text_at_most=True) for a in every) <= limit:
+        return
     size = text_bytes + sum(_inline_bytes(a) for a in every)
-    if size > API_MAX_REQUEST_BYTES - REQUEST_BYTES_HEADROOM:
+    if size > limit:
         # Files earlier in the conversation go with every turn: a new one leaves them behind.
         where = (
             "Start a new conversation for these files, or send fewer or smaller ones."
-            if any(_inline_bytes(a) for a in earlier)
+            if any(_inline_bytes(a, text_at_most=True) for a in earlier)
             else "Send fewer or smaller files."
         )
         raise AttachmentRefused(

@@ -7,15 +7,17 @@ with a reason in plain words, which ends the chain:
 
     size -> real type (from the bytes) -> the name's extension agrees ->
     image: header limits -> decodes whole -> re-encoded, resized, thumbnail
-    pdf:   opens -> not encrypted -> page limit -> every page readable
-    text:  UTF-8 without NUL
+    pdf:   opens -> not encrypted -> page limit -> every page object resolves
+    text:  UTF-8 without NUL -> token limit
 
 `file_check_isolated` runs the same in a fresh interpreter (`python -m
 conversations.attachments.checks`), which is what the worker calls: Pillow keeps
 a decoded image in memory whole (4 bytes a pixel, 256 MB for 8000 x 8000), and a
 worker that has loaded Django is already ~150 MB; the child starts at ~15 MB,
 gives all of its memory back when it exits, can be timed out, and a decoder
-that crashes on a hostile file takes only the child with it.
+that crashes on a hostile file takes only the child with it. The child runs
+under resource limits (address space, CPU seconds): a file that needs more is
+rejected in plain words, and the worker is never the one that runs out.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import json
 import logging
 import math
 import os
+import resource
+import signal
 import subprocess
 import sys
 import time
@@ -88,6 +92,11 @@ class Limits:
     # The largest prepared image or PDF a request can carry inline (base64), or
     # None when files go by Files API id and the request limit does not apply.
     max_inline_bytes: int | None = (API_MAX_REQUEST_BYTES - REQUEST_BYTES_HEADROOM) * 3 // 4
+    # A text file's estimated tokens (TEXT_BYTES_PER_TOKEN) at most.
+    max_text_tokens: int = 180_000
+    # The checking child's address space (RLIMIT_AS; ATTACHMENT_CHECK_MEMORY_BYTES
+    # says why this much).
+    check_memory_bytes: int = 1536 * 1024 * 1024
 
     @classmethod
     def from_settings(cls, settings: Any) -> Limits:
@@ -101,6 +110,8 @@ class Limits:
             max_inline_bytes=None
             if settings.CLAUDE_FILES_API
             else (API_MAX_REQUEST_BYTES - REQUEST_BYTES_HEADROOM) * 3 // 4,
+            max_text_tokens=settings.ATTACHMENT_MAX_TEXT_TOKENS,
+            check_memory_bytes=settings.ATTACHMENT_CHECK_MEMORY_BYTES,
         )
 
 
@@ -286,7 +297,7 @@ def _image_verify(c: _Candidate) -> None:
     try:
         with _image_open(c) as image:
             image.verify()
-    except _Reject:
+    except (_Reject, MemoryError):  # out of memory is the check's limit, not damage
         raise
     except Exception:
         raise _Reject(_damaged(c)) from None
@@ -313,7 +324,7 @@ def _image_prepare(c: _Candidate) -> None:
                 image.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
             image.load()
             frame = _image_normal_mode(image, c.media_type)
-    except _Reject:
+    except (_Reject, MemoryError):  # out of memory is the check's limit, not damage
         raise
     except Exception:
         raise _Reject(_damaged(c)) from None
@@ -400,14 +411,21 @@ def _image_save(image, path: Path, media_type: str) -> None:
 
 # --- PDFs -------------------------------------------------------------------------
 
-# Claude reads each page as text and as an image of the page: the API's guide puts a
-# page at 1,500 to 3,000 tokens; an image of a page at 1568 px is ~1,600 of them.
-PDF_PAGE_IMAGE_TOKENS = 1600
+# What one PDF page costs at most, priced from its page count alone (no content
+# stream is decoded: a stream of 70 MB of spaces compresses to 68 KB, so decoding
+# to guess its text is how a 7 MB upload takes gigabytes). The API's guide puts a
+# page's text at 1,500 to 3,000 tokens and bills the page's image on top; an
+# image is at most ~1,600 tokens once scaled to its size limits. The worst case
+# of both, so the budget hold never undercounts a page.
+PDF_PAGE_TEXT_TOKENS_AT_MOST = 3_000
+PDF_PAGE_IMAGE_TOKENS = 1_600
+PDF_PAGE_TOKENS = PDF_PAGE_TEXT_TOKENS_AT_MOST + PDF_PAGE_IMAGE_TOKENS
 
 
 def _pdf_read(c: _Candidate) -> None:
-    """Opens, is not encrypted, within the page limit, and every page's content
-    can be read (a truncated file fails here, or on its missing end marker)."""
+    """Opens, is not encrypted, within the page limit, and every page object
+    resolves (a truncated file fails here, or on its missing end marker). Page
+    contents are never decoded: Claude reads the file itself."""
     import logging
 
     from pypdf import PdfReader
@@ -432,43 +450,51 @@ def _pdf_read(c: _Candidate) -> None:
             raise _Reject(damaged)
         if pages > c.limits.max_pdf_pages:
             raise _Reject(f"This PDF has {pages} pages; the limit is {c.limits.max_pdf_pages}.")
-        text_chars = 0
         for page in reader.pages:
-            contents = page.get_contents()
-            text_chars += len(contents.get_data()) // 8 if contents is not None else 0
+            page.mediabox  # noqa: B018 -- resolves the page's dictionary, decodes nothing
     except _Reject:
         raise
     except (PdfReadError, OSError, ValueError, KeyError, TypeError, AttributeError):
         raise _Reject(damaged) from None
     c.pages = pages
-    # Text tokens: a page's content stream is roughly 8 bytes per shown character
-    # (positioning operators around the text) and 4 characters a token; this is an
-    # estimate for the composer, not a bill.
-    c.tokens = pages * PDF_PAGE_IMAGE_TOKENS + text_chars // 4
+    c.tokens = pages * PDF_PAGE_TOKENS
 
 
 # --- Text -------------------------------------------------------------------------
+
+
+# Text is priced at 3 UTF-8 bytes a token, not 4 characters: the composer's
+# estimator counts 3 characters a token (usage.estimates.CHARS_PER_TOKEN), and
+# bytes are never fewer than characters, so non-Latin text (3 bytes a CJK
+# character, often a token or more each) is not undercounted either.
+TEXT_BYTES_PER_TOKEN = 3
 
 
 def _text_read(c: _Candidate) -> None:
     import codecs
 
     decoder = codecs.getincrementaldecoder("utf-8")()
-    chars = 0
     try:
         with c.path.open("rb") as file:
             while chunk := file.read(_CHUNK):
                 if b"\x00" in chunk:
                     raise _Reject(_not_text(c))
-                chars += len(decoder.decode(chunk))
-            chars += len(decoder.decode(b"", final=True))
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
     except UnicodeDecodeError:
         if c.real_type and c.real_type not in ("text/plain", "text/html", "text/xml"):
             raise _Reject(_not_text(c)) from None
         raise _Reject(
             "This text file is not in UTF-8; save it as UTF-8 and upload it again."
         ) from None
-    c.tokens = math.ceil(chars / 4)
+    c.tokens = math.ceil(c.size / TEXT_BYTES_PER_TOKEN)
+    if c.tokens > c.limits.max_text_tokens:
+        # Rounded up to thousands: "about" a number, never below the limit it passed.
+        about = math.ceil(c.tokens / 1000) * 1000
+        raise _Reject(
+            f"This text file is about {about:,} tokens; Claude reads at most "
+            f"{c.limits.max_text_tokens:,} in one message."
+        )
 
 
 def _not_text(c: _Candidate) -> str:
@@ -511,10 +537,32 @@ class CheckCrashed(Exception):
     """The checking process died or ran out of time: nothing is known of the file."""
 
 
+# CPU seconds the checking child may use: the largest image allowed takes ~1 s, a
+# 100-page PDF well under one; past this it is a file built to be slow. SIGXCPU
+# ends the child at the soft limit; the hard one, a little later, is a backstop.
+CHECK_CPU_SECONDS = 60
+# The child's exit status when it ran out of memory under its limit.
+_EXIT_OUT_OF_MEMORY = 3
+OUT_OF_MEMORY_REASON = "This file needs more memory to check than we allow."
+OUT_OF_TIME_REASON = "This file takes longer to check than we allow."
+
+
+def _child_limits(memory_bytes: int):
+    """Limits the child takes on between fork and exec, before it reads any of the
+    file: a limit set by the child itself would trust the code it runs."""
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CPU, (CHECK_CPU_SECONDS, CHECK_CPU_SECONDS + 5))
+
+    return apply
+
+
 def file_check_isolated(
     path: Path, *, name: str, limits: Limits, workdir: Path, timeout: float = 120.0
 ) -> CheckResult:
-    """`file_check` in a fresh interpreter, so its memory is given back when it ends."""
+    """`file_check` in a fresh interpreter, so its memory is given back when it ends;
+    a file that takes the child past its memory or CPU limit is rejected."""
     request = {
         "path": str(Path(path).resolve()),
         "name": name,
@@ -536,9 +584,16 @@ def file_check_isolated(
             cwd=root,
             env=env,
             check=False,
+            preexec_fn=_child_limits(limits.check_memory_bytes),  # noqa: PLW1509 -- setrlimit only
         )
     except subprocess.TimeoutExpired as expired:
         raise CheckCrashed(f"the check took longer than {timeout:g} s") from expired
+    if completed.returncode == _EXIT_OUT_OF_MEMORY:
+        logger.warning("Checking %s ran out of its %s bytes", name, limits.check_memory_bytes)
+        return Rejected(OUT_OF_MEMORY_REASON)
+    if completed.returncode == -signal.SIGXCPU:  # Python leaves SIGXCPU at its default: exit
+        logger.warning("Checking %s ran out of its %s CPU seconds", name, CHECK_CPU_SECONDS)
+        return Rejected(OUT_OF_TIME_REASON)
     if completed.returncode != 0:
         raise CheckCrashed(
             f"the check exited with {completed.returncode}: "
@@ -574,12 +629,17 @@ def result_from_json(data: dict[str, Any]) -> CheckResult:
 
 def _main() -> None:
     request = json.loads(sys.stdin.buffer.read())
-    result = file_check(
-        Path(request["path"]),
-        name=request["name"],
-        limits=Limits(**request["limits"]),
-        workdir=Path(request["workdir"]),
-    )
+    try:
+        result = file_check(
+            Path(request["path"]),
+            name=request["name"],
+            limits=Limits(**request["limits"]),
+            workdir=Path(request["workdir"]),
+        )
+    except MemoryError:
+        # Past RLIMIT_AS: the parent turns the status into a plain rejection.
+        sys.stderr.write("the check ran out of memory\n")
+        sys.exit(_EXIT_OUT_OF_MEMORY)
     sys.stdout.write(json.dumps({**result_to_json(result), "peak_rss_mb": _peak_rss_mb()}))
 
 

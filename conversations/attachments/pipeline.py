@@ -62,7 +62,6 @@ def attachment_check(*, attachment_id: str) -> str:
     if isinstance(started, str):
         return started
     attachment = started
-    _test_hold()
     try:
         outcome = _check_run(attachment)
     except Exception:
@@ -71,17 +70,6 @@ def attachment_check(*, attachment_id: str) -> str:
         logger.exception("Checking attachment %s failed on its last attempt", attachment_id)
         outcome = checks.Rejected(CHECK_FAILED_REASON), {}
     return _check_finish(attachment_id, *outcome)
-
-
-def _test_hold() -> None:
-    """Tests only (tests/attachments/test_worker.py): hold a started check, so a test
-    can kill its worker in the middle of it. Unset everywhere else."""
-    import os
-    import time
-
-    hold = os.environ.get("ATTACHMENT_CHECK_TEST_HOLD_SECONDS")
-    if hold:
-        time.sleep(float(hold))
 
 
 def _check_start(attachment_id: str) -> Attachment | str:
@@ -286,11 +274,21 @@ def attachments_sweep() -> int:
 
 def attachments_unsent_remove() -> int:
     """Delete uploads never sent with a message, older than ATTACHMENT_UNSENT_KEEP_SECONDS
-    (their files go after commit: `conversations.signals`). Returns how many."""
+    (their files go after commit: `conversations.signals`). Returns how many.
+
+    The rows are chosen and locked by one statement, and deleted in the same
+    transaction: a send that links one of them first holds its row lock, so it is
+    skipped; a send that comes after waits, then finds it gone and says so. Chosen
+    in one statement and deleted in another, a draft linked in between went with
+    its file."""
     cutoff = timezone.now() - dt.timedelta(seconds=settings.ATTACHMENT_UNSENT_KEEP_SECONDS)
-    unsent = Attachment.objects.filter(message__isnull=True, created_at__lt=cutoff)
-    ids = list(unsent.values_list("id", flat=True)[:1000])
-    if not ids:
-        return 0
-    _, per_model = unsent.filter(id__in=ids).delete()
+    with transaction.atomic():
+        ids = list(
+            Attachment.objects.select_for_update(skip_locked=True)
+            .filter(message__isnull=True, created_at__lt=cutoff)
+            .values_list("id", flat=True)[:1000]
+        )
+        if not ids:
+            return 0
+        _, per_model = Attachment.objects.filter(id__in=ids).delete()
     return per_model.get(Attachment._meta.label, 0)

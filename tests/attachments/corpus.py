@@ -62,6 +62,42 @@ def pdf_bytes(pages: int, *, password: str = "") -> bytes:
     return buffer.getvalue()
 
 
+def pdf_flate_bomb(pages: int = 100, *, page_bytes: int = 70_000_000) -> bytes:
+    """A valid PDF whose every page holds `page_bytes` of spaces, Flate-compressed
+    (about a thousand to one: 100 pages of 70 MB make a 6.8 MB file). Written by
+    hand so making it costs one compression of one page, not 7 GB of memory."""
+    packer = zlib.compressobj(9)
+    block = b" " * (1 << 20)
+    compressed = b"".join(packer.compress(block) for _ in range(page_bytes // len(block)))
+    compressed += packer.compress(b" " * (page_bytes % len(block))) + packer.flush()
+
+    out = io.BytesIO()
+    offsets: list[int] = []
+
+    def obj(body: bytes) -> None:
+        offsets.append(out.tell())
+        out.write(f"{len(offsets)} 0 obj\n".encode() + body + b"\nendobj\n")
+
+    out.write(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(pages))
+    obj(b"<< /Type /Catalog /Pages 2 0 R >>")
+    obj(f"<< /Type /Pages /Kids [{kids}] /Count {pages} >>".encode())
+    for i in range(pages):
+        obj(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {4 + 2 * i} 0 R >>".encode())
+        obj(
+            f"<< /Length {len(compressed)} /Filter /FlateDecode >>\nstream\n".encode()
+            + compressed
+            + b"\nendstream"
+        )
+    xref = out.tell()
+    out.write(f"xref\n0 {len(offsets) + 1}\n0000000000 65535 f \n".encode())
+    out.write(b"".join(f"{offset:010d} 00000 n \n".encode() for offset in offsets))
+    out.write(
+        f"trailer\n<< /Size {len(offsets) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    return out.getvalue()
+
+
 def zip_bytes() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -11,7 +11,10 @@ import pytest
 from PIL import Image
 from pypdf import PdfReader
 
+from conversations.attachments import checks
 from conversations.attachments.checks import (
+    OUT_OF_MEMORY_REASON,
+    PDF_PAGE_TOKENS,
     Limits,
     Prepared,
     Rejected,
@@ -22,6 +25,7 @@ from tests.attachments.corpus import (
     HTML,
     jpeg_with_gps,
     pdf_bytes,
+    pdf_flate_bomb,
     png_bytes,
     png_header_only,
     write,
@@ -168,7 +172,8 @@ def test_pdf_pages_are_counted_and_sent_as_uploaded(tmp_path):
     assert (result.kind, result.media_type, result.pages) == ("pdf", "application/pdf", 20)
     assert result.prepared_path is None and result.thumbnail_path is None
     assert result.prepared_size == len(data)
-    assert result.tokens >= 20 * 1600
+    # Priced from the page count alone, at the worst case of text plus page image.
+    assert result.tokens == 20 * PDF_PAGE_TOKENS == 20 * (3_000 + 1_600)
     assert len(PdfReader(io.BytesIO(data)).pages) == 20
 
 
@@ -186,7 +191,26 @@ def test_utf8_text_is_accepted(tmp_path, name, media_type):
     result = check(tmp_path, name, text.encode())
     assert isinstance(result, Prepared)
     assert (result.kind, result.media_type, result.prepared_path) == ("text", media_type, None)
-    assert result.tokens == -(-len(text) // 4)
+    # Three UTF-8 bytes a token: never fewer than the composer's 3 characters a token.
+    assert result.tokens == -(-len(text.encode()) // 3)
+    assert result.tokens >= -(-len(text) // 3)
+
+
+def test_text_past_the_token_limit_is_rejected_in_plain_words(tmp_path):
+    limits = Limits(max_text_tokens=1_000)
+    assert isinstance(check(tmp_path, "a.txt", b"x" * 3_000, limits), Prepared)
+    assert check(tmp_path, "a.txt", b"x" * 3_003, limits) == Rejected(
+        "This text file is about 2,000 tokens; Claude reads at most 1,000 in one message."
+    )
+
+
+def test_a_30_mb_text_file_is_never_shown_ready(tmp_path):
+    """About 10 million tokens: past every model's context window, so it is refused
+    when checked rather than at send, where nothing could be done about it."""
+    result = check(tmp_path, "dump.log", b"line of log\n" * (30 * 1024 * 1024 // 12))
+    assert result == Rejected(
+        "This text file is about 10,486,000 tokens; Claude reads at most 180,000 in one message."
+    )
 
 
 def test_a_pasted_image_without_an_extension_goes_by_its_bytes(tmp_path):
@@ -194,24 +218,77 @@ def test_a_pasted_image_without_an_extension_goes_by_its_bytes(tmp_path):
     assert (result.kind, result.media_type) == ("image", "image/png")
 
 
-def test_an_8000_px_png_is_checked_in_a_child_under_300_mb(tmp_path, caplog):
-    """The worker's own memory does not grow: the decode happens in a child process
-    whose peak stays under 300 MB for the largest image allowed."""
+@pytest.fixture(scope="module")
+def big_png(tmp_path_factory):
+    """The largest image allowed: 8000 x 8000 pixels."""
     from PIL import ImageDraw
 
     image = Image.new("RGB", (8000, 8000), (240, 240, 255))
     draw = ImageDraw.Draw(image)
     for i in range(0, 8000, 400):
         draw.line([(0, i), (8000, 8000 - i)], fill=(i % 255, 90, 200), width=5)
-    source = tmp_path / "big.png"
+    source = tmp_path_factory.mktemp("big") / "big.png"
     image.save(source, "PNG", compress_level=1)
-    del image, draw
+    return source
+
+
+def _child_peak_mb(caplog) -> int:
+    return int(re.search(r"peak memory was (\d+) MB", caplog.text).group(1))
+
+
+def test_an_8000_px_png_is_checked_in_a_child_under_300_mb(tmp_path, caplog, big_png):
+    """The worker's own memory does not grow: the decode happens in a child process
+    whose peak stays under 300 MB for the largest image allowed (and the child's
+    memory limit leaves it room)."""
     with caplog.at_level(logging.INFO, logger="conversations.attachments.checks"):
-        result = file_check_isolated(source, name="poster.png", limits=LIMITS, workdir=tmp_path)
-    child_peak_mb = int(re.search(r"peak memory was (\d+) MB", caplog.text).group(1))
+        result = file_check_isolated(big_png, name="poster.png", limits=LIMITS, workdir=tmp_path)
     assert isinstance(result, Prepared)
     assert (result.width, result.height) == (1568, 1568)
-    assert child_peak_mb < 300, child_peak_mb
+    assert _child_peak_mb(caplog) < 300, _child_peak_mb(caplog)
+
+
+def test_a_check_past_its_memory_limit_is_rejected_in_plain_words(tmp_path, big_png):
+    """The child may not take the worker's host down: past its address-space limit
+    the file is rejected, not retried, and nothing is prepared."""
+    out = tmp_path / "out"
+    out.mkdir()
+    tight = Limits(check_memory_bytes=200 * 1024 * 1024)  # the decode alone is 192 MB
+    result = file_check_isolated(big_png, name="poster.png", limits=tight, workdir=out)
+    assert result == Rejected(OUT_OF_MEMORY_REASON)
+    assert OUT_OF_MEMORY_REASON == "This file needs more memory to check than we allow."
+    assert not list(out.iterdir())
+
+
+def test_the_check_child_runs_under_memory_and_cpu_limits():
+    import subprocess
+    import sys
+
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import resource as r; print(r.getrlimit(r.RLIMIT_AS)[0], r.getrlimit(r.RLIMIT_CPU)[0])",
+        ],
+        preexec_fn=checks._child_limits(LIMITS.check_memory_bytes),  # noqa: PLW1509
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout.split()
+    assert [int(n) for n in shown] == [1536 * 1024 * 1024, checks.CHECK_CPU_SECONDS]
+
+
+def test_a_pdf_of_compressed_blank_pages_is_priced_by_its_pages_not_decoded(tmp_path, caplog):
+    """100 pages of 70 MB of spaces each, compressed to 6.8 MB: decoding its pages
+    took the child to 6.8 GB and priced it at 218 million tokens. It is counted,
+    never decoded: ready, at the per-page worst case, in little memory."""
+    source = write(tmp_path, "bomb.pdf", pdf_flate_bomb(100))
+    assert source.stat().st_size < 8 * 1024 * 1024
+    with caplog.at_level(logging.INFO, logger="conversations.attachments.checks"):
+        result = file_check_isolated(source, name="bomb.pdf", limits=LIMITS, workdir=tmp_path)
+    assert isinstance(result, Prepared), result
+    assert (result.kind, result.pages) == ("pdf", 100)
+    assert result.tokens == 100 * PDF_PAGE_TOKENS
+    assert _child_peak_mb(caplog) < 150, _child_peak_mb(caplog)
 
 
 def test_a_file_too_big_to_send_inline_is_rejected_when_checked(tmp_path):

@@ -157,6 +157,55 @@ def test_uploads_never_sent_are_removed_with_their_files(
     assert {sent.original_path, recent.original_path} <= all_stored_names()
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.real_backends
+def test_a_draft_being_sent_while_the_cleanup_runs_keeps_its_file(upload, settings, alice):
+    """A day-old draft that a send is linking (its row locked, not yet committed)
+    when the hourly cleanup runs: the cleanup leaves it, and the message keeps
+    its file. On PostgreSQL the cleanup must skip the locked row, not wait on it
+    and delete it once the send commits."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from conversations import services
+    from conversations.attachments import blocks
+
+    draft = upload("old.txt", b"kept\n")
+    pipeline.attachment_check(attachment_id=str(draft.id))
+    old = timezone.now() - dt.timedelta(seconds=settings.ATTACHMENT_UNSENT_KEEP_SECONDS + 60)
+    Attachment.objects.filter(id=draft.id).update(created_at=old)
+    message = services.message_send(
+        conversation=draft.conversation, author=alice, text="hi", client_id="c1"
+    ).user_message
+    draft.refresh_from_db()
+    linked, release = threading.Event(), threading.Event()
+
+    def send() -> None:
+        try:
+            with transaction.atomic():
+                blocks.attachments_link(files=[draft], message_id=message.id, author_id=alice.pk)
+                linked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        assert linked.wait(10)
+        # The send commits a moment after the cleanup started, whatever it does.
+        threading.Timer(1.0, release.set).start()
+        removed = pipeline.attachments_unsent_remove()
+    finally:
+        release.set()
+        sender.join()
+    assert removed == 0
+    kept = Attachment.objects.get(id=draft.id)
+    assert kept.message_id == message.id
+    assert pipeline.attachment_storage().exists(kept.original_path)
+
+
 def test_deleting_a_conversation_deletes_its_files(
     upload, make_conversation, django_capture_on_commit_callbacks
 ):

@@ -516,6 +516,22 @@ async def test_a_request_over_32_mb_after_base64_or_over_the_image_count_is_refu
     assert await message_count(conversation) == 0
 
 
+@pytest.mark.django_db
+def test_a_texts_json_escapes_count_in_the_request_size(alice, make_conversation, monkeypatch):
+    """A text goes as a JSON string: 100,000 quotes are 200,000 bytes of request,
+    not 100,000. With room for 150,000, the quotes are refused, the same size of
+    plain letters is not."""
+    conversation = make_conversation()
+    monkeypatch.setattr(blocks, "API_MAX_REQUEST_BYTES", blocks.REQUEST_BYTES_HEADROOM + 150_000)
+    quotes = make_attachment(conversation, alice, "text/plain", data=b'"' * 100_000)
+    letters = make_attachment(conversation, alice, "text/plain", data=b"a" * 100_000)
+    with pytest.raises(blocks.AttachmentRefused) as refusal:
+        blocks.request_limits_check(earlier=[], new=[quotes], text_bytes=0)
+    assert refusal.value.code == "attachment_limit"
+    assert "would be 0.2 MB" in refusal.value.message
+    blocks.request_limits_check(earlier=[], new=[letters], text_bytes=0)
+
+
 # --- the history, the hold and the estimate -----------------------------------
 
 

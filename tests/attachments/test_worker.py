@@ -77,15 +77,19 @@ def site(settings, tmp_path):
     )
     workers: list[subprocess.Popen] = []
 
-    def start_worker(**extra_env: str) -> subprocess.Popen:
+    def start_worker(*, hold_seconds: float = 0) -> subprocess.Popen:
+        """A worker process; with `hold_seconds`, one whose checks hold that long
+        once started (tests/attachments/slow_worker.py)."""
         log = (tmp_path / f"worker-{len(workers)}.log").open("w")
+        command = (
+            ["-m", "tests.attachments.slow_worker", str(hold_seconds)]
+            if hold_seconds
+            else ["-m", "celery", "-A", "chatsite"]
+        )
         process = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "chatsite",
+                *command,
                 "worker",
                 "-P",
                 "solo",
@@ -97,7 +101,7 @@ def site(settings, tmp_path):
                 "--without-heartbeat",
             ],
             cwd=ROOT,
-            env={**env, **extra_env},
+            env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: a kill takes all of it
@@ -145,7 +149,7 @@ def test_a_real_worker_checks_an_upload(upload, site):
 
 
 def test_a_worker_killed_mid_check_leaves_the_file_to_end_ready(upload, site, settings):
-    killed = site(ATTACHMENT_CHECK_TEST_HOLD_SECONDS="60")
+    killed = site(hold_seconds=60)
     attachment = upload("photo.jpg", jpeg_with_gps((2400, 1600)))
     attachment_check_task.delay(str(attachment.id))
     _wait_for(
