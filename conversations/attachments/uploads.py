@@ -35,7 +35,7 @@ from PIL import Image, UnidentifiedImageError
 from accounts.models import User
 from conversations.attachments.relay import attachment_watch_after_commit
 from conversations.models import Attachment, Conversation
-from conversations.streaming.frames import attachment_updated
+from conversations.streaming.frames import attachment_deleted, attachment_updated
 from conversations.streaming.publisher import broadcast_after_commit
 from conversations.tasks import attachment_check_task
 
@@ -276,7 +276,8 @@ def attachment_upload(
 
 def attachment_discard(*, attachment: Attachment, user: User) -> None:
     """Remove an attachment that was never sent (the composer's × on a chip):
-    only by the person who uploaded it. Its files go after commit.
+    only by the person who uploaded it. Its files go after commit, and the
+    conversation's sockets hear `attachment.deleted`.
 
     `attachment` was authorised by the caller (`selectors.attachment_for_user`).
     The row is locked first: a send taking it at the same time either wins
@@ -300,6 +301,8 @@ def attachment_discard(*, attachment: Attachment, user: User) -> None:
         ]
         locked.delete()
         transaction.on_commit(lambda: _files_delete(paths))
+        # The person's other tabs show the chip too: a send from one of them would fail on it.
+        broadcast_after_commit(locked.conversation_id, attachment_deleted(attachment.id))
 
 
 def _files_delete(paths: list[str]) -> None:

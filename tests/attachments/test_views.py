@@ -648,3 +648,35 @@ async def test_upload_reaches_every_open_socket_of_the_conversation(
         assert await tab.receive_nothing(timeout=0.2)
     assert await elsewhere.receive_nothing(timeout=0.2)
     assert enqueued == [attachment_id]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.real_backends
+async def test_a_removal_reaches_every_open_socket_of_the_conversation(
+    alice, bob, make_conversation, socket_for, enqueued
+):
+    """alice removes a chip in one tab: both her tabs get `attachment.deleted`
+    (the other drops its chip rather than send a file that is gone); bob's socket
+    on his own conversation hears nothing, and a refused removal sends nothing."""
+    conversation = await sync_to_async(make_conversation)()
+    bobs = await sync_to_async(make_conversation)(bob)
+    attachment = await sync_to_async(attachment_ready)(conversation)
+    tab_one, connected_one = await socket_for(alice, conversation.id)
+    tab_two, connected_two = await socket_for(alice, conversation.id)
+    elsewhere, connected_elsewhere = await socket_for(bob, bobs.id)
+    assert connected_one and connected_two and connected_elsewhere
+
+    client = Client()
+    await sync_to_async(client.force_login)(alice)
+    response = await sync_to_async(client.delete)(f"/attachments/{attachment.id}/")
+    assert response.status_code == 200
+
+    for tab in (tab_one, tab_two):
+        frame = json.loads(await tab.receive_from(timeout=5))
+        assert frame == {"type": "attachment.deleted", "attachment_id": str(attachment.id)}
+        assert await tab.receive_nothing(timeout=0.2)
+    assert await elsewhere.receive_nothing(timeout=0.2)
+
+    again = await sync_to_async(client.delete)(f"/attachments/{attachment.id}/")
+    assert again.status_code == 404
+    assert await tab_one.receive_nothing(timeout=0.3)
