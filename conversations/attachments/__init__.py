@@ -3,6 +3,9 @@
 - `uploads`: the upload request's side. Cleans the name, checks the size and
   the person's quota, streams the bytes to the attachments storage under a
   random name, creates the row as checking and enqueues the check after commit.
+- `upload_gate`: the ASGI middleware in front of Django that refuses an upload
+  from its headers (signed out, no length, past the limit) before its body is
+  read, and cuts a body that passes the limit while it streams.
 - `checks`: pure functions over bytes on disk (no models): the real type from
   the bytes, the limits, the prepared file and thumbnail.
 - `pipeline`: the worker's side. `attachment_check` (idempotent; a deleted

@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from conversations.attachments import checks
 from conversations.models import Attachment
-from conversations.streaming.frames import attachment_updated
+from conversations.streaming.frames import attachment_deleted, attachment_updated
 from conversations.streaming.publisher import broadcast_after_commit
 
 logger = logging.getLogger(__name__)
@@ -283,12 +283,22 @@ def attachments_unsent_remove() -> int:
     its file."""
     cutoff = timezone.now() - dt.timedelta(seconds=settings.ATTACHMENT_UNSENT_KEEP_SECONDS)
     with transaction.atomic():
-        ids = list(
+        conversation_of = dict(
             Attachment.objects.select_for_update(skip_locked=True)
             .filter(message__isnull=True, created_at__lt=cutoff)
-            .values_list("id", flat=True)[:1000]
+            .values_list("id", "conversation_id")[:1000]
         )
-        if not ids:
+        if not conversation_of:
             return 0
-        _, per_model = Attachment.objects.filter(id__in=ids).delete()
+        _, per_model = Attachment.objects.filter(id__in=conversation_of).delete()
+        _removals_announce(conversation_of)
     return per_model.get(Attachment._meta.label, 0)
+
+
+def _removals_announce(conversation_of: dict[uuid.UUID, uuid.UUID]) -> None:
+    """`attachment.deleted`, after commit, to the conversation of each of these
+    attachments that is gone now; one sent meanwhile (so kept) is not announced."""
+    kept = set(Attachment.objects.filter(id__in=conversation_of).values_list("id", flat=True))
+    for attachment_id, conversation_id in conversation_of.items():
+        if attachment_id not in kept:
+            broadcast_after_commit(conversation_id, attachment_deleted(attachment_id))

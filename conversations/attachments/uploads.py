@@ -35,7 +35,7 @@ from PIL import Image, UnidentifiedImageError
 from accounts.models import User
 from conversations.attachments.relay import attachment_watch_after_commit
 from conversations.models import Attachment, Conversation
-from conversations.streaming.frames import attachment_updated
+from conversations.streaming.frames import attachment_deleted, attachment_updated
 from conversations.streaming.publisher import broadcast_after_commit
 from conversations.tasks import attachment_check_task
 
@@ -92,7 +92,14 @@ def _size_words(size: int) -> str:
     return filesizeformat(size).replace("\xa0", " ")
 
 
-def _too_large(size: int | None = None) -> AttachmentRefused:
+def attachment_request_max_bytes() -> int:
+    """The largest upload request body: the file limit plus the multipart framing.
+    Nothing else on the site takes a bigger body (the web process refuses any
+    past it: `chatsite.web`)."""
+    return settings.ATTACHMENT_MAX_BYTES + MULTIPART_OVERHEAD_BYTES
+
+
+def attachment_too_large(size: int | None = None) -> AttachmentRefused:
     limit = _size_words(settings.ATTACHMENT_MAX_BYTES)
     if size is None:
         message = f"This file is over the {limit} limit."
@@ -143,9 +150,9 @@ def attachment_upload_read(request: HttpRequest) -> UploadedFile:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
-    if declared > settings.ATTACHMENT_MAX_BYTES + MULTIPART_OVERHEAD_BYTES:
+    if declared > attachment_request_max_bytes():
         # Refused on the header alone: the body is never parsed.
-        raise _too_large(declared)
+        raise attachment_too_large(declared)
     if not request.content_type.startswith("multipart/form-data"):
         raise AttachmentRefused(
             "not_multipart", "Send the file as multipart/form-data in the field `file`."
@@ -161,7 +168,7 @@ def attachment_upload_read(request: HttpRequest) -> UploadedFile:
     except Exception as exc:  # a malformed multipart body (MultiPartParserError, too many parts)
         raise AttachmentRefused("bad_upload", "The upload could not be read; try again.") from exc
     if limit.exceeded:
-        raise _too_large()
+        raise attachment_too_large()
     if not files:
         raise AttachmentRefused(
             "missing_file", "No file was sent: the field `file` is missing or has no file name."
@@ -242,7 +249,7 @@ def attachment_upload(
         )
     size = uploaded_file.size or 0
     if size > settings.ATTACHMENT_MAX_BYTES:
-        raise _too_large(size)
+        raise attachment_too_large(size)
     name = attachment_name_clean(uploaded_file.name or "")
     # Refuse before storing anything when the quota is plainly full; checked
     # again under the person's row lock below, where it counts.
@@ -276,7 +283,8 @@ def attachment_upload(
 
 def attachment_discard(*, attachment: Attachment, user: User) -> None:
     """Remove an attachment that was never sent (the composer's × on a chip):
-    only by the person who uploaded it. Its files go after commit.
+    only by the person who uploaded it. Its files go after commit, and the
+    conversation's sockets hear `attachment.deleted`.
 
     `attachment` was authorised by the caller (`selectors.attachment_for_user`).
     The row is locked first: a send taking it at the same time either wins
@@ -300,6 +308,8 @@ def attachment_discard(*, attachment: Attachment, user: User) -> None:
         ]
         locked.delete()
         transaction.on_commit(lambda: _files_delete(paths))
+        # The person's other tabs show the chip too: a send from one of them would fail on it.
+        broadcast_after_commit(locked.conversation_id, attachment_deleted(attachment.id))
 
 
 def _files_delete(paths: list[str]) -> None:

@@ -136,6 +136,13 @@ class AttachmentUpdated(TypedDict):
     attachment: AttachmentPayload
 
 
+class AttachmentDeleted(TypedDict):
+    """An unsent upload was removed (from the composer, or swept): every tab drops its chip."""
+
+    type: Literal["attachment.deleted"]
+    attachment_id: str
+
+
 class ErrorFrame(TypedDict):
     type: Literal["error"]
     code: str
@@ -193,6 +200,10 @@ def attachment_payload(attachment: Attachment) -> AttachmentPayload:
 
 def attachment_updated(attachment: Attachment) -> AttachmentUpdated:
     return {"type": "attachment.updated", "attachment": attachment_payload(attachment)}
+
+
+def attachment_deleted(attachment_id: uuid.UUID | str) -> AttachmentDeleted:
+    return {"type": "attachment.deleted", "attachment_id": str(attachment_id)}
 
 
 def message_created(message: Message) -> MessageCreated:

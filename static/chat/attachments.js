@@ -5,7 +5,8 @@
 // A chip's states: uploading (a progress bar), checking (the server has it; a
 // worker is checking it), ready (a thumbnail, a page count or a size), and
 // rejected (the server's reason, or why the upload failed). `attachment.updated`
-// frames move them on; they are at most once, and the empty state has no
+// frames move them on, `attachment.deleted` takes one away (removed in another
+// tab, or swept); they are at most once, and the empty state has no
 // socket at all, so a chip still checking also asks the server now and then.
 // A chip's markup is templates/conversations/_attachment_chip.html; names go in
 // as text only.
@@ -293,6 +294,17 @@ export class AttachmentTray {
     this.drop(item);
     this.announce(`${item.name} removed.`);
     if (focusNext) (next ? next.el.querySelector(".chip-remove") : document.querySelector(".composer-box textarea"))?.focus();
+    this.changed();
+  }
+
+  /** `attachment.deleted`: the server removed it (another tab's ×, or the sweep); the chip goes quietly. */
+  forget(id) {
+    if (!id) return;
+    this.early.delete(id);
+    const item = this.items.find((i) => i.id === id);
+    if (!item) return;
+    this.drop(item);
+    this.announce(`${item.name} was removed.`);
     this.changed();
   }
 

@@ -363,6 +363,11 @@ export class Composer {
     this.tray.apply(payload);
   }
 
+  /** `attachment.deleted`: a file of the draft was removed (in another tab, or swept). */
+  attachmentDeleted(id) {
+    this.tray.forget(id);
+  }
+
   /** The socket (re)opened: states heard of while it was down are asked for. */
   reconnected() {
     this.tray.refresh();

@@ -101,6 +101,10 @@ class ChatPage {
       case "attachment.updated":
         this.composer.attachmentUpdated(frame.attachment);
         break;
+      case "attachment.deleted":
+        this.composer.attachmentDeleted(frame.attachment_id);
+        this.thread.attachmentDeleted(frame.attachment_id);
+        break;
       case "budget.status":
         this.composer.budget(frame);
         break;

@@ -141,6 +141,16 @@ export class Thread {
     box.hidden = false;
   }
 
+  /** `attachment.deleted`: its card goes, should the thread ever show one (only unsent files are deleted alone). */
+  attachmentDeleted(id) {
+    if (!id || !this.list) return;
+    for (const card of this.list.querySelectorAll(`[data-attachment-id="${CSS.escape(id)}"]`)) {
+      const box = card.closest(".msg-files");
+      card.remove();
+      if (box && !box.children.length) box.hidden = true;
+    }
+  }
+
   setPosition(el, position) {
     if (position === undefined || position === null || position === "") el.removeAttribute("data-position");
     else el.dataset.position = String(position);

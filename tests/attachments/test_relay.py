@@ -69,3 +69,33 @@ async def test_with_a_shared_channel_layer_nothing_is_watched(upload, settings):
     attachment = await sync_to_async(upload)("notes.txt", b"hello\n")
     await _upload_committed(attachment.id)
     assert not relay._watches
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_sweep_of_unsent_uploads_tells_the_conversations_sockets(
+    alice, upload, socket_for, settings
+):
+    """An upload never sent, swept after ATTACHMENT_UNSENT_KEEP_SECONDS: an open tab
+    hears `attachment.deleted` for it and for nothing that was kept."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from conversations.attachments import pipeline
+
+    old = timezone.now() - dt.timedelta(seconds=settings.ATTACHMENT_UNSENT_KEEP_SECONDS + 60)
+    swept = await sync_to_async(upload)("old.txt", b"old\n")
+    recent = await sync_to_async(upload)(
+        "recent.txt", b"recent\n", conversation=await sync_to_async(lambda: swept.conversation)()
+    )
+    await sync_to_async(Attachment.objects.filter(id=swept.id).update)(created_at=old)
+    socket, connected = await socket_for(alice, swept.conversation_id)
+    assert connected
+
+    assert await sync_to_async(pipeline.attachments_unsent_remove)() == 1
+    frames = await receive_frames(
+        socket, until=lambda f: f["type"] == "attachment.deleted", timeout=5
+    )
+    assert frames[-1] == {"type": "attachment.deleted", "attachment_id": str(swept.id)}
+    assert await socket.receive_nothing(timeout=0.3)
+    assert await sync_to_async(Attachment.objects.filter(id=recent.id).exists)()

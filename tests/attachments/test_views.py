@@ -3,6 +3,7 @@ may reach it, the file's headers, and what an upload tells open sockets."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import uuid
@@ -11,6 +12,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.conf import settings as django_settings
+from django.contrib.sessions.models import Session
 from django.core.files.storage import storages
 from django.middleware.csrf import _get_new_csrf_string
 from django.test import Client
@@ -591,18 +593,141 @@ async def test_asgi_upload_whose_content_length_lies_is_413_while_streaming(
     assert stored_names() == [] and enqueued == []
 
 
+class RecordingBody:
+    """The `receive` of one request whose body is `chunks`: records how many body
+    chunks the application pulled, and then says the client is waiting."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+        self.pulled = 0
+        self.pulled_bytes = 0
+
+    async def __call__(self):
+        if self.pulled < len(self.chunks):
+            chunk = self.chunks[self.pulled]
+            self.pulled += 1
+            self.pulled_bytes += len(chunk)
+            return {
+                "type": "http.request",
+                "body": chunk,
+                "more_body": self.pulled < len(self.chunks),
+            }
+        await asyncio.Event().wait()  # the client sent everything: wait until cancelled
+
+
+async def asgi_call(path: str, body: RecordingBody, headers: list[tuple[bytes, bytes]]):
+    """One POST through `chatsite.asgi.application`, as daphne calls it; (status,
+    headers, body of the answer)."""
+    from chatsite.asgi import application
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"localhost"), *headers],
+        "client": ("127.0.0.1", 50000),
+        "server": ("localhost", 80),
+    }
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    await asyncio.wait_for(application(scope, body, send), 20)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    answer = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], dict(start["headers"]), answer
+
+
+TEN_GB = str(10 * 1024**3).encode()
+
+
 @pytest.mark.django_db(transaction=True)
-async def test_asgi_chunked_upload_without_a_length_stores_nothing(
+@pytest.mark.parametrize("cookie", [None, "sessionid=not-a-session", "expired"])
+async def test_asgi_anonymous_upload_is_sent_to_sign_in_before_its_body_is_read(
+    alice, make_conversation, enqueued, cookie
+):
+    """No cookie, a made-up session, a session ended by signing out: 302 to sign
+    in (as the view answers), and not one body chunk pulled, whatever its size."""
+    conversation = await sync_to_async(make_conversation)()
+    headers = [(b"content-type", b"multipart/form-data; boundary=x"), (b"content-length", TEN_GB)]
+    if cookie == "expired":
+        signed_in = await signed_in_headers(alice, csrf=False)
+        headers += [h for h in signed_in if h[0] == b"cookie"]
+        await sync_to_async(Session.objects.all().delete)()  # signed out everywhere
+    elif cookie:
+        headers.append((b"cookie", cookie.encode()))
+    body = RecordingBody(in_chunks(b"\0" * (4 * 64 * 1024)))
+    status, answer_headers, _ = await asgi_call(upload_url(conversation), body, headers)
+    assert status == 302
+    assert (
+        answer_headers[b"location"].decode() == f"/accounts/login/?next={upload_url(conversation)}"
+    )
+    assert body.pulled == 0
+    assert not await sync_to_async(Attachment.objects.exists)() and enqueued == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_asgi_upload_over_the_limit_by_its_length_is_413_before_its_body_is_read(
     alice, make_conversation, enqueued, small_limit
 ):
-    """Without a Content-Length (chunked transfer) Django reads no form at all:
-    refused as having no file, and nothing is stored, however long it was."""
     conversation = await sync_to_async(make_conversation)()
-    body, content_type = multipart("big.bin", b"\0" * (3 * small_limit))
+    headers = await signed_in_headers(alice)
+    headers += [(b"content-type", b"multipart/form-data; boundary=x"), (b"content-length", TEN_GB)]
+    body = RecordingBody(in_chunks(b"\0" * (4 * 64 * 1024)))
+    status, _, answer = await asgi_call(upload_url(conversation), body, headers)
+    assert status == 413
+    assert json.loads(answer) == {
+        "error": "This file is 10.0 GB; the limit is 1.0 MB.",
+        "code": "file_too_large",
+    }
+    assert body.pulled == 0
+    assert not await sync_to_async(Attachment.objects.exists)() and enqueued == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_asgi_upload_without_a_length_is_411_before_its_body_is_read(
+    alice, make_conversation, enqueued, small_limit
+):
+    """A chunked body (no Content-Length) could be endless: refused with a reason
+    before any of it is read; browsers always send the length with a file."""
+    conversation = await sync_to_async(make_conversation)()
+    body_bytes, content_type = multipart("big.bin", b"\0" * (3 * small_limit))
     headers = await signed_in_headers(alice)
     headers += [(b"content-type", content_type.encode())]
-    status, _, answer = await asgi_post(upload_url(conversation), in_chunks(body), headers)
-    assert status == 400 and json.loads(answer)["code"] == "missing_file"
+    body = RecordingBody(in_chunks(body_bytes))
+    status, _, answer = await asgi_call(upload_url(conversation), body, headers)
+    assert status == 411
+    assert json.loads(answer) == {
+        "error": "The upload must say its size (a Content-Length header); "
+        "a browser sends one with every file.",
+        "code": "length_required",
+    }
+    assert body.pulled == 0
+    assert stored_names() == [] and enqueued == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_asgi_upload_whose_body_passes_the_limit_stops_being_read_there(
+    alice, make_conversation, enqueued, small_limit
+):
+    """The body claims 2,000 bytes and carries 5 MB: it is read only up to the
+    limit (plus a chunk), then refused with 413."""
+    conversation = await sync_to_async(make_conversation)()
+    body_bytes, content_type = multipart("big.bin", b"\0" * (5 * small_limit))
+    headers = await signed_in_headers(alice)
+    headers += [(b"content-type", content_type.encode()), (b"content-length", b"2000")]
+    body = RecordingBody(in_chunks(body_bytes))
+    status, _, answer = await asgi_call(upload_url(conversation), body, headers)
+    assert status == 413 and json.loads(answer)["code"] == "file_too_large"
+    assert body.pulled_bytes <= small_limit + 64 * 1024 + 64 * 1024
+    assert body.pulled < len(body.chunks)
     assert stored_names() == [] and enqueued == []
 
 
@@ -648,3 +773,35 @@ async def test_upload_reaches_every_open_socket_of_the_conversation(
         assert await tab.receive_nothing(timeout=0.2)
     assert await elsewhere.receive_nothing(timeout=0.2)
     assert enqueued == [attachment_id]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.real_backends
+async def test_a_removal_reaches_every_open_socket_of_the_conversation(
+    alice, bob, make_conversation, socket_for, enqueued
+):
+    """alice removes a chip in one tab: both her tabs get `attachment.deleted`
+    (the other drops its chip rather than send a file that is gone); bob's socket
+    on his own conversation hears nothing, and a refused removal sends nothing."""
+    conversation = await sync_to_async(make_conversation)()
+    bobs = await sync_to_async(make_conversation)(bob)
+    attachment = await sync_to_async(attachment_ready)(conversation)
+    tab_one, connected_one = await socket_for(alice, conversation.id)
+    tab_two, connected_two = await socket_for(alice, conversation.id)
+    elsewhere, connected_elsewhere = await socket_for(bob, bobs.id)
+    assert connected_one and connected_two and connected_elsewhere
+
+    client = Client()
+    await sync_to_async(client.force_login)(alice)
+    response = await sync_to_async(client.delete)(f"/attachments/{attachment.id}/")
+    assert response.status_code == 200
+
+    for tab in (tab_one, tab_two):
+        frame = json.loads(await tab.receive_from(timeout=5))
+        assert frame == {"type": "attachment.deleted", "attachment_id": str(attachment.id)}
+        assert await tab.receive_nothing(timeout=0.2)
+    assert await elsewhere.receive_nothing(timeout=0.2)
+
+    again = await sync_to_async(client.delete)(f"/attachments/{attachment.id}/")
+    assert again.status_code == 404
+    assert await tab_one.receive_nothing(timeout=0.3)
