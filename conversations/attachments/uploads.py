@@ -344,7 +344,8 @@ def _image_type(handle: Any) -> str:
 
 def _served(response: FileResponse) -> FileResponse:
     # The file is data, never a page: no type guessing, no scripts, no plugins,
-    # no same-origin access even when a browser shows it in place.
+    # no same-origin access even when a browser shows it in place. PDFs too:
+    # Chromium's PDF viewer still draws a sandboxed PDF (the e2e test opens one).
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "sandbox"
     response["Cross-Origin-Resource-Policy"] = "same-origin"

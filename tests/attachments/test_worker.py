@@ -7,32 +7,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from django.db import connection
 
-from chatsite.celery import app as celery_app
 from conversations.attachments import pipeline
 from conversations.models import Attachment
 from conversations.tasks import attachment_check_task
+from tests.attachments import workers
 from tests.attachments.corpus import jpeg_with_gps, pdf_bytes
-from tests.integration.servers import ROOT, site_env
+from tests.integration.servers import site_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_backends]
-
-
-def _database_url() -> str:
-    """The test database, as a URL the worker process can open."""
-    name = connection.settings_dict["NAME"]
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{Path(name).resolve()}"
-    parts = urlsplit(os.environ["DATABASE_URL"])
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 @pytest.fixture
@@ -48,82 +35,30 @@ def site(settings, tmp_path):
         },
     }
     queue = f"attachments-test-{uuid.uuid4().hex[:8]}"
-    original = {
-        key: celery_app.conf[key]
-        for key in ("broker_url", "broker_transport_options", "task_default_queue")
-    }
-    if os.environ.get("REDIS_URL"):
-        celery_app.conf.update(broker_url=os.environ["REDIS_URL"], task_default_queue=queue)
-    else:
-        broker = var / "celery-broker"
-        for folder in ("queue", "processed", "control"):
-            (broker / folder).mkdir(parents=True, exist_ok=True)
-        celery_app.conf.update(
-            broker_url="filesystem://localhost/",
-            broker_transport_options={
-                "data_folder_in": str(broker / "queue"),
-                "data_folder_out": str(broker / "queue"),
-                "processed_folder": str(broker / "processed"),
-                "control_folder": str(broker / "control"),
-                "store_processed": False,
-            },
-            task_default_queue=queue,
-        )
-    _producer_pools_reset()
+    original = workers.broker_use(var, queue)
     env = site_env(
-        DATABASE_URL=_database_url(),
+        DATABASE_URL=workers.database_url(),
         CHAT_VAR_DIR=str(var),
         CHANNEL_LAYER_PREFIX=f"wk{uuid.uuid4().hex[:8]}",
     )
-    workers: list[subprocess.Popen] = []
+    started: list[subprocess.Popen] = []
 
     def start_worker(*, hold_seconds: float = 0) -> subprocess.Popen:
         """A worker process; with `hold_seconds`, one whose checks hold that long
         once started (tests/attachments/slow_worker.py)."""
-        log = (tmp_path / f"worker-{len(workers)}.log").open("w")
-        command = (
-            ["-m", "tests.attachments.slow_worker", str(hold_seconds)]
-            if hold_seconds
-            else ["-m", "celery", "-A", "chatsite"]
-        )
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                *command,
-                "worker",
-                "-P",
-                "solo",
-                "-Q",
-                queue,
-                "--loglevel=INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=ROOT,
+        process = workers.worker_start(
+            queue=queue,
             env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: a kill takes all of it
+            log_path=tmp_path / f"worker-{len(started)}.log",
+            hold_seconds=hold_seconds,
         )
-        workers.append(process)
+        started.append(process)
         return process
 
     yield start_worker
-    for process in workers:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    celery_app.conf.update(original)
-    _producer_pools_reset()
-
-
-def _producer_pools_reset() -> None:
-    """The app forgets what it made for another broker and queue: its connection
-    pool and its messaging object (queues, routes, producers), which it makes
-    again, lazily, from the configuration it has now."""
-    celery_app._pool = None
-    celery_app.__dict__.pop("amqp", None)
+    for process in started:
+        workers.worker_kill(process)
+    workers.broker_restore(original)
 
 
 def _wait_for(predicate, *, timeout: float, what: str):

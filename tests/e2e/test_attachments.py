@@ -365,3 +365,92 @@ def test_a_frame_moves_a_chip_and_a_rejected_file_stops_the_send(site, worker, n
     expect(card.locator(".msg-file-meta")).to_have_text("Text")
     expect(page.locator("#attach-tray .chip")).to_have_count(0)
     wait_for_status(page, "complete", timeout=30_000)
+
+
+# The PDF's one page: a block of this colour, so a screenshot tells a rendered
+# page from a blank or blocked tab.
+PDF_BLUE = (30, 90, 200)
+SHOTS = ROOT.parent / "notes" / "shots"
+
+
+def pdf_with_a_blue_block() -> bytes:
+    """A one-page letter PDF whose top third is a blue block with a title."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    page = Image.new("RGB", (612, 792), "white")
+    draw = ImageDraw.Draw(page)
+    draw.rectangle([40, 40, 572, 300], fill=PDF_BLUE)
+    draw.text((70, 140), "Q3 report", fill="white", font=ImageFont.load_default(size=56))
+    out = io.BytesIO()
+    page.save(out, "PDF", resolution=72)
+    return out.getvalue()
+
+
+def share_of_colour(png: bytes, colour: tuple[int, int, int], tolerance: int = 16) -> float:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        pixels = list(image.convert("RGB").get_flattened_data())
+    near = sum(
+        1 for pixel in pixels if all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True))
+    )
+    return near / len(pixels)
+
+
+def test_clicking_a_pdf_card_opens_the_pdf_in_the_browser_s_viewer(site, worker, new_page):
+    """A PDF sent in a message opens in a new tab from its card, and Chromium's PDF
+    viewer draws its page there, although the file is served as an inert,
+    sandboxed document (`Content-Security-Policy: sandbox`, nosniff): the tab is
+    neither blank nor a download."""
+    page = new_page(viewport={"width": 1100, "height": 800})
+    sign_in(page, "alice", site.password)
+    start_chat(page, "[[fake tokens=5 tps=0]] Hello.")
+    wait_for_status(page, "complete")
+    page.set_input_files(
+        "#attach-input",
+        files=[
+            {"name": "q3-report.pdf", "mimeType": "application/pdf",
+             "buffer": pdf_with_a_blue_block()}
+        ],
+    )
+    chip = page.locator("#attach-tray .chip").filter(has_text="q3-report.pdf")
+    expect(chip).to_have_attribute("data-status", "ready", timeout=30_000)
+    expect(chip.locator(".chip-meta")).to_have_text("1 page")
+    page.fill("#composer-input", "[[fake tokens=5 tps=0]] What does it say?")
+    page.press("#composer-input", "Enter")
+    card = page.locator("article.msg-user").last.locator("a.msg-file-doc")
+    expect(card.locator(".msg-file-name")).to_have_text("q3-report.pdf")
+    wait_for_status(page, "complete", timeout=30_000)
+
+    served = page.request.get(card.get_attribute("href"))
+    assert served.status == 200
+    assert served.headers["content-type"] == "application/pdf"
+    assert served.headers["content-security-policy"] == "sandbox"
+    assert served.headers["x-content-type-options"] == "nosniff"
+    assert served.headers["content-disposition"].startswith("inline")
+
+    downloads: list[str] = []
+    page.context.on("download", lambda download: downloads.append(download.suggested_filename))
+    with page.context.expect_page() as opened:
+        card.click()
+    tab = opened.value
+    tab.wait_for_load_state()
+    assert tab.url.endswith("/file")
+    # Chromium shows a PDF through its viewer (an extension page in the tab).
+    deadline = time.monotonic() + 15
+    while not any(f.url.startswith("chrome-extension://") for f in tab.frames):
+        assert time.monotonic() < deadline, [f.url for f in tab.frames]
+        tab.wait_for_timeout(100)
+    viewer = next(f for f in tab.frames if f.url.startswith("chrome-extension://"))
+    expect(viewer.locator("pdf-viewer")).to_be_attached()
+    expect(viewer.get_by_text("q3-report.pdf").first).to_be_visible()
+    # The page itself is drawn: the viewer's canvas shows the PDF's blue block.
+    deadline = time.monotonic() + 15
+    while (share := share_of_colour(tab.screenshot(), PDF_BLUE)) < 0.05:
+        assert time.monotonic() < deadline, f"the page is not drawn ({share:.1%} blue)"
+        tab.wait_for_timeout(200)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    tab.screenshot(path=str(SHOTS / "pdf-open.png"))
+    screenshot(tab, "attach-06-pdf-open")
+    assert downloads == []
+    tab.close()
