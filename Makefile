@@ -74,3 +74,9 @@ bench-usage: install
 .PHONY: bench-cuts
 bench-cuts: install
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python bench/cuts.py $(BENCH_ARGS)
+
+# 100 uploads through the HTTP endpoint, checked by two Celery workers
+# (PostgreSQL + Redis, a throwaway database). See bench/uploads.py.
+.PHONY: bench-uploads
+bench-uploads: install
+	$(BIN)/python bench/uploads.py $(BENCH_ARGS)

@@ -13,9 +13,14 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.core.signals import request_finished  # noqa: E402
 
 from conversations.attachments.upload_gate import UploadGate  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
+from infra.db_threads import request_connections_close  # noqa: E402
+
+# Each request's thread ends with it: so does its connection.
+request_finished.connect(request_connections_close)
 
 application = ProtocolTypeRouter(
     {

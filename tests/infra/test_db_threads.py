@@ -45,3 +45,44 @@ async def test_one_thread_runs_them_one_after_another(pool_of):
 
 
 db_async_meet = db_threads.db_async(_meet)
+
+
+def _in_thread(name: str, work) -> object:
+    result: list[object] = []
+    thread = threading.Thread(target=lambda: result.append(work()), name=name)
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.real_backends
+def test_a_requests_thread_closes_its_connection_when_the_request_ends():
+    """Left open, each request's connection outlived its thread (PostgreSQL ran out)."""
+    from django.db import connection
+
+    def request(thread_kind: str):
+        def work():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            db_threads.request_connections_close()
+            closed = connection.connection is None
+            connection.close()
+            return closed
+
+        return _in_thread(thread_kind, work)
+
+    assert request("ThreadSensitiveContext-1") is True
+    # The pool's threads keep theirs for the next call.
+    assert request("database_0") is False
+
+
+@pytest.mark.django_db
+def test_a_connection_in_a_transaction_is_left_open():
+    from django.db import connection, transaction
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        db_threads.request_connections_close()
+        assert connection.connection is not None
