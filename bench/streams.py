@@ -82,6 +82,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.site_env import bench_site_env  # noqa: E402
+
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
 OUT_DIR = ROOT / "build" / "bench"
 PG_URL = "postgres://postgres@127.0.0.1:5432"
@@ -334,26 +336,15 @@ class Site:
 
 
 def site_env(processes: int, var_dir: Path, fake_port: int) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "CHAT_", "CLAUDE_", "ANTHROPIC_", "FAKE_CLAUDE_"))
-        and k not in {"DATABASE_URL", "REDIS_URL"}
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="chatsite.settings",
-        DJANGO_DEBUG="false",
-        DJANGO_SECRET_KEY="bench-streams",
-        DJANGO_SECURE_SSL_REDIRECT="false",
-        DJANGO_SECURE_COOKIES="false",
-        CHAT_VAR_DIR=str(var_dir),
+    env = bench_site_env(
+        var_dir,
+        secret_key="bench-streams",
         ANTHROPIC_BASE_URL=f"http://127.0.0.1:{fake_port}",
         CLAUDE_MAX_RETRIES="0",
         # Every stream is one user's: lift the per-user rate limit for the load test.
         USAGE_RATE_LIMIT_PER_MINUTE="100000",
         LOG_LEVEL="WARNING",
         **({"CHAT_COALESCE_SECONDS": str(COALESCE)} if COALESCE is not None else {}),
-        PYTHONUNBUFFERED="1",
     )
     if processes == 1:
         env["DATABASE_URL"] = f"sqlite:///{var_dir / 'db.sqlite3'}"

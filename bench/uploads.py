@@ -35,6 +35,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.site_env import bench_site_env  # noqa: E402
+
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
 OUT_DIR = ROOT / "build" / "bench"
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
@@ -129,19 +131,9 @@ def run(cmd: list[str], env: dict[str, str] | None = None) -> str:
 
 
 def site_env(var_dir: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DJANGO_", "CHAT_", "CLAUDE_", "ANTHROPIC_", "ATTACHMENT"))
-        and k not in {"DATABASE_URL", "REDIS_URL"}
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="chatsite.settings",
-        DJANGO_DEBUG="false",
-        DJANGO_SECRET_KEY="bench-uploads",
-        DJANGO_SECURE_SSL_REDIRECT="false",
-        DJANGO_SECURE_COOKIES="false",
-        CHAT_VAR_DIR=str(var_dir),
+    return bench_site_env(
+        var_dir,
+        secret_key="bench-uploads",
         DATABASE_URL=f"{PG_URL}/{PG_DB}",
         REDIS_URL=REDIS_URL,
         CHANNEL_LAYER_PREFIX="bench-uploads",
@@ -152,9 +144,7 @@ def site_env(var_dir: Path) -> dict[str, str]:
         CLAUDE_FILES_API="true",
         FAKE_CLAUDE_FILES_DIR=str(var_dir / "fake-claude-files"),
         LOG_LEVEL="INFO",
-        PYTHONUNBUFFERED="1",
     )
-    return env
 
 
 async def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
