@@ -157,3 +157,48 @@ def test_processes_starting_together_agree_on_one_key(tmp_path):
         found = {keys.get(timeout=5) for _ in processes}
         assert found == {path.read_text().strip()}
         assert [p.name for p in path.parent.iterdir()] == ["development-secret-key"]
+
+
+def test_uploads_go_to_an_s3_bucket_when_one_is_set(tmp_path):
+    """django-storages' S3 backend, private, never overwriting; built without a network call."""
+    env = {
+        **fresh_env(tmp_path),
+        "ATTACHMENTS_S3_BUCKET": "teamchat-files",
+        "ATTACHMENTS_S3_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+    }
+    code = (
+        "import django, json; django.setup(); "
+        "from django.core.files.storage import storages; s = storages['attachments']; "
+        "print(json.dumps([type(s).__name__, s.bucket_name, s.default_acl, s.file_overwrite, "
+        "s.location, s.querystring_auth]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "chatsite.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [
+        "S3Storage", "teamchat-files", "private", False, "attachments", True
+    ]
+
+
+def test_uploads_stay_on_disk_under_var_by_default(tmp_path):
+    code = (
+        "import json; from chatsite import settings as s; "
+        "print(json.dumps(s.STORAGES['attachments']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=fresh_env(tmp_path),
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    storage = json.loads(result.stdout)
+    assert storage["BACKEND"] == "django.core.files.storage.FileSystemStorage"
+    assert storage["OPTIONS"]["base_url"] is None
+    assert storage["OPTIONS"]["location"].endswith("/attachments")

@@ -227,3 +227,29 @@ async def test_an_empty_redis_read_does_not_skip_a_frame_landing_meanwhile(monke
     await socket.close()
     await redis.delete(f"replay:{reply}")
     assert sent == ["f1", "f2", "f3", "f4"]
+
+
+async def test_a_silent_reply_is_read_less_often_until_it_speaks(monkeypatch):
+    """A slow reply's record is read after 1.25 s of silence, then after 2.5 s and
+    5 s; a frame heard starts over. Read at a fixed 1.25 s, every socket of an
+    overloaded host read every record again and again (a quarter of the web
+    process's CPU at 200 streams)."""
+    buffer = MemoryReplayBuffer()
+    monkeypatch.setattr(delivery, "replay_buffer", lambda: buffer)
+    sent: list[str] = []
+    socket = await _delivery_with(sent)
+    reply = str(uuid.uuid4())
+    socket._known.add(reply)
+    await buffer.append(reply, seq=1, frame="f1")
+    await socket.relay({"type": "chat.frame", "message_id": reply, "seq": 1, "frame": "f1"})
+    waits = [socket._quiet_wait(reply)]
+    for _ in range(3):  # three reads that find nothing new
+        await socket._answer_then_release(socket._catch_up, [reply])
+        waits.append(socket._quiet_wait(reply))
+    assert waits == [1.25, 2.5, 5.0, 5.0]
+    # A frame found by the next read (missed live) starts the waits over.
+    await buffer.append(reply, seq=2, frame="f2")
+    await socket._answer_then_release(socket._catch_up, [reply])
+    assert socket._quiet_wait(reply) == 1.25
+    await socket.close()
+    assert sent == ["f1", "f2"]
