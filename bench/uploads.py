@@ -25,7 +25,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.site_env import bench_site_env  # noqa: E402
+from bench.site_env import bench_site_env, free_port, wait_port  # noqa: E402
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else sys.executable
 OUT_DIR = ROOT / "build" / "bench"
@@ -117,12 +116,6 @@ def corpus(total: int, folder: Path) -> list[tuple[str, Path]]:
 # --- The site ----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def run(cmd: list[str], env: dict[str, str] | None = None) -> str:
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if done.returncode != 0:
@@ -146,19 +139,6 @@ def site_env(var_dir: Path) -> dict[str, str]:
         LOG_LEVEL="INFO",
     )
 
-
-async def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the web process exited with {proc.returncode}")
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"nothing on port {port}")
 
 
 class Peaks:
