@@ -88,23 +88,23 @@ def attachment_detail(request: HttpRequest, attachment_id: str) -> HttpResponse:
     return response
 
 
+def _served(request: HttpRequest, attachment_id: str, respond, what: str) -> HttpResponse:
+    attachment = selectors.attachment_for_user(user=request.user, attachment_id=attachment_id)
+    response = respond(attachment=attachment) if attachment else None
+    if response is None:
+        raise Http404(f"No such {what}.")
+    return response
+
+
 @login_required
 @require_GET
 def attachment_file(request: HttpRequest, attachment_id: str) -> HttpResponse:
     """GET /attachments/<id>/file: the prepared file, once it is ready."""
-    attachment = selectors.attachment_for_user(user=request.user, attachment_id=attachment_id)
-    response = uploads.attachment_file_response(attachment=attachment) if attachment else None
-    if response is None:
-        raise Http404("No such file.")
-    return response
+    return _served(request, attachment_id, uploads.attachment_file_response, "file")
 
 
 @login_required
 @require_GET
 def attachment_thumbnail(request: HttpRequest, attachment_id: str) -> HttpResponse:
     """GET /attachments/<id>/thumbnail: the small picture of a ready file that has one."""
-    attachment = selectors.attachment_for_user(user=request.user, attachment_id=attachment_id)
-    response = uploads.attachment_thumbnail_response(attachment=attachment) if attachment else None
-    if response is None:
-        raise Http404("No such thumbnail.")
-    return response
+    return _served(request, attachment_id, uploads.attachment_thumbnail_response, "thumbnail")
