@@ -267,6 +267,13 @@ class SocketDelivery:
         such message."""
         self._sent_up_to(message_id, after)  # the client has these already
         read = await replay_buffer().read_after(message_id, after)
+        if read is None and not stored_check and message_id in self._heard:
+            # A followed reply with no record yet has written no frame (its first
+            # frame makes the record), and its row says no more until the stored
+            # check: reading the row every time was most of the catch-up's cost on
+            # a saturated host, where first tokens come late.
+            self._follow(message_id, heard=False)
+            return True
         if read is not None and (read.frames or read.snapshot_text is not None or not stored_check):
             if read.snapshot_text is not None:
                 frame = message_snapshot(

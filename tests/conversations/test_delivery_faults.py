@@ -256,3 +256,34 @@ async def test_a_silent_reply_is_read_less_often_until_it_speaks(monkeypatch):
     assert socket._quiet_wait(reply) == 1.25
     await socket.close()
     assert sent == ["f1", "f2"]
+
+
+async def test_a_reply_with_no_frame_yet_is_not_read_from_the_database_until_the_stored_check(
+    monkeypatch,
+):
+    """Before its first token a reply has no record; the row says nothing new until
+    `STORED_CHECK_SECONDS` of silence, so earlier catch-ups must not read it (on a
+    saturated host those reads were most of the catch-up's cost). After it, the
+    row is read, and a reply that ended without a frame is ended on the socket."""
+    buffer = MemoryReplayBuffer()
+    monkeypatch.setattr(delivery, "replay_buffer", lambda: buffer)
+    row_reads: list[str] = []
+
+    async def stored_reply(conversation_id, message_id):
+        row_reads.append(message_id)
+        return None
+
+    monkeypatch.setattr(delivery, "_stored_reply", stored_reply)
+    sent: list[str] = []
+    socket = await _delivery_with(sent)
+    reply = str(uuid.uuid4())
+    socket._known.add(reply)
+    socket._follow(reply)  # announced by its message.created
+    for _ in range(3):
+        await socket._answer_then_release(socket._catch_up, [reply])
+    assert row_reads == []
+    assert socket._quiet_wait(reply) == 5.0
+    socket._heard[reply] -= delivery.STORED_CHECK_SECONDS
+    await socket._answer_then_release(socket._catch_up, [reply])
+    assert row_reads == [reply]
+    await socket.close()
