@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from accounts.models import Membership, Team, User
+from accounts.models import AuditEvent, Membership, Team, User
 
 # The budget fields and inlines of these pages are added by `usage/admin.py`,
 # which registers subclasses of these two: accounts sits below usage.
@@ -26,3 +26,22 @@ class TeamAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     fields = ["name", "slug"]
     inlines = [MembershipInline]
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the log is append-only."""
+
+    list_display = ["created_at", "actor_name", "action", "team", "target", "ip"]
+    list_filter = ["action", "team"]
+    search_fields = ["actor_name", "target", "ip"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -44,3 +44,59 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.team} ({self.role})"
+
+
+class AuditEvent(models.Model):
+    """One thing someone did that a team owner or staff may need to answer for.
+
+    Append-only: a saved event is never changed or deleted through the ORM
+    (`save` on an existing row and `delete` raise); write through
+    `accounts.audit.audit_record`."""
+
+    class Action(models.TextChoices):
+        SIGN_IN = "sign_in", "Signed in"
+        SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
+        SIGN_OUT = "sign_out", "Signed out"
+        INVITED = "invited", "Invited"
+        JOINED = "joined", "Joined"
+        REMOVED = "removed", "Removed a member"
+        ROLE_CHANGED = "role_changed", "Changed a role"
+        SHARED = "shared", "Shared a conversation"
+        UNSHARED = "unshared", "Stopped sharing"
+        BUDGET_CHANGED = "budget_changed", "Changed a budget"
+        PRESET_CHANGED = "preset_changed", "Changed a preset"
+        EXPORTED = "exported", "Exported"
+        SUMMARY_STARTED = "summary_started", "Started a summary job"
+        SETTINGS_CHANGED = "settings_changed", "Changed team settings"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Who did it; null for a failed sign-in by an unknown name, and kept (SET_NULL)
+    # when the account is deleted, with the name in `actor_name`.
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    # The team it concerns; null for what concerns no team (a sign-in).
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    action = models.CharField(max_length=32, choices=Action.choices)
+    # What it was done to, as "kind:id" (for example "user:12", "conversation:<uuid>").
+    target = models.CharField(max_length=200, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["team", "-created_at"], name="audit_team_created")]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("Audit events are append-only.")
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_name} {self.action}"
