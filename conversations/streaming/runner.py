@@ -31,9 +31,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from claude.client import claude_provider
 from claude.errors import INTERRUPTED_CODE, INTERRUPTED_MESSAGE
 from claude.pricing import Usage, cost
+from claude.providers import endpoint, regional_premium
 from claude.stream import ClaudeError, ReplyFinished, ReplyStream, TextDelta, ThinkingDelta
 from conversations.models import Conversation, Message
 from conversations.rendering import markdown_to_html
@@ -175,7 +175,9 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
     usage = outcome.usage or Usage()
     model = outcome.model or job.request.model
     now = timezone.now()
-    price = cost(model, usage, at=now.date())
+    where = endpoint()
+    premium = regional_premium(model)
+    price = cost(model, usage, at=now.date(), regional=premium)
     html = markdown_to_html(outcome.text) if outcome.text else ""
     if error is not None:
         error_code, error_message = error.code, error.human_message
@@ -228,7 +230,9 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
             conversation_uuid=job.conversation_id,
             message_id=job.message_id if updated else None,
             purpose=ApiCall.Purpose.CHAT,
-            provider=claude_provider(),
+            provider=where.provider,
+            region=where.region,
+            endpoint=where.kind,
             model=model,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
@@ -239,6 +243,8 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
             cost_usd=price.usd,
             cache_savings_usd=price.cache_savings_usd,
             batch_savings_usd=price.batch_savings_usd,
+            regional=premium,
+            regional_premium_usd=price.regional_premium_usd,
             price_key=price.price_key,
             priced=price.priced,
             request_id=outcome.request_id or (error.request_id if error else ""),
