@@ -65,9 +65,9 @@ async def test_a_regional_call_is_billed_and_reported_with_its_premium(
     expected = cost(call.model, usage_of(call), at=today, regional=premium)
     assert call.cost_usd == expected.usd == Decimal(frames[-1]["cost_usd"])
     if premium:
-        assert abs(call.cost_usd - at_global * Decimal("1.1")) <= MICRO
+        assert abs(call.cost_usd - at_global * Decimal("1.1")) <= 2 * MICRO
         assert call.regional_premium_usd == expected.regional_premium_usd > 0
-        assert abs(call.cost_usd - at_global - call.regional_premium_usd) <= MICRO
+        assert abs(call.cost_usd - at_global - call.regional_premium_usd) <= 2 * MICRO
     else:
         assert call.cost_usd == at_global and call.regional_premium_usd == 0
     # The budget hold priced the worst case at this endpoint, and settled to the cost.
