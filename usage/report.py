@@ -80,12 +80,12 @@ class UsageReport:
     by_team: list[ReportRow]
     by_model: list[ReportRow]
     total: ReportRow
-    # Per provider, region and endpoint: where the calls went, and the premium paid.
-    by_endpoint: list[ReportRow] = field(default_factory=list)
     days: list[dt.date]
     # (label, cost per day in `days`), the largest first, at most 6 with "Others".
     series: list[tuple[str, list[Decimal]]] = field(default_factory=list)
     chart_by: str = "team"
+    # Per provider, region and endpoint: where the calls went, and the premium paid.
+    by_endpoint: list[ReportRow] = field(default_factory=list)
 
 
 def _row_from(key, name: str, values: dict) -> ReportRow:
