@@ -230,3 +230,17 @@ async def test_the_standalone_fake_serves_each_provider_over_tcp(
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "over a socket"
     events, error = await collect(chat_request("[[fake error=overloaded_error error_at=2 tps=0]] x y z"))
     assert isinstance(error, ClaudeError) and error.code == "overloaded"
+
+
+def test_the_provider_tests_cannot_reach_the_network(claude_on):
+    """What keeps the tests above honest: the instance metadata service, STS and
+    Google's token endpoint are out of reach, so an SDK that tried them would fail."""
+    import socket
+
+    claude_on("bedrock")
+    with pytest.raises(OSError, match="no name lookups"):
+        socket.create_connection(("169.254.169.254", 80), timeout=1)
+    with socket.socket() as sock, pytest.raises(OSError, match="no network beyond loopback"):
+        sock.connect(("169.254.169.254", 80))
+    with pytest.raises(OSError, match="no name lookups"):
+        socket.getaddrinfo("oauth2.googleapis.com", 443)
