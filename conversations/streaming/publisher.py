@@ -63,7 +63,9 @@ async def group_publish(group: str, event: dict[str, Any]) -> None:
     A frame (the frequent kind) goes to the layer only while another process has
     a socket in the group, as far as the layer can tell (it may answer late for
     up to a second: `delivery.py`'s catch-up reads what that missed); a
-    broadcast always does.
+    broadcast always does. On Redis the publish is queued (`group_send_soon`):
+    everything this process publishes reaches the others in the order it was
+    published, and nobody here waits for Redis.
     """
     for socket in tuple(_sockets.get(group, ())):
         try:
@@ -81,7 +83,12 @@ async def group_publish(group: str, event: dict[str, Any]) -> None:
             and not await others_subscribed(group)
         ):
             return
-        await layer.group_send(group, {**event, "origin": PROCESS_ID})
+        message = {**event, "origin": PROCESS_ID}
+        send_soon = getattr(layer, "group_send_soon", None)
+        if send_soon is not None:
+            send_soon(group, message)  # in order, without waiting on Redis
+        else:
+            await layer.group_send(group, message)
     except Exception:
         # Redis is away: sockets elsewhere read a frame from the record when they
         # catch up; a reply must not die of it.
