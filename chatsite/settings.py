@@ -215,6 +215,9 @@ CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 100_000)
 CHAT_REPLAY_KEEP_SECONDS = env_int("CHAT_REPLAY_KEEP_SECONDS", 300)
 # On SIGTERM, running replies get this long to finish before they are saved as interrupted.
 CHAT_SHUTDOWN_GRACE_SECONDS = env_float("CHAT_SHUTDOWN_GRACE_SECONDS", 20.0)
+# After a conversation's first answer, a Celery task asks this model for a short
+# title (billed, on the ledger as `title`); empty: keep the first message's line.
+CHAT_TITLE_MODEL = env_str("CHAT_TITLE_MODEL", "claude-haiku-5-5")
 
 # --- Attachments ------------------------------------------------------------------
 # Uploaded files live in their own storage, never under the static root: the

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from claude.catalog import ModelInfo, model_info
+from claude.titles import TITLE_SYSTEM_PROMPT
 
 from .control import ERROR_STATUS, Control, ControlError, parse_control, strip_directives
 from .files import MAX_UPLOAD_BYTES, FileInputError, FileStore, is_file_id, parse_upload
@@ -45,6 +46,7 @@ from .replies import (
     reply_tokens,
     split_tokens,
     thinking_tokens,
+    title_text,
 )
 from .tokens import PromptBlock, prompt_blocks
 
@@ -914,6 +916,8 @@ class FakeClaude:
 
         if control.stop_reason == "refusal":
             full_text = split_tokens(REFUSAL_TEXT)
+        elif TITLE_SYSTEM_PROMPT in _system_texts(request.system):
+            full_text = split_tokens(title_text(user_text))
         elif control.echo:
             full_text = split_tokens(user_text)
         else:

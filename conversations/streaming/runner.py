@@ -40,6 +40,7 @@ from conversations.rendering import markdown_to_html
 from conversations.services import ReplyJob, reply_stop_request
 from conversations.streaming.frames import conversation_group, message_completed
 from conversations.streaming.publisher import FramePublisher, broadcast
+from conversations.titles import title_queue_after_commit
 from infra.db_threads import db_async
 from infra.rows import rows_insert, rows_update
 from usage.budgets import budget_status
@@ -251,6 +252,8 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
         # A reply that failed before the stream started costs 0: settling to 0 is
         # the release.
         ledger_record_in_transaction(call=call, reservation_id=job.reservation_id)
+        if updated and message.status == Message.Status.COMPLETE:
+            title_queue_after_commit(conversation_id=job.conversation_id, reply_id=job.message_id)
     return message, call
 
 
