@@ -23,23 +23,35 @@ class ModelInfo:
     # Prompts shorter than this are never cached (no error, both counters 0).
     cache_min_tokens: int
     aliases: tuple[str, ...] = ()
+    # Server-side compaction of older turns (beta `compact-2026-01-12`). The
+    # seeds name Opus 4.6 as its first model; later Opus and Sonnet models take
+    # it too; the Haiku models and everything before 4.6 do not (the chat then
+    # summarises older turns itself: conversations/context.py).
+    compaction: bool = False
 
 
 MODELS: tuple[ModelInfo, ...] = (
-    ModelInfo("claude-opus-5-5", "Claude Opus 5.5", True, "adaptive", 1_000_000, 128_000, 512),
-    ModelInfo("claude-sonnet-5-5", "Claude Sonnet 5.5", True, "adaptive", 1_000_000, 128_000, 1024),
+    ModelInfo("claude-opus-5-5", "Claude Opus 5.5", True, "adaptive", 1_000_000, 128_000, 512, compaction=True),
+    ModelInfo("claude-sonnet-5-5", "Claude Sonnet 5.5", True, "adaptive", 1_000_000, 128_000, 1024, compaction=True),
     ModelInfo("claude-haiku-5-5", "Claude Haiku 5.5", True, "adaptive", 200_000, 64_000, 2048),
-    ModelInfo("claude-fable-5-1", "Claude Fable 5.1", False, "adaptive", 1_000_000, 128_000, 512),
-    ModelInfo("claude-mythos-5-1", "Claude Mythos 5.1", False, "adaptive", 1_000_000, 128_000, 512),
-    ModelInfo("claude-fable-5", "Claude Fable 5", False, "adaptive", 1_000_000, 128_000, 512),
-    ModelInfo("claude-mythos-5", "Claude Mythos 5", False, "adaptive", 1_000_000, 128_000, 512),
-    ModelInfo("claude-opus-5", "Claude Opus 5", False, "adaptive", 1_000_000, 128_000, 512),
-    ModelInfo("claude-sonnet-5", "Claude Sonnet 5", False, "adaptive", 1_000_000, 128_000, 1024),
-    ModelInfo("claude-opus-4-8", "Claude Opus 4.8", False, "adaptive", 1_000_000, 128_000, 1024),
-    ModelInfo("claude-opus-4-7", "Claude Opus 4.7", False, "adaptive", 1_000_000, 128_000, 2048),
-    ModelInfo("claude-opus-4-6", "Claude Opus 4.6", False, "adaptive", 1_000_000, 128_000, 4096),
+    ModelInfo("claude-fable-5-1", "Claude Fable 5.1", False, "adaptive", 1_000_000, 128_000, 512, compaction=True),
+    ModelInfo("claude-mythos-5-1", "Claude Mythos 5.1", False, "adaptive", 1_000_000, 128_000, 512, compaction=True),
+    ModelInfo("claude-fable-5", "Claude Fable 5", False, "adaptive", 1_000_000, 128_000, 512, compaction=True),
+    ModelInfo("claude-mythos-5", "Claude Mythos 5", False, "adaptive", 1_000_000, 128_000, 512, compaction=True),
+    ModelInfo("claude-opus-5", "Claude Opus 5", False, "adaptive", 1_000_000, 128_000, 512, compaction=True),
+    ModelInfo("claude-sonnet-5", "Claude Sonnet 5", False, "adaptive", 1_000_000, 128_000, 1024, compaction=True),
+    ModelInfo("claude-opus-4-8", "Claude Opus 4.8", False, "adaptive", 1_000_000, 128_000, 1024, compaction=True),
+    ModelInfo("claude-opus-4-7", "Claude Opus 4.7", False, "adaptive", 1_000_000, 128_000, 2048, compaction=True),
+    ModelInfo("claude-opus-4-6", "Claude Opus 4.6", False, "adaptive", 1_000_000, 128_000, 4096, compaction=True),
     ModelInfo(
-        "claude-sonnet-4-6", "Claude Sonnet 4.6", False, "adaptive", 1_000_000, 128_000, 1024
+        "claude-sonnet-4-6",
+        "Claude Sonnet 4.6",
+        False,
+        "adaptive",
+        1_000_000,
+        128_000,
+        1024,
+        compaction=True,
     ),
     ModelInfo(
         "claude-opus-4-5",

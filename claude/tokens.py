@@ -9,7 +9,7 @@ from claude.errors import claude_error_from_sdk
 from claude.stream import ChatRequest
 
 # count_tokens takes the request without these.
-_NOT_COUNTED = ("max_tokens", "extra_headers")
+_NOT_COUNTED = ("max_tokens", "extra_headers", "betas", "context_management")
 
 
 async def input_tokens_count(request: ChatRequest) -> int:

@@ -23,6 +23,7 @@ class ApiCall(models.Model):
     class Purpose(models.TextChoices):
         CHAT = "chat", "Chat reply"
         COUNT_TOKENS = "count_tokens", "Token count"
+        CONDENSE = "condense", "Summary of earlier turns"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
