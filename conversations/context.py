@@ -73,9 +73,7 @@ def summarised_before(history: Sequence) -> int:
     return -1
 
 
-def prompt_estimate(
-    system: str, messages: Iterable, files_tokens: Mapping[uuid.UUID, int]
-) -> int:
+def prompt_estimate(system: str, messages: Iterable, files_tokens: Mapping[uuid.UUID, int]) -> int:
     """About how many input tokens a request of these messages is (4 characters a
     token, the files at what their check measured)."""
     chars = len(system)

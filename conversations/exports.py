@@ -118,9 +118,7 @@ def conversation_export_json(*, conversation: Conversation, actor: User, ip: str
     return document
 
 
-def conversation_export_markdown(
-    *, conversation: Conversation, actor: User, ip: str | None
-) -> str:
+def conversation_export_markdown(*, conversation: Conversation, actor: User, ip: str | None) -> str:
     """The branch on show as readable Markdown; recorded in the audit log."""
     branches = _tree(conversation)
     active = branches.active_path(conversation.active_leaf_id)
@@ -338,7 +336,9 @@ def conversation_import(*, owner: User, raw: bytes) -> Conversation:
     return conversation
 
 
-def _row(conversation, *, parent, role, text, content, model, stop_reason, now, summary="") -> Message:
+def _row(
+    conversation, *, parent, role, text, content, model, stop_reason, now, summary=""
+) -> Message:
     compaction = [
         {k: v for k, v in block.items() if v is not None}
         for block in content
@@ -363,7 +363,9 @@ def _row(conversation, *, parent, role, text, content, model, stop_reason, now, 
 
 
 def _files_note(blocks_in: list[dict]) -> str:
-    names = [b.get("title") or b.get("type") for b in blocks_in if b.get("type") in ("image", "document")]
+    names = [
+        b.get("title") or b.get("type") for b in blocks_in if b.get("type") in ("image", "document")
+    ]
     return f"({len(names)} file(s) of this message were not imported.)" if names else ""
 
 

@@ -62,7 +62,9 @@ class Tree:
             kids = self.children.get(node_id)
             if not kids:
                 return node_id
-            node_id = max(kids, key=lambda m: (m.selected_at is not None, m.selected_at, _order(m))).id
+            node_id = max(
+                kids, key=lambda m: (m.selected_at is not None, m.selected_at, _order(m))
+            ).id
 
     def active_path(self, leaf_id: uuid.UUID | None) -> list:
         """The branch on show: down to `leaf_id`, or, with none stored (an empty

@@ -14,9 +14,11 @@ def linear_branches(apps, schema_editor):
         conversation_id=OuterRef("conversation_id"), position=OuterRef("position") - 1
     ).values("id")[:1]
     Message.objects.filter(position__gt=0).update(parent_id=Subquery(earlier))
-    last = Message.objects.filter(conversation_id=OuterRef("id")).order_by("-position").values(
-        "id"
-    )[:1]
+    last = (
+        Message.objects.filter(conversation_id=OuterRef("id"))
+        .order_by("-position")
+        .values("id")[:1]
+    )
     Conversation.objects.update(active_leaf_id=Subquery(last))
 
 
@@ -35,48 +37,59 @@ def no_branches(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conversations', '0005_attachment'),
+        ("conversations", "0005_attachment"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='message',
-            options={'ordering': ['conversation', 'position', 'created_at']},
+            name="message",
+            options={"ordering": ["conversation", "position", "created_at"]},
         ),
         migrations.RemoveConstraint(
-            model_name='message',
-            name='message_unique_position',
+            model_name="message",
+            name="message_unique_position",
         ),
         migrations.AddField(
-            model_name='conversation',
-            name='active_leaf',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='conversations.message'),
+            model_name="conversation",
+            name="active_leaf",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="conversations.message",
+            ),
         ),
         migrations.AddField(
-            model_name='message',
-            name='parent',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='children', to='conversations.message'),
+            model_name="message",
+            name="parent",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="children",
+                to="conversations.message",
+            ),
         ),
         migrations.AddField(
-            model_name='message',
-            name='selected_at',
+            model_name="message",
+            name="selected_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='message',
-            name='stop_details',
+            model_name="message",
+            name="stop_details",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='message',
-            name='summary',
+            model_name="message",
+            name="summary",
             field=models.TextField(blank=True),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['conversation', 'position'], name='message_position'),
+            model_name="message",
+            index=models.Index(fields=["conversation", "position"], name="message_position"),
         ),
         migrations.RunPython(linear_branches, no_branches),
     ]

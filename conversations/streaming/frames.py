@@ -122,6 +122,19 @@ class MessageDeleted(TypedDict):
     message_id: str
 
 
+class MessageCondensed(TypedDict):
+    """The branch's older turns were condensed, up to `message_id` (a model
+    without compaction): the marker goes there, with what they became."""
+
+    type: Literal["message.condensed"]
+    message_id: str
+    condensed: str
+
+
+def message_condensed(message_id: uuid.UUID | str, summary: str) -> MessageCondensed:
+    return {"type": "message.condensed", "message_id": str(message_id), "condensed": summary}
+
+
 class ConversationUpdated(TypedDict):
     type: Literal["conversation.updated"]
     conversation_id: str

@@ -49,7 +49,11 @@ from conversations.context import system_with_summary
 from conversations.models import Conversation, Message
 from conversations.rendering import markdown_to_html
 from conversations.services import ReplyJob, reply_stop_request
-from conversations.streaming.frames import conversation_group, message_completed
+from conversations.streaming.frames import (
+    conversation_group,
+    message_completed,
+    message_condensed,
+)
 from conversations.streaming.publisher import FramePublisher, broadcast
 from infra.db_threads import db_async
 from infra.rows import rows_insert, rows_update
@@ -344,6 +348,10 @@ async def _condense(job: ReplyJob) -> ChatRequest:
     if not written.text:
         return job.request
     await _summary_store(job, written)
+    try:
+        await broadcast(job.conversation_id, message_condensed(plan.message_id, written.text))
+    except Exception:  # stored: a page reload shows it
+        logger.exception("Announcing condensed turns failed")
     return dataclasses.replace(
         plan.answer_request, system=system_with_summary(plan.base_system, written.text)
     )
@@ -530,6 +538,11 @@ async def _generate(job: ReplyJob) -> None:
         outcome.usage = finished.usage
         outcome.request_id = finished.request_id or reply.request_id
         outcome.stop_details = finished.stop_details
+        if paused_usage is not None:
+            # The rounds' text as joined (what streamed may repeat a space at the seam).
+            outcome.text = "".join(
+                b.get("text", "") for b in finished.content if b.get("type") == "text"
+            )
     else:
         outcome.usage = reply.partial_usage()
         outcome.usage_estimated = True

@@ -90,6 +90,9 @@ class ChatPage {
       case "message.deleted":
         this.thread.deleted(frame);
         break;
+      case "message.condensed":
+        this.thread.condensed(frame);
+        break;
       case "branch.switched":
         this.thread.branchSwitched(frame);
         this.composer.update();

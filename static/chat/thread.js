@@ -130,7 +130,7 @@ export class Thread {
   renderNotes(el, frame) {
     if (frame.stop_reason !== undefined) el.dataset.stopReason = frame.stop_reason || "";
     const note = el.querySelector(".stop-note");
-    if (note) {
+    if (note && frame.stop_note !== undefined) {
       note.hidden = !frame.stop_note;
       note.querySelector(".stop-note-text").textContent = frame.stop_note || "";
     }
@@ -402,6 +402,12 @@ export class Thread {
     }
     this.refreshRetry();
     this.onChange();
+  }
+
+  /** `message.condensed`: the branch's older turns were condensed up to this message. */
+  condensed(frame) {
+    const state = this.messages.get(frame.message_id);
+    if (state) this.renderNotes(state.el, { condensed: frame.condensed });
   }
 
   /** The editor of a user message, in place of its bubble (templates: tpl-edit). */
