@@ -114,11 +114,14 @@ def message_with_prompt(*, conversation_id: uuid.UUID, message_id: str) -> list[
     message = message_in_conversation(conversation_id=conversation_id, message_id=message_id)
     if message is None:
         return []
-    earlier = (
-        Message.objects.filter(conversation_id=conversation_id, id=message.parent_id).first()
-        if message.parent_id
-        else None
-    )
+    if message.parent_id:
+        earlier = Message.objects.filter(id=message.parent_id).first()
+    else:  # a row stored by position only (conversations/tree.py)
+        earlier = (
+            Message.objects.filter(conversation_id=conversation_id, position=message.position - 1)
+            .order_by("-created_at")
+            .first()
+        )
     pair = [earlier, message] if earlier is not None else [message]
     prefetch_related_objects(pair, attachment_list_prefetch())
     return pair

@@ -431,7 +431,7 @@ def message_send(
 
 
 def message_pair(sent: Message) -> list[Message]:
-    """A user message and the reply stored with it, with their files."""
+    """A user message and the reply stored with it (its first answer), with their files."""
     return list(
         Message.objects.filter(Q(id=sent.id) | Q(parent_id=sent.id, role=Message.Role.ASSISTANT))
         .order_by("position", "created_at")

@@ -5,6 +5,10 @@ is a sibling of the version it replaces, so every version keeps the branch
 below it. The conversation's `active_leaf` ends the branch on show, which is
 also, exactly, the history the next request sends (nothing of the others).
 Pure functions over messages already read: no queries here.
+
+A message stored without a parent past position 0 (rows written as a list, by
+positions only, before branches) follows the message at the position before
+it, so such a conversation is one branch, as the migration makes stored ones.
 """
 
 from __future__ import annotations
@@ -12,35 +16,35 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 
-class Node(Protocol):
-    id: uuid.UUID
-    parent_id: uuid.UUID | None
-    created_at: object
-    selected_at: object
-
-
-def _order(message: Node) -> tuple:
-    return (message.created_at is None, message.created_at, str(message.id))
+def _order(message: Any) -> tuple:
+    created = message.created_at
+    return (created is None, created.timestamp() if created else 0.0, str(message.id))
 
 
 @dataclass
 class Tree:
     by_id: dict
     children: dict
+    parent_of: dict
 
     @classmethod
-    def of(cls, messages: Iterable[Node]) -> Tree:
-        by_id: dict = {}
+    def of(cls, messages: Iterable[Any]) -> Tree:
+        listed = sorted(messages, key=lambda m: (m.position, *_order(m)))
+        by_id = {m.id: m for m in listed}
+        last_at: dict[int, Any] = {}
+        parent_of: dict = {}
         children: dict = {}
-        for message in messages:
-            by_id[message.id] = message
-            children.setdefault(message.parent_id, []).append(message)
-        for siblings in children.values():
-            siblings.sort(key=_order)
-        return cls(by_id, children)
+        for message in listed:
+            parent_id = message.parent_id
+            if parent_id is None and message.position > 0 and message.position - 1 in last_at:
+                parent_id = last_at[message.position - 1].id
+            parent_of[message.id] = parent_id
+            children.setdefault(parent_id, []).append(message)
+            last_at[message.position] = message
+        return cls(by_id, children, parent_of)
 
     def path_to(self, message_id: uuid.UUID | None) -> list:
         """The branch from the first message down to `message_id`, in order."""
@@ -50,7 +54,7 @@ class Tree:
         while node is not None and node.id not in seen:
             seen.add(node.id)
             path.append(node)
-            node = self.by_id.get(node.parent_id)
+            node = self.by_id.get(self.parent_of.get(node.id))
         path.reverse()
         return path
 
@@ -63,7 +67,7 @@ class Tree:
             if not kids:
                 return node_id
             node_id = max(
-                kids, key=lambda m: (m.selected_at is not None, m.selected_at, _order(m))
+                kids, key=lambda m: (m.selected_at is not None, m.selected_at or 0, _order(m))
             ).id
 
     def active_path(self, leaf_id: uuid.UUID | None) -> list:
@@ -73,12 +77,11 @@ class Tree:
             leaf_id = self.leaf_below(None)
         return self.path_to(leaf_id)
 
-    def siblings(self, message: Node) -> Sequence:
+    def siblings(self, message: Any) -> Sequence:
         """The versions of `message` (itself included), oldest first."""
-        return self.children.get(message.parent_id, [message])
+        return self.children.get(self.parent_of.get(message.id), [message])
 
-    def version_of(self, message: Node) -> tuple[int, int, list[str]]:
+    def version_of(self, message: Any) -> tuple[int, int, list[str]]:
         """(1-based index, count, ids in order) of `message` among its versions."""
-        versions = self.siblings(message)
-        ids = [str(m.id) for m in versions]
+        ids = [str(m.id) for m in self.siblings(message)]
         return ids.index(str(message.id)) + 1, len(ids), ids

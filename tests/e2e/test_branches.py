@@ -42,9 +42,11 @@ def test_edit_a_message_and_switch_between_its_two_versions(new_page, site):
     editor.fill("What should I pack for rain? [[fake tokens=12]]")
     screenshot(page, "branches-1-editing")
     editor.press("Enter")
+    # The new branch is on show once `branch.switched` has replaced the old one.
     page.wait_for_function(
-        "() => [...document.querySelectorAll('article.msg-user .bubble')]"
-        ".some(b => b.textContent.includes('for rain'))"
+        "() => { const users = document.querySelectorAll('article.msg-user');"
+        " return users.length === 2 && users[1].textContent.includes('for rain')"
+        " && users[1].querySelector('.versions-label').textContent.trim() === '2/2'; }"
     )
     wait_for_status(page, "complete")
     assert thread_texts(page) == [
