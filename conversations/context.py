@@ -65,12 +65,40 @@ def system_with_summary(system: str, summary: str) -> str:
     return f"{system}\n\n{note}" if system else note
 
 
-def summarised_before(history: Sequence) -> int:
-    """The index of the deepest message of the branch with a kept summary, else -1."""
+def _compaction_of(message) -> str | None:
+    for block in getattr(message, "content", None) or ():
+        if isinstance(block, dict) and block.get("type") == "compaction":
+            return block.get("content") or ""
+    return None
+
+
+def has_compaction(messages: Iterable) -> bool:
+    """Whether any of these messages carries the API's compaction block."""
+    return any(_compaction_of(m) is not None for m in messages)
+
+
+def summarised_before(history: Sequence, *, compaction_too: bool = False) -> int:
+    """The index of the deepest message of the branch whose summary stands for the
+    turns up to it (a kept summary; with `compaction_too`, an answer that starts
+    with a compaction block: a model without compaction reads that as a summary),
+    else -1."""
     for index in range(len(history) - 1, -1, -1):
-        if getattr(history[index], "summary", ""):
+        message = history[index]
+        if getattr(message, "summary", ""):
+            return index
+        if compaction_too and _compaction_of(message):
             return index
     return -1
+
+
+def summary_of(message) -> str:
+    """What a request sends for the turns up to `message` (see `summarised_before`)."""
+    if getattr(message, "summary", ""):
+        return message.summary
+    condensed = _compaction_of(message) or ""
+    if message.text.strip():
+        return f"{condensed}\n\nYour answer after that:\n{message.text}"
+    return condensed
 
 
 def prompt_estimate(system: str, messages: Iterable, files_tokens: Mapping[uuid.UUID, int]) -> int:

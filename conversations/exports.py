@@ -30,7 +30,7 @@ from accounts.audit import audit_record
 from accounts.models import AuditEvent, User
 from accounts.services import user_primary_team
 from claude.catalog import model_info
-from conversations import services, tree
+from conversations import selectors, services, tree
 from conversations.attachments import blocks
 from conversations.attachments.uploads import AttachmentRefused
 from conversations.models import Conversation, Message
@@ -156,9 +156,7 @@ def _quoted(text: str) -> str:
 
 
 def _tree(conversation: Conversation) -> tree.Tree:
-    from conversations.selectors import conversation_tree
-
-    return conversation_tree(conversation=conversation)
+    return selectors.conversation_tree(conversation=conversation)
 
 
 def _tree_order(message: Message) -> tuple:
@@ -312,6 +310,13 @@ def conversation_import(*, owner: User, raw: bytes) -> Conversation:
     if len(raw) > settings.IMPORT_MAX_BYTES:
         raise ImportRefused(import_too_large(len(raw)).message, 413)
     document = import_document_parse(raw)
+    try:
+        return _conversation_from(owner, document)
+    except ValueError as exc:  # a text past the limits, found while storing
+        raise ImportRefused(f"This file does not fit: {exc}.") from exc
+
+
+def _conversation_from(owner: User, document: _Document) -> Conversation:
     info = model_info(document.model)
     effort = document.thinking_effort
     if effort not in Conversation.ThinkingEffort.values or info.thinking == "none":

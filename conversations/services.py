@@ -290,10 +290,14 @@ def _branch_request(
     history (a continued answer's prefill)."""
     model = model or conversation.model
     info = model_info(model)
-    cut = context.summarised_before(history)
+    compacting = info is not None and info.compaction
+    # A model without compaction (switched to after one) reads a compaction as a summary.
+    cut = context.summarised_before(history, compaction_too=not compacting)
     rest = list(history[cut + 1 :])
     base_system = conversation.system_prompt
-    system = context.system_with_summary(base_system, history[cut].summary if cut >= 0 else "")
+    system = context.system_with_summary(
+        base_system, context.summary_of(history[cut]) if cut >= 0 else ""
+    )
     request = ChatRequest(
         model=model,
         system=system,
@@ -306,9 +310,10 @@ def _branch_request(
         key: sum(blocks.attachment_tokens(a) for a in files) for key, files in files_of.items()
     }
     estimate = context.prompt_estimate(system, rest, files_tokens)
-    if info is not None and info.compaction:
-        # The API decides when: from half-way there, every request says where.
-        if estimate * 2 >= threshold:
+    if compacting:
+        # The API decides when: from half-way there, every request says where (and
+        # always once a compaction block goes back, which needs the beta).
+        if estimate * 2 >= threshold or context.has_compaction(rest):
             request = dataclasses.replace(request, compact_at=threshold)
         return request, None
     older = rest[:-1]
