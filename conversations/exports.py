@@ -47,11 +47,11 @@ MAX_IMPORT_MESSAGES = 5000
 # --- Export ------------------------------------------------------------------------
 
 
-def _turn(message: Message) -> dict[str, Any]:
+def _turn(message: Message, parent_id: uuid.UUID | None) -> dict[str, Any]:
     usage, cost_usd = message_usage(message)
     turn: dict[str, Any] = {
         "id": str(message.id),
-        "parent_id": str(message.parent_id) if message.parent_id else None,
+        "parent_id": str(parent_id) if parent_id else None,
         "role": message.role,
         "status": message.status,
         "text": message.text,
@@ -93,10 +93,11 @@ def conversation_export_json(*, conversation: Conversation, actor: User, ip: str
         for leaf in sorted(leaves, key=lambda m: (m.created_at, str(m.id)))
         if not active or leaf.id != active[-1].id
     ]
-    total = sum(
-        (Decimal(t["cost_usd"]) for t in map(_turn, branches.by_id.values()) if t.get("cost_usd")),
-        Decimal(0),
-    )
+    turns = [
+        _turn(m, branches.parent_of.get(m.id))
+        for m in sorted(branches.by_id.values(), key=_tree_order)
+    ]
+    total = sum((Decimal(t["cost_usd"]) for t in turns if t.get("cost_usd")), Decimal(0))
     document = {
         "format": EXPORT_FORMAT,
         "version": EXPORT_VERSION,
@@ -110,7 +111,7 @@ def conversation_export_json(*, conversation: Conversation, actor: User, ip: str
         "max_tokens": settings.CLAUDE_MAX_TOKENS,
         "messages": services.api_turns(active, attachments=files_of),
         "active_leaf_id": str(active[-1].id) if active else None,
-        "turns": [_turn(m) for m in sorted(branches.by_id.values(), key=_tree_order)],
+        "turns": turns,
         "branches": other,
         "cost_usd": str(total),
     }

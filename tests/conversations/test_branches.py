@@ -167,7 +167,8 @@ async def test_the_page_shows_the_branch_on_show_with_its_arrows(
     client = Client()
     await sync_to_async(client.force_login)(alice)
     page = (await sync_to_async(client.get)(f"/c/{conversation.id}/")).content.decode()
-    assert "Better wording" in page and "Original wording" not in page
+    assert '<div class="bubble">Better wording' in page
+    assert '<div class="bubble">Original wording' not in page
     assert '<span class="versions-label">2/2</span>' in page
 
 
@@ -272,7 +273,7 @@ async def test_a_refusal_shows_its_reason(alice, make_conversation, socket_for):
 
 
 async def test_the_model_and_system_prompt_change_for_the_next_answer(
-    alice, make_conversation, socket_for, recorder
+    alice, bob, make_conversation, socket_for, recorder
 ):
     """Switched to Haiku with a new system prompt after the first answer: the next
     request uses both; each answer keeps (and shows) the model that wrote it."""
@@ -306,7 +307,6 @@ async def test_the_model_and_system_prompt_change_for_the_next_answer(
 
     # Someone else's conversation: 404, nothing changed.
     other = Client()
-    bob = await sync_to_async(lambda: type(alice).objects.get(username="bob"))()
     await sync_to_async(other.force_login)(bob)
     response = await sync_to_async(other.post)(
         reverse("conversation_settings", args=[conversation.id]),

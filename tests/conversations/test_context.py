@@ -81,7 +81,7 @@ async def test_compaction_condenses_older_turns_and_the_block_goes_back(
     client = Client()
     await sync_to_async(client.force_login)(alice)
     page = (await sync_to_async(client.get)(f"/c/{conversation.id}/")).content.decode()
-    assert page.count("Question 1:") == 1
+    assert page.count('<div class="bubble">Question 1:') == 1
     assert "Earlier turns were condensed here" in page
     assert 'data-window="1000000"' in page and "% of context" in page
 
