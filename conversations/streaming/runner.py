@@ -312,13 +312,16 @@ def _after_pause(
         if prefix
         else [*prefix_blocks, *finished.content]
     )
-    total = Usage(
+    return dataclasses.replace(finished, content=content, usage=_usage_sum(usage, finished.usage))
+
+
+def _usage_sum(first: Usage, second: Usage) -> Usage:
+    return Usage(
         **{
-            f.name: getattr(usage, f.name) + getattr(finished.usage, f.name)
+            f.name: getattr(first, f.name) + getattr(second, f.name)
             for f in dataclasses.fields(Usage)
         }
     )
-    return dataclasses.replace(finished, content=content, usage=total)
 
 
 def _continued_content(
@@ -545,6 +548,8 @@ async def _generate(job: ReplyJob) -> None:
             )
     else:
         outcome.usage = reply.partial_usage()
+        if paused_usage is not None:  # a paused turn's earlier rounds were billed too
+            outcome.usage = _usage_sum(paused_usage, outcome.usage)
         outcome.usage_estimated = True
         if outcome_status == Message.Status.STOPPED:
             outcome.stop_reason = "user_stop"
