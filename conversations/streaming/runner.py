@@ -203,6 +203,7 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
         error_code, error_message = "", ""
     message = Message(
         id=job.message_id,
+        role=Message.Role.ASSISTANT,
         status=outcome.status,
         seq=outcome.seq,
         text=outcome.text,

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.real_backends
 
 
 def question(n: int) -> str:
-    return f"Question {n}: " + "tell me more about this " * 16  # about 100 tokens
+    return (f"Question {n}: " + "tell me more about this " * 16).strip()  # about 100 tokens
 
 
 async def ask(socket, text: str) -> list[dict]:
