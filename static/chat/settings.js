@@ -47,6 +47,6 @@ export function contextMeterUpdate(frame) {
   const percent = Math.min(100, Math.round((used * 100) / window));
   meter.hidden = false;
   meter.querySelector("progress").value = percent;
-  meter.querySelector(".meter-text").textContent = `${percent}% of context`;
+  meter.querySelector(".meter-text").textContent = `${percent || "<1"}% of context`;
   meter.title = `${formatInt(used)} of ${formatInt(window)} tokens of the model's context window used`;
 }

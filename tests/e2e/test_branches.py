@@ -30,7 +30,7 @@ def test_edit_a_message_and_switch_between_its_two_versions(new_page, site):
     wait_for_status(page, "complete")
     page.fill("#composer-input", "What should I pack? [[fake tokens=12]]")
     page.press("#composer-input", "Enter")
-    page.wait_for_function("document.querySelectorAll('article.msg-assistant').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('article.msg-assistant').length === 2")
     wait_for_status(page, "complete")
     first_answer = page.locator("article.msg-assistant").nth(1).locator(".prose").inner_text()
 
