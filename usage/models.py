@@ -24,6 +24,7 @@ class ApiCall(models.Model):
         CHAT = "chat", "Chat reply"
         COUNT_TOKENS = "count_tokens", "Token count"
         TITLE = "title", "Conversation title"
+        CONDENSE = "condense", "Summary of earlier turns"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,

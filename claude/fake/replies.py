@@ -234,3 +234,23 @@ def title_text(user_text: str) -> str:
         return "New conversation"
     title = " ".join(words)
     return title[0].upper() + title[1:]
+
+
+def compaction_summary(messages: list[dict]) -> str:
+    """What the fake's compaction condenses a conversation into: one line per user
+    turn, deterministic, so a test can see which turns it covers."""
+    asked = []
+    for message in messages:
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            text = content
+        else:
+            text = " ".join(
+                b.get("text", "") for b in content or () if isinstance(b, dict) and b.get("type") == "text"
+            )
+        if text.strip():
+            asked.append(f"- The user asked: \"{_quote(text, 80)}\"")
+    lines = "\n".join(asked) or "- (no user turns)"
+    return f"Summary of the earlier conversation ({len(asked)} user turns):\n{lines}"

@@ -143,12 +143,23 @@ class FramePublisher:
     connection unusable and the await hanging).
     """
 
-    def __init__(self, *, message_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
+    def __init__(
+        self,
+        *,
+        message_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        text: str = "",
+        thinking: str = "",
+    ) -> None:
+        """`text`, `thinking`: what the reply holds before its first frame (a
+        continued answer's text so far, which its stored row starts with)."""
         self.message_id = str(message_id)
         self.group = conversation_group(conversation_id)
         self.seq = 0
-        self.text = ""
-        self.thinking = ""
+        self.text = text
+        self.thinking = thinking
+        # Recorded with the first frame, so the record's text is the row's.
+        self._unrecorded = (text, thinking)
         self._pending_text: list[str] = []
         self._pending_thinking: list[str] = []
         self._loop = asyncio.get_running_loop()
@@ -219,7 +230,11 @@ class FramePublisher:
             frame["thinking"] = thinking
         if text:
             frame["text"] = text
-        await self._publish(frame_json(frame), text=text, thinking=thinking)
+        before_text, before_thinking = self._unrecorded
+        self._unrecorded = ("", "")
+        await self._publish(
+            frame_json(frame), text=before_text + text, thinking=before_thinking + thinking
+        )
 
     async def finish(self, completed: dict[str, Any]) -> None:
         """Publish the reply's last frame (`message.completed`, seq = last delta + 1)."""
