@@ -50,10 +50,35 @@ def title_queue_after_commit(*, conversation_id: uuid.UUID, reply_id: uuid.UUID)
         return
     from conversations.tasks import conversation_title_task
 
-    transaction.on_commit(lambda: conversation_title_task.delay(str(conversation_id)))
+    transaction.on_commit(
+        lambda: conversation_title_task.delay(str(conversation_id), str(reply_id))
+    )
 
 
-def conversation_title_generate(*, conversation_id: uuid.UUID | str) -> str | None:
+def _first_exchange(conversation: Conversation, reply_id) -> tuple[Message, Message] | None:
+    """The answer (`reply_id`, else the earliest at position 1) and the message it
+    answers (its parent: with branches, position 0 may hold several versions)."""
+    replies = conversation.messages.filter(role=Message.Role.ASSISTANT)
+    reply = (
+        replies.filter(id=reply_id).first()
+        if reply_id
+        else replies.filter(position=1).order_by("created_at").first()
+    )
+    if reply is None or reply.status != Message.Status.COMPLETE:
+        return None
+    prompt = (
+        reply.parent
+        if reply.parent_id
+        else conversation.messages.filter(position=reply.position - 1).first()
+    )
+    if prompt is None or not prompt.text:
+        return None
+    return prompt, reply
+
+
+def conversation_title_generate(
+    *, conversation_id: uuid.UUID | str, reply_id: uuid.UUID | str | None = None
+) -> str | None:
     """Ask for a title and store it if the conversation still has its local one.
 
     Returns the new title, or None when the conversation keeps its own. Safe to
@@ -62,8 +87,8 @@ def conversation_title_generate(*, conversation_id: uuid.UUID | str) -> str | No
     conversation = Conversation.objects.filter(id=conversation_id).first()
     if conversation is None:
         return None
-    first = list(conversation.messages.order_by("position")[:2])
-    if len(first) < 2 or first[1].status != Message.Status.COMPLETE or not first[0].text:
+    first = _first_exchange(conversation, reply_id)
+    if first is None:
         return None
     local = title_from_text(first[0].text)
     if conversation.title != local:

@@ -137,7 +137,11 @@ async def test_the_chat_queues_a_title_after_the_first_answer_only(
     alice, make_conversation, signed_in, monkeypatch
 ):
     queued: list[str] = []
-    monkeypatch.setattr(tasks.conversation_title_task, "delay", queued.append)
+    monkeypatch.setattr(
+        tasks.conversation_title_task,
+        "delay",
+        lambda conversation_id, reply_id: queued.append(conversation_id),
+    )
     conversation = await sync_to_async(make_conversation)()
     session = await signed_in(alice)
     socket, _ = await session.socket(conversation.id)
