@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("usage", "0002_apicall_from_conversations"),
+        ("usage", "0004_apicall_condense_purpose"),
     ]
 
     operations = [
