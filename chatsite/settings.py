@@ -195,9 +195,35 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # the API when a key or base URL is set, else the fake.
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", "")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "")
-CLAUDE_PROVIDER = env_str(
-    "CLAUDE_PROVIDER", "anthropic" if (ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL) else "fake"
+CLAUDE_PROVIDER = env_choice(
+    "CLAUDE_PROVIDER",
+    ("anthropic", "bedrock", "vertex", "fake"),
+    "anthropic" if (ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL) else "fake",
 )
+# Amazon Bedrock (`CLAUDE_PROVIDER=bedrock`): the region, and the inference profile
+# the model ids go through: `global` (routed anywhere, list price) or a geography,
+# `us`, `eu`, `jp` or `apac` (a regional endpoint: the data stays there, +10% on
+# models from Sonnet 4.5 on). Credentials as boto3 finds them (AWS_ACCESS_KEY_ID /
+# AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance role) or AWS_BEARER_TOKEN_BEDROCK.
+CLAUDE_AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", ""))
+CLAUDE_BEDROCK_ENDPOINT = env_choice(
+    "CLAUDE_BEDROCK_ENDPOINT", ("global", "us", "eu", "jp", "apac"), "global"
+)
+CLAUDE_BEDROCK_BASE_URL = env_str("ANTHROPIC_BEDROCK_BASE_URL", "")
+# Google Vertex AI (`CLAUDE_PROVIDER=vertex`): the location (`global`, or a region
+# such as `us-east5`, which is a regional endpoint), the project, and Google's
+# application default credentials, or a static access token.
+CLAUDE_VERTEX_REGION = env_str("CLOUD_ML_REGION", "")
+CLAUDE_VERTEX_PROJECT_ID = env_str("ANTHROPIC_VERTEX_PROJECT_ID", "")
+CLAUDE_VERTEX_BASE_URL = env_str("ANTHROPIC_VERTEX_BASE_URL", "")
+CLAUDE_VERTEX_ACCESS_TOKEN = env_str("CLAUDE_VERTEX_ACCESS_TOKEN", "")
+if CLAUDE_PROVIDER == "bedrock" and not CLAUDE_AWS_REGION:
+    raise ImproperlyConfigured("CLAUDE_PROVIDER=bedrock: set AWS_REGION (e.g. us-west-2).")
+if CLAUDE_PROVIDER == "vertex" and not (CLAUDE_VERTEX_REGION and CLAUDE_VERTEX_PROJECT_ID):
+    raise ImproperlyConfigured(
+        "CLAUDE_PROVIDER=vertex: set CLOUD_ML_REGION (e.g. global or us-east5) and "
+        "ANTHROPIC_VERTEX_PROJECT_ID."
+    )
 CLAUDE_MAX_RETRIES = env_int("CLAUDE_MAX_RETRIES", 2)
 CLAUDE_TIMEOUT_SECONDS = env_float("CLAUDE_TIMEOUT_SECONDS", 600.0)
 CLAUDE_DEFAULT_MODEL = env_str("CLAUDE_DEFAULT_MODEL", "claude-sonnet-5-5")
@@ -205,6 +231,11 @@ CLAUDE_MAX_TOKENS = env_int("CLAUDE_MAX_TOKENS", 8192)
 # Upload each prepared attachment once through the Files API and send its
 # file_id, instead of the bytes in every request (Anthropic API only).
 CLAUDE_FILES_API = env_bool("CLAUDE_FILES_API", False)
+if CLAUDE_FILES_API and CLAUDE_PROVIDER in ("bedrock", "vertex"):
+    raise ImproperlyConfigured(
+        f"CLAUDE_FILES_API=true needs the Anthropic API: {CLAUDE_PROVIDER} has no Files API "
+        "(files are sent inline there). Unset it."
+    )
 
 # --- Chat streaming ----------------------------------------------------------
 CHAT_COALESCE_SECONDS = env_float("CHAT_COALESCE_SECONDS", 0.05)

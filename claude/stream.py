@@ -17,10 +17,12 @@ from typing import Any
 import anthropic
 import httpx2
 
-from claude.catalog import model_info
-from claude.client import claude_client
+from claude.catalog import model_for_cloud_id, model_info
+from claude.client import claude_client, claude_provider
 from claude.errors import ClaudeError, claude_error_from_body, claude_error_from_sdk
+from claude.eventstream import bedrock_events
 from claude.pricing import Usage
+from claude.providers import provider_model_id
 from claude.sse import sse_events
 
 logger = logging.getLogger(__name__)
@@ -136,6 +138,14 @@ def _plain_usage(usage: dict[str, Any]) -> Usage:
     )
 
 
+def _catalog_id(model: str | None) -> str | None:
+    """A provider's id for a catalog model as the catalog's; any other as it came."""
+    if not model:
+        return None
+    info = model_for_cloud_id(model)
+    return info.id if info else model
+
+
 def request_params(request: ChatRequest) -> dict[str, Any]:
     """The SDK keyword arguments for a chat request, with prompt caching on.
 
@@ -143,7 +153,8 @@ def request_params(request: ChatRequest) -> dict[str, Any]:
     message, so each turn reads the previous turns from the cache.
     """
     params: dict[str, Any] = {
-        "model": request.model,
+        # The provider's own id (Bedrock's profile id, Vertex's `…@date`).
+        "model": provider_model_id(request.model),
         "max_tokens": request.max_tokens,
         "messages": _with_cache_breakpoint(request.messages),
     }
@@ -235,7 +246,8 @@ class ReplyStream:
             self._stream = await messages.create(stream=True, **params)
         except anthropic.APIError as exc:
             raise claude_error_from_sdk(exc) from exc
-        self.request_id = self._stream.response.headers.get("request-id", "")
+        headers = self._stream.response.headers
+        self.request_id = headers.get("request-id") or headers.get("x-amzn-requestid", "")
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -244,7 +256,10 @@ class ReplyStream:
 
     async def __aiter__(self) -> AsyncIterator[StreamEvent]:
         try:
-            async for name, data in sse_events(self._stream.response.aiter_bytes()):
+            body = self._stream.response.aiter_bytes()
+            # Bedrock streams AWS event-stream frames; the others SSE.
+            events = bedrock_events(body) if claude_provider() == "bedrock" else sse_events(body)
+            async for name, data in events:
                 if name == "content_block_delta":
                     event = json.loads(data)
                     delta = event["delta"]
@@ -272,7 +287,9 @@ class ReplyStream:
                     self._blocks.append(_without_none(json.loads(data)["content_block"]))
                 elif name == "message_start":
                     message = json.loads(data)["message"]
-                    self._model = message.get("model") or self._model
+                    self._model = _catalog_id(message.get("model")) or self._model
+                    # Vertex AI sends no request id: the message's id names the call.
+                    self.request_id = self.request_id or str(message.get("id") or "")
                     self._usage = _without_none(message.get("usage") or {})
                 elif name == "message_delta":
                     event = json.loads(data)
@@ -356,6 +373,7 @@ async def summary_write(request: ChatRequest) -> SummaryWritten:
     return SummaryWritten(
         text=text,
         usage=_usage_from_dict(message.usage.model_dump()),
-        request_id=getattr(message, "_request_id", None) or "",
-        model=message.model,
+        # Bedrock's request id is its own header; Vertex sends none (the message's id).
+        request_id=getattr(message, "_request_id", None) or message.id or "",
+        model=_catalog_id(message.model) or request.model,
     )

@@ -1,11 +1,17 @@
-"""Token counting through the API's free `POST /v1/messages/count_tokens`."""
+"""Token counting through the API's free `POST /v1/messages/count_tokens` (on Vertex
+AI its `count-tokens:rawPredict`). Bedrock has none: ask `token_counting_available()`
+first."""
 
 from __future__ import annotations
 
 import anthropic
 
-from claude.client import claude_client
-from claude.errors import claude_error_from_sdk
+from claude.client import (
+    claude_client,
+    token_counting_available,
+    token_counting_unavailable_message,
+)
+from claude.errors import ClaudeError, claude_error_from_sdk
 from claude.stream import COMPACTION_BETA, ChatRequest
 
 # count_tokens takes the request without these.
@@ -24,8 +30,11 @@ def _has_compaction(messages) -> bool:
 async def input_tokens_count(request: ChatRequest) -> int:
     """How many input tokens `request` would be billed for (system, history, new text).
 
-    Raises ClaudeError like a chat call does. The call itself is free.
+    Raises ClaudeError like a chat call does (`unsupported` where the provider
+    has no token counting). The call itself is free.
     """
+    if not token_counting_available():
+        raise ClaudeError("unsupported", detail=token_counting_unavailable_message())
     params = {k: v for k, v in request.params.items() if k not in _NOT_COUNTED}
     counter = claude_client().messages
     if _has_compaction(params["messages"]):

@@ -6,7 +6,7 @@ import uuid
 from django import forms
 from django.conf import settings
 
-from claude.catalog import model_choices
+from claude.providers import model_choices
 from conversations.models import Conversation
 
 

@@ -24,7 +24,9 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import user_primary_team
 from claude.catalog import model_info
+from claude.client import claude_provider_name
 from claude.errors import INTERRUPTED_CODE, INTERRUPTED_MESSAGE
+from claude.providers import model_offered
 from claude.stream import ChatRequest
 from conversations import context, selectors, tree
 from conversations.attachments import blocks
@@ -100,6 +102,12 @@ def conversation_create(
     """Start an empty conversation, billed to the owner's team."""
     if model_info(model) is None:
         raise ChatInputError("unknown_model", f"Unknown model {model!r}.")
+    if not model_offered(model):
+        raise ChatInputError(
+            "model_unavailable",
+            f"{model_info(model).label} is not offered on {claude_provider_name()} here. "
+            "Pick another model.",
+        )
     if thinking_effort not in Conversation.ThinkingEffort.values:
         raise ChatInputError("bad_effort", f"Unknown thinking effort {thinking_effort!r}.")
     if model_info(model).thinking == "none":
@@ -133,6 +141,11 @@ def conversation_settings_update(
     info = model_info(model)
     if info is None:
         raise ChatInputError("unknown_model", f"Unknown model {model!r}.")
+    if not model_offered(model):
+        raise ChatInputError(
+            "model_unavailable",
+            f"{info.label} is not offered on {claude_provider_name()} here. Pick another model.",
+        )
     if thinking_effort not in Conversation.ThinkingEffort.values:
         raise ChatInputError("bad_effort", f"Unknown thinking effort {thinking_effort!r}.")
     if info.thinking == "none":
@@ -367,6 +380,29 @@ def chat_request_for_draft(
         conversation, [*_messages_for_history(conversation), draft], files_of
     )
     return request
+
+
+def draft_tokens_local_estimate(
+    *, conversation: Conversation, text: str, attachment_ids: Collection[uuid.UUID] = ()
+) -> int:
+    """The next message's prompt counted here, without the API, where the provider
+    has no token counting (Bedrock): the same conservative count a budget hold
+    uses (the last call's reported prompt and answer, the text since at three
+    characters a token, each file at its recorded cost). It errs high."""
+    stored = blocks.conversation_attachments(conversation.id)
+    files_of = blocks.attachments_by_message(stored)
+    draft_files = blocks.draft_attachments(
+        available=stored, ids=attachment_ids, author_id=conversation.owner_id
+    )
+    history = _messages_for_history(conversation)
+    _attachment_tokens_noted(history, files_of)
+    return estimates.call_prompt_tokens_estimate(
+        conversation_id=conversation.id,
+        system_prompt=conversation.system_prompt,
+        messages=history,
+        new_text=text,
+        new_attachment_tokens=sum(blocks.attachment_tokens(a) for a in draft_files),
+    )
 
 
 def _attachment_tokens_noted(

@@ -17,8 +17,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from claude.client import claude_provider
 from claude.pricing import cost, worst_case_cost
+from claude.providers import endpoint, regional_premium
 from claude.titles import TITLE_MAX_TOKENS, TITLE_SYSTEM_PROMPT, title_generate, title_request
 from conversations.models import Conversation, Message
 from conversations.services import title_from_text
@@ -103,6 +103,7 @@ def conversation_title_generate(
         prompt_tokens=prompt_chars // _CHARS_PER_TOKEN + 1,
         max_output_tokens=TITLE_MAX_TOKENS,
         at=timezone.now().date(),
+        regional=regional_premium(model),
     )
     try:
         reservation = budget_reserve(
@@ -112,7 +113,9 @@ def conversation_title_generate(
         return None
     started = timezone.now()
     reply = async_to_sync(title_generate)(request)
-    price = cost(reply.model, reply.usage, at=started.date())
+    where = endpoint()
+    premium = regional_premium(reply.model)
+    price = cost(reply.model, reply.usage, at=started.date(), regional=premium)
     with transaction.atomic():
         call = ApiCall.objects.create(
             user_id=conversation.owner_id,
@@ -120,7 +123,9 @@ def conversation_title_generate(
             conversation_id=conversation.id,
             conversation_uuid=conversation.id,
             purpose=ApiCall.Purpose.TITLE,
-            provider=claude_provider(),
+            provider=where.provider,
+            region=where.region,
+            endpoint=where.kind,
             model=reply.model,
             input_tokens=reply.usage.input_tokens,
             output_tokens=reply.usage.output_tokens,
@@ -130,6 +135,8 @@ def conversation_title_generate(
             cost_usd=price.usd,
             cache_savings_usd=price.cache_savings_usd,
             batch_savings_usd=price.batch_savings_usd,
+            regional=premium,
+            regional_premium_usd=price.regional_premium_usd,
             price_key=price.price_key,
             priced=price.priced,
             request_id=reply.request_id,

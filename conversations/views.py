@@ -13,7 +13,9 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.audit import request_ip
-from claude.catalog import model_choices, model_info
+from claude.catalog import model_info
+from claude.client import token_counting_available, token_counting_unavailable_message
+from claude.providers import default_model, model_choices
 from claude.stream import ClaudeError
 from claude.tokens import input_tokens_count
 from conversations import context, exports, selectors, services
@@ -27,14 +29,15 @@ from conversations.forms import (
 from conversations.models import Message
 from conversations.rendering import markdown_to_html
 from conversations.streaming.frames import condensed_text, model_label, stop_note
-from usage.ledger import estimate_record
+from usage.ledger import estimate_priced, estimate_record
 
 
 def _page_context(request: HttpRequest) -> dict:
     return {
         "conversations": selectors.conversation_list_for_user(user=request.user),
+        # The picker offers what this provider serves.
         "model_choices": model_choices(),
-        "default_model": settings.CLAUDE_DEFAULT_MODEL,
+        "default_model": default_model(),
         "effort_choices": [
             ("", "Off"),
             ("low", "Low"),
@@ -306,6 +309,28 @@ async def conversation_estimate(request: HttpRequest, conversation_id: str) -> H
         text=form.cleaned_data["text"],
         attachment_ids=form.cleaned_data["attachments"],
     )
+    if not token_counting_available():
+        # Bedrock counts no tokens: a local estimate, said as such, and no ledger
+        # row (no call was made).
+        tokens = await sync_to_async(services.draft_tokens_local_estimate)(
+            conversation=conversation,
+            text=form.cleaned_data["text"],
+            attachment_ids=form.cleaned_data["attachments"],
+        )
+        estimate = await sync_to_async(estimate_priced)(
+            model=conversation.model,
+            input_tokens=tokens,
+            max_output_tokens=chat_request.max_output_tokens,
+        )
+        return JsonResponse(
+            {
+                "input_tokens": estimate.input_tokens,
+                "estimated_cost_usd": f"{estimate.estimated_cost_usd:.6f}",
+                "max_cost_usd": f"{estimate.max_cost_usd:.6f}",
+                "method": "local",
+                "note": token_counting_unavailable_message(),
+            }
+        )
     try:
         tokens = await input_tokens_count(chat_request)
     except ClaudeError as exc:
@@ -325,5 +350,6 @@ async def conversation_estimate(request: HttpRequest, conversation_id: str) -> H
             "input_tokens": estimate.input_tokens,
             "estimated_cost_usd": f"{estimate.estimated_cost_usd:.6f}",
             "max_cost_usd": f"{estimate.max_cost_usd:.6f}",
+            "method": "count_tokens",
         }
     )

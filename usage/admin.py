@@ -29,7 +29,7 @@ from usage.forms import ReportFilterForm
 from usage.models import ApiCall, Budget, BudgetReservation, DailyUsage
 from usage.money import MICRO_DOLLAR, usd_display
 from usage.periods import month_start
-from usage.report import REPORT_COLUMNS, usage_report
+from usage.report import REPORT_COLUMNS, endpoint_name, usage_report
 
 
 def _report_params(request: HttpRequest) -> dict:
@@ -80,6 +80,7 @@ def usage_report_view(request: HttpRequest) -> HttpResponse:
             ("Per user", report.by_user),
             ("Per team", report.by_team),
             ("Per model", report.by_model),
+            ("Per provider and endpoint", report.by_endpoint),
         ],
         "teams": Team.objects.order_by("name"),
         "users": User.objects.order_by("username").only("id", "username", "display_name"),
@@ -102,6 +103,7 @@ def _csv(report) -> HttpResponse:
         ("user", report.by_user),
         ("team", report.by_team),
         ("model", report.by_model),
+        ("endpoint", report.by_endpoint),
     ):
         for row in rows:
             writer.writerow([table, *_csv_cells(row)])
@@ -165,19 +167,41 @@ class ApiCallAdmin(ReadOnlyAdmin):
         "team",
         "model",
         "purpose",
+        "where",
         "input_tokens",
         "output_tokens",
         "cache_read_tokens",
         "cost_usd",
         "price_key",
         "pricing",
+        "premium",
         "stop_reason",
         "error_type",
     ]
-    list_filter = ["model", "purpose", "priced", "batch", "regional", "team"]
+    list_filter = [
+        "provider",
+        "endpoint",
+        "region",
+        "model",
+        "purpose",
+        "priced",
+        "batch",
+        "regional",
+        "team",
+    ]
     search_fields = ["request_id", "user__username"]
     list_select_related = ["user", "team"]
     date_hierarchy = "created_at"
+
+    @admin.display(description="Provider, endpoint", ordering="provider")
+    def where(self, obj: ApiCall) -> str:
+        return endpoint_name(obj.provider, obj.region, obj.endpoint)
+
+    @admin.display(description="Regional premium", ordering="regional_premium_usd")
+    def premium(self, obj: ApiCall) -> str:
+        if not obj.regional:
+            return "—"
+        return f"+10% (${obj.regional_premium_usd:.6f})"
 
     @admin.display(description="Priced", boolean=False, ordering="priced")
     def pricing(self, obj: ApiCall) -> str:

@@ -38,6 +38,14 @@ from typing import Any
 from claude.catalog import ModelInfo, model_info
 from claude.titles import TITLE_SYSTEM_PROMPT
 
+from .clouds import (
+    ANTHROPIC,
+    CloudError,
+    Dialect,
+    cloud_route,
+    is_cloud_path,
+    new_request_id,
+)
 from .control import ERROR_STATUS, Control, ControlError, parse_control, strip_directives
 from .files import MAX_UPLOAD_BYTES, FileInputError, FileStore, is_file_id, parse_upload
 from .media import Attachment, MediaError, MediaReader
@@ -136,6 +144,7 @@ ERROR_MESSAGES = {
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _PING = b'event: ping\ndata: {"type": "ping"}\n\n'
+_PROMPT_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 def _new_id(prefix: str) -> str:
@@ -751,7 +760,11 @@ class FakeClaude:
 
     # --- HTTP plumbing ---
 
-    def _headers(self, request_id: str, content_type: bytes) -> _Headers:
+    def _headers(
+        self, request_id: str, content_type: bytes, dialect: Dialect = ANTHROPIC
+    ) -> _Headers:
+        if dialect is not ANTHROPIC:
+            return [(b"content-type", content_type), *dialect.response_headers(request_id)]
         now = int(time.time())
         if now != self._ratelimit_second:
             reset = datetime.fromtimestamp(now + 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
@@ -783,9 +796,11 @@ class FakeClaude:
         payload: dict[str, Any],
         request_id: str,
         extra_headers: _Headers | None = None,
+        *,
+        dialect: Dialect = ANTHROPIC,
     ) -> None:
         body = json.dumps(payload).encode()
-        headers = self._headers(request_id, b"application/json")
+        headers = self._headers(request_id, b"application/json", dialect)
         headers.extend(extra_headers or [])
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -813,6 +828,9 @@ class FakeClaude:
     ) -> None:
         path = scope["path"]
         method = scope["method"]
+        if is_cloud_path(path):
+            await self._cloud(scope, receive, send, request_id)
+            return
         files_route = path == "/v1/files" or path.startswith("/v1/files/")
         if not files_route and (
             method != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens")
@@ -846,7 +864,26 @@ class FakeClaude:
             raise _invalid("There was an issue with your request body: invalid JSON") from None
 
         count_tokens = path == "/v1/messages/count_tokens"
+        await self._messages(
+            payload, version, headers, receive, send, request_id, count_tokens=count_tokens
+        )
+
+    async def _messages(
+        self,
+        payload: Any,
+        version: str,
+        headers: dict[bytes, bytes],
+        receive: _Receive,
+        send: _Send,
+        request_id: str,
+        *,
+        count_tokens: bool = False,
+        dialect: Dialect = ANTHROPIC,
+    ) -> None:
+        """A Messages (or count_tokens) request whose body is parsed: validated,
+        counted, cached and answered in the dialect of the route it came by."""
         request = validate(payload, version, count_tokens=count_tokens)
+        dialect.check_sources(request.messages)
         betas = {
             b.strip()
             for b in headers.get(b"anthropic-beta", b"").decode("latin-1").split(",")
@@ -867,7 +904,7 @@ class FakeClaude:
         blocks = prompt_blocks(request.system, request.messages, measured)
         if count_tokens:
             total = sum(b.tokens for b in blocks)
-            await self._send_json(send, 200, {"input_tokens": total}, request_id)
+            await self._send_json(send, 200, {"input_tokens": total}, request_id, dialect=dialect)
             return
 
         user_text = _user_text(request.messages)
@@ -917,9 +954,55 @@ class FakeClaude:
             if request.pause_after_compaction:
                 plan = dataclasses.replace(plan, thinking=None, text=[], stop_reason="compaction")
         if request.stream:
-            await self._stream(receive, send, request_id, request, plan, usage)
+            await self._stream(receive, send, request_id, request, plan, usage, dialect)
         else:
-            await self._respond(send, request_id, request, plan, usage)
+            await self._respond(send, request_id, request, plan, usage, dialect)
+
+    # --- Amazon Bedrock and Google Vertex AI ---
+
+    async def _cloud(
+        self, scope: _Message, receive: _Receive, send: _Send, request_id: str
+    ) -> None:
+        """Bedrock's `/model/{id}/invoke[-with-response-stream]` and Vertex AI's
+        `…/publishers/anthropic/models/{id}:rawPredict|streamRawPredict`: the same
+        replies, in each provider's framing, errors and authentication."""
+        route = cloud_route(scope["method"], scope["path"])
+        dialect = route.dialect
+        request_id = new_request_id(dialect, request_id)
+        try:
+            headers = dict(scope["headers"])
+            length = headers.get(b"content-length", b"0")
+            if length.isdigit() and int(length) > MAX_BODY_BYTES:
+                raise ApiError("request_too_large", ERROR_MESSAGES["request_too_large"])
+            dialect.check_auth(headers)
+            route.check_model()
+            body = await self._read_body(receive)
+            if body is None:
+                return
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                raise dialect.malformed("invalid JSON") from None
+            payload, version = route.prepare(payload)
+            await self._messages(
+                payload,
+                version,
+                headers,
+                receive,
+                send,
+                request_id,
+                count_tokens=route.count_tokens,
+                dialect=dialect,
+            )
+        except CloudError as error:
+            await self._send_json(
+                send, error.status, error.body, request_id, error.headers, dialect=dialect
+            )
+        except ApiError as error:
+            status, error_headers, error_body = dialect.error_response(error, request_id)
+            await self._send_json(
+                send, status, error_body, request_id, error_headers, dialect=dialect
+            )
 
     # --- The Files API ---
 
@@ -1120,6 +1203,7 @@ class FakeClaude:
         request: ParsedRequest,
         plan: Plan,
         usage: PromptUsage,
+        dialect: Dialect = ANTHROPIC,
     ) -> None:
         """A non-streaming reply, after as long as the stream would have taken."""
         delay = plan.ttft + (plan.output_tokens / plan.tps if plan.tps > 0 else 0)
@@ -1134,7 +1218,7 @@ class FakeClaude:
         if plan.text is not None:
             content.append({"type": "text", "text": "".join(plan.text)})
         message = {
-            "id": _new_id("msg_01"),
+            "id": _new_id(dialect.message_prefix),
             "type": "message",
             "role": "assistant",
             "model": request.model,
@@ -1142,7 +1226,12 @@ class FakeClaude:
             **self._stop_delta(plan),
             "usage": {**self._final_usage(plan, usage), "service_tier": "standard"},
         }
-        await self._send_json(send, 200, message, request_id)
+        extra = dialect.invoke_headers(
+            input_tokens=sum(usage.as_usage()[k] for k in _PROMPT_FIELDS),
+            output_tokens=plan.output_tokens,
+            latency_ms=int(delay * 1000),
+        )
+        await self._send_json(send, 200, message, request_id, extra, dialect=dialect)
 
     async def _stream(
         self,
@@ -1152,13 +1241,15 @@ class FakeClaude:
         request: ParsedRequest,
         plan: Plan,
         usage: PromptUsage,
+        dialect: Dialect = ANTHROPIC,
     ) -> None:
-        """Send the SSE stream; stop generating as soon as the client disconnects."""
-        headers = self._headers(request_id, b"text/event-stream; charset=utf-8")
-        headers.append((b"cache-control", b"no-cache"))
+        """Send the stream (SSE, or Bedrock's event stream); stop generating as soon
+        as the client disconnects."""
+        headers = self._headers(request_id, dialect.stream_content_type, dialect)
+        headers.extend(dialect.stream_headers())
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         self.active_streams += 1
-        generate = asyncio.ensure_future(self._generate(send, request, plan, usage))
+        generate = asyncio.ensure_future(self._generate(send, request, plan, usage, dialect))
         watch = asyncio.ensure_future(_wait_for_disconnect(receive))
         try:
             await asyncio.wait({generate, watch}, return_when=asyncio.FIRST_COMPLETED)
@@ -1172,15 +1263,23 @@ class FakeClaude:
             generate.result()
 
     async def _generate(
-        self, send: _Send, request: ParsedRequest, plan: Plan, usage: PromptUsage
+        self,
+        send: _Send,
+        request: ParsedRequest,
+        plan: Plan,
+        usage: PromptUsage,
+        dialect: Dialect = ANTHROPIC,
     ) -> None:
         async def write(*events: bytes, more: bool = True) -> None:
             await send({"type": "http.response.body", "body": b"".join(events), "more_body": more})
 
+        _event = dialect.event
+        started = time.monotonic()
+
         start = {
             "type": "message_start",
             "message": {
-                "id": _new_id("msg_01"),
+                "id": _new_id(dialect.message_prefix),
                 "type": "message",
                 "role": "assistant",
                 "model": request.model,
@@ -1190,7 +1289,7 @@ class FakeClaude:
                 "usage": {**usage.as_usage(), "output_tokens": 1, "service_tier": "standard"},
             },
         }
-        await write(_event("message_start", start), _PING)
+        await write(_event("message_start", start), dialect.ping)
         pacer = _Pacer(plan.tps, plan.ttft)
         index = 0
         if plan.compaction is not None:
@@ -1213,9 +1312,11 @@ class FakeClaude:
             block = {"type": "thinking", "thinking": "", "signature": ""}
             if plan.thinking_omitted:
                 pacer.skip(len(plan.thinking))
-                await self._emit_block(write, pacer, index, block, "thinking", [])
+                await self._emit_block(write, pacer, index, block, "thinking", [], None, _event)
             else:
-                await self._emit_block(write, pacer, index, block, "thinking", plan.thinking)
+                await self._emit_block(
+                    write, pacer, index, block, "thinking", plan.thinking, None, _event
+                )
             signature = {"type": "signature_delta", "signature": plan.signature}
             await write(
                 _event(
@@ -1228,26 +1329,29 @@ class FakeClaude:
         if plan.text is not None:
             limit = plan.error_at if plan.error else None
             block = {"type": "text", "text": ""}
-            await self._emit_block(write, pacer, index, block, "text", plan.text, limit)
+            await self._emit_block(write, pacer, index, block, "text", plan.text, limit, _event)
             if plan.error is None:
                 await write(
                     _event("content_block_stop", {"type": "content_block_stop", "index": index})
                 )
         if plan.error is not None:
             # Interrupts the open block, as the API's mid-stream errors do.
-            error = {"type": plan.error, "message": ERROR_MESSAGES[plan.error]}
-            await write(_event("error", {"type": "error", "error": error}), more=False)
+            await write(dialect.stream_error(plan.error, ERROR_MESSAGES[plan.error]), more=False)
             return
         message_delta = {
             "type": "message_delta",
             "delta": self._stop_delta(plan),
             "usage": self._final_usage(plan, usage),
         }
-        await write(
-            _event("message_delta", message_delta),
-            _event("message_stop", {"type": "message_stop"}),
-            more=False,
+        stop = {"type": "message_stop"}
+        stop.update(
+            dialect.stop_metrics(
+                input_tokens=sum(usage.as_usage()[k] for k in _PROMPT_FIELDS),
+                output_tokens=plan.output_tokens,
+                latency_ms=int((time.monotonic() - started) * 1000),
+            )
         )
+        await write(_event("message_delta", message_delta), _event("message_stop", stop), more=False)
 
     @staticmethod
     async def _emit_block(
@@ -1258,6 +1362,7 @@ class FakeClaude:
         kind: str,
         tokens: list[str],
         limit: int | None = None,
+        _event: Callable[[str, dict[str, Any]], bytes] = _event,
     ) -> int:
         """Start a block and stream its deltas as they fall due; returns tokens sent.
 

@@ -32,9 +32,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from claude.client import claude_provider
 from claude.errors import INTERRUPTED_CODE, INTERRUPTED_MESSAGE
 from claude.pricing import Usage, cost
+from claude.providers import endpoint, regional_premium
 from claude.stream import (
     ChatRequest,
     ClaudeError,
@@ -194,7 +194,9 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
     usage = outcome.usage or Usage()
     model = outcome.model or job.request.model
     now = timezone.now()
-    price = cost(model, usage, at=now.date())
+    where = endpoint()
+    premium = regional_premium(model)
+    price = cost(model, usage, at=now.date(), regional=premium)
     html = markdown_to_html(outcome.text) if outcome.text else ""
     if error is not None:
         error_code, error_message = error.code, error.human_message
@@ -250,7 +252,9 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
             conversation_uuid=job.conversation_id,
             message_id=job.message_id if updated else None,
             purpose=ApiCall.Purpose.CHAT,
-            provider=claude_provider(),
+            provider=where.provider,
+            region=where.region,
+            endpoint=where.kind,
             model=model,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
@@ -261,6 +265,8 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
             cost_usd=price.usd,
             cache_savings_usd=price.cache_savings_usd,
             batch_savings_usd=price.batch_savings_usd,
+            regional=premium,
+            regional_premium_usd=price.regional_premium_usd,
             price_key=price.price_key,
             priced=price.priced,
             request_id=outcome.request_id or (error.request_id if error else ""),
@@ -368,7 +374,9 @@ async def _condense(job: ReplyJob) -> ChatRequest:
 def _summary_store(job: ReplyJob, written: SummaryWritten) -> None:
     """The summary on its message and its call on the ledger, together."""
     now = timezone.now()
-    price = cost(written.model, written.usage, at=now.date())
+    where = endpoint()
+    premium = regional_premium(written.model)
+    price = cost(written.model, written.usage, at=now.date(), regional=premium)
     with transaction.atomic():
         rows_update(Message, {"summary": written.text}, where={"id": job.condense.message_id})
         call = ApiCall(
@@ -379,7 +387,9 @@ def _summary_store(job: ReplyJob, written: SummaryWritten) -> None:
             # Billed with the answer it was written for.
             message_id=job.message_id,
             purpose=ApiCall.Purpose.CONDENSE,
-            provider=claude_provider(),
+            provider=where.provider,
+            region=where.region,
+            endpoint=where.kind,
             model=written.model,
             input_tokens=written.usage.input_tokens,
             output_tokens=written.usage.output_tokens,
@@ -389,6 +399,8 @@ def _summary_store(job: ReplyJob, written: SummaryWritten) -> None:
             cost_usd=price.usd,
             cache_savings_usd=price.cache_savings_usd,
             batch_savings_usd=price.batch_savings_usd,
+            regional=premium,
+            regional_premium_usd=price.regional_premium_usd,
             price_key=price.price_key,
             priced=price.priced,
             request_id=written.request_id,

@@ -322,7 +322,8 @@ def test_upsert_add_without_returning_sums_every_column(alice):
                     "cost_usd": Decimal("0.000001"),
                 }
             ],
-            unique=("day", "user_id", "team_id", "model"),
+            # The rollup's key (the fields left out take their defaults).
+            unique=("day", "user_id", "team_id", "model", "provider", "region", "endpoint"),
             add=sums,
         )
     row = DailyUsage.objects.get(day=day, user_id=alice.pk)
