@@ -56,10 +56,24 @@ def user_totp_enrolled(user) -> bool:
     return Authenticator.objects.filter(user=user, type=Authenticator.Type.TOTP).exists()
 
 
+def session_mfa_missing(*, user, session) -> str | None:
+    """What this signed-in session still lacks: "verify" (enrolled, but this
+    session has not passed the second factor), "enrol" (a team requires it and
+    there is none), or None. Also asked at a socket's handshake."""
+    if not user.is_authenticated or session.get(SESSION_KEY) == user.pk:
+        return None
+    if user_totp_enrolled(user):
+        # Enrolled, so asked at every sign-in; a session that skipped the step
+        # (the admin's sign-in page has none) proves it here.
+        return "verify"
+    if user_mfa_required(user=user):
+        return "enrol"
+    return None
+
+
 def mfa_gate_target(request: HttpRequest) -> str | None:
     """Where a signed-in request must go instead, or None if it may go on."""
-    user = request.user
-    if not user.is_authenticated or session_mfa_passed(request):
+    if not request.user.is_authenticated or session_mfa_passed(request):
         return None
     try:
         name = resolve(request.path_info).url_name
@@ -67,14 +81,10 @@ def mfa_gate_target(request: HttpRequest) -> str | None:
         name = None
     if name in ALLOWED_URL_NAMES:
         return None
-    if user_totp_enrolled(user):
-        # Enrolled, so asked at every sign-in; a session that skipped the step
-        # (the admin's sign-in page has none) proves it here.
-        view = "mfa_reauthenticate"
-    elif user_mfa_required(user=user):
-        view = "mfa_activate_totp"
-    else:
+    missing = session_mfa_missing(user=request.user, session=request.session)
+    if missing is None:
         return None
+    view = "mfa_reauthenticate" if missing == "verify" else "mfa_activate_totp"
     return f"{reverse(view)}?{urlencode({'next': request.get_full_path()})}"
 
 
