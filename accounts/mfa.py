@@ -62,13 +62,18 @@ def session_mfa_missing(*, user, session) -> str | None:
     there is none), or None. Also asked at a socket's handshake."""
     if not user.is_authenticated or session.get(SESSION_KEY) == user.pk:
         return None
-    if user_totp_enrolled(user):
+    # Loaded with the user by accounts.backends (no query); asked if it was not.
+    enrolled = getattr(user, "mfa_totp_enrolled", None)
+    if enrolled is None:
+        enrolled = user_totp_enrolled(user)
+    if enrolled:
         # Enrolled, so asked at every sign-in; a session that skipped the step
         # (the admin's sign-in page has none) proves it here.
         return "verify"
-    if user_mfa_required(user=user):
-        return "enrol"
-    return None
+    required = getattr(user, "mfa_team_required", None)
+    if required is None:
+        required = user_mfa_required(user=user)
+    return "enrol" if required else None
 
 
 def mfa_gate_target(request: HttpRequest) -> str | None:
