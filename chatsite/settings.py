@@ -346,6 +346,8 @@ ACCOUNT_AUTHENTICATED_LOGIN_REDIRECTS = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Team chat] "
 # A reset asked for an address with no account sends nothing (and says the same as for one).
 ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
+# Links in mail and the single sign-on redirect URI: https in production.
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 # Failed sign-ins: after AUTH_LOGIN_FAILURES wrong passwords for one account in
 # AUTH_LOGIN_WINDOW_SECONDS, every attempt for it (a right password too) is
 # refused until the window passes; and at most AUTH_LOGIN_FAILURES_PER_IP a

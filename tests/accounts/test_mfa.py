@@ -126,7 +126,7 @@ def test_a_session_from_before_the_rule_must_verify_once(client, alice):
 def test_the_admin_sign_in_page_does_not_skip_the_second_factor(world):
     admin_user = world["admin"]
     first = Client()
-    first.post("/admin/login/", {"username": "admin", "password": "pw-for-tests-123"})
+    sign_in(first, "admin")
     enrol(first)
     page = Client()
     answer = page.post(
