@@ -10,20 +10,26 @@ from django.test import Client
 from accounts.models import AuditEvent, Membership
 from accounts.services import team_mfa_requirement_set
 from conversations.models import Conversation
-from tests.accounts.signin import sign_in, totp_code
+from tests.accounts.signin import PASSWORD, sign_in, totp_code
 
 pytestmark = pytest.mark.django_db
 
 ACTIVATE = "/accounts/2fa/totp/activate/"
 AUTHENTICATE = "/accounts/2fa/authenticate/"
 REAUTHENTICATE = "/accounts/2fa/reauthenticate/"
+REAUTHENTICATE_PASSWORD = "/accounts/reauthenticate/"
 # Every kind of page a person reaches: chat, a conversation, usage, the
 # security page, the admin, a write.
 PAGES = ["/", "/usage/", "/accounts/security/", "/admin/", "/accounts/password/"]
 
 
-def enrol(client) -> str:
-    """Set up TOTP as the page asks; return the secret."""
+def enrol(client, password: str = PASSWORD) -> str:
+    """Set up TOTP as the page asks (the password again first, as allauth asks
+    before any change to the second factor); return the secret."""
+    asked = client.get(ACTIVATE)
+    assert asked.status_code == 302 and asked["Location"].startswith(REAUTHENTICATE_PASSWORD)
+    again = client.post(asked["Location"], {"password": password})
+    assert again.status_code == 302 and again["Location"] == ACTIVATE, again.content[:300]
     page = client.get(ACTIVATE)
     assert page.status_code == 200
     secret = client.session["mfa.totp.secret"]
