@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
+from accounts.forms import ThrottledAdminAuthenticationForm
 from accounts.models import AuditEvent, Membership, Team, User
 
 # The budget fields and inlines of these pages are added by `usage/admin.py`,
@@ -24,7 +25,9 @@ class TeamAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ("name",)}
-    fields = ["name", "slug"]
+    fields = ["name", "slug", "mfa_required"]
+    # Changed by an owner at /accounts/security/, where it is audited.
+    readonly_fields = ["mfa_required"]
     inlines = [MembershipInline]
 
 
@@ -45,3 +48,7 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# The admin's sign-in goes through the same failed-attempt throttle as the site's.
+admin.site.login_form = ThrottledAdminAuthenticationForm

@@ -17,6 +17,9 @@ class Team(models.Model):
     name = models.CharField(max_length=150)
     slug = models.SlugField(max_length=80, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The team's owners and admins must sign in with a second factor (TOTP);
+    # set by an owner through `accounts.services.team_mfa_requirement_set`.
+    mfa_required = models.BooleanField(default=False)
     members = models.ManyToManyField(User, through="Membership", related_name="teams")
 
     class Meta:

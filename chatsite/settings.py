@@ -60,6 +60,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "channels",
+    # Sign-in: passwords, OpenID Connect single sign-on and TOTP (see "Auth" below).
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",
     "accounts",
     "conversations",
     "usage",
@@ -72,6 +78,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    # After authentication: an owner or admin of a team that requires two-factor
+    # reaches only enrolment, verification and sign-out until this session passed it.
+    "accounts.mfa.MfaRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -145,6 +155,20 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "infra.channel_layers.LocalChannelLayer"}}
+
+# --- Cache: the sign-in throttle's counters ------------------------------------
+# Shared by every process on Redis, else per process in memory (one process is
+# all the embedded default runs).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CHANNEL_LAYER_PREFIX", "chat"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Celery ------------------------------------------------------------------
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
@@ -335,15 +359,126 @@ USAGE_WARN_PERCENT = env_int("USAGE_WARN_PERCENT", 80)
 USAGE_RESERVATION_TTL_SECONDS = env_int("USAGE_RESERVATION_TTL_SECONDS", 900)
 
 # --- Auth ----------------------------------------------------------------------
+# django-allauth: sign-in by username (or e-mail) and password, password reset by
+# e-mail, OpenID Connect single sign-on, TOTP two-factor. No self sign-up: people
+# are created by an admin, by an invite, or on their first single sign-on.
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# allauth's backend, loading the two-factor gate's facts with the user (accounts.backends);
+# Django's own stays listed so that sessions signed in before allauth still stand.
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.AuthenticationBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
+ACCOUNT_FORMS = {"login": "accounts.forms.SignInForm"}
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/?signed_out=1"
+# Sessions last their full age (two weeks), as before allauth: no "remember me" box.
+ACCOUNT_SESSION_REMEMBER = True
+ACCOUNT_PREVENT_ENUMERATION = True
+# A signed-in person sent to the sign-in page (a page their account cannot open)
+# sees it, with a note, instead of being sent back.
+ACCOUNT_AUTHENTICATED_LOGIN_REDIRECTS = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Team chat] "
+# A reset asked for an address with no account sends nothing (and says the same as for one).
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
+# Links in mail and the single sign-on redirect URI: https in production.
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
+# Failed sign-ins: after AUTH_LOGIN_FAILURES wrong passwords for one account in
+# AUTH_LOGIN_WINDOW_SECONDS, every attempt for it (a right password too) is
+# refused until the window passes; and at most AUTH_LOGIN_FAILURES_PER_IP a
+# minute from one address. Counted in the cache (Redis when REDIS_URL is set),
+# for /accounts/login/ and /admin/login/ alike.
+AUTH_LOGIN_FAILURES = env_int("AUTH_LOGIN_FAILURES", 5)
+AUTH_LOGIN_WINDOW_SECONDS = env_int("AUTH_LOGIN_WINDOW_SECONDS", 300)
+AUTH_LOGIN_FAILURES_PER_IP = env_int("AUTH_LOGIN_FAILURES_PER_IP", 20)
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": (
+        f"{AUTH_LOGIN_FAILURES_PER_IP}/m/ip,"
+        f"{AUTH_LOGIN_FAILURES}/{AUTH_LOGIN_WINDOW_SECONDS}s/key"
+    ),
+}
+# Two-factor: TOTP with recovery codes. A team's owner can require it of the
+# team's owners and admins (Team.mfa_required, /accounts/security/).
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Team chat")
+# allauth refuses two-factor to an account with an unverified address, against a
+# stranger signing up with it first; there is no sign-up here to do that with.
+MFA_ALLOW_UNVERIFIED_EMAIL = True
+# OpenID Connect single sign-on, on when OIDC_ISSUER is set (see the README for
+# Google Workspace, Entra ID, Okta and Keycloak). The identity provider's
+# redirect URI: https://<site>/accounts/oidc/sso/login/callback/
+OIDC_ISSUER = env_str("OIDC_ISSUER", "")
+SOCIALACCOUNT_PROVIDERS: dict = {}
+if OIDC_ISSUER:
+    SOCIALACCOUNT_PROVIDERS["openid_connect"] = {
+        "APPS": [
+            {
+                "provider_id": "sso",
+                "name": env_str("OIDC_DISPLAY_NAME", "Single sign-on"),
+                "client_id": env_str("OIDC_CLIENT_ID"),
+                "secret": env_str("OIDC_CLIENT_SECRET"),
+                "settings": {
+                    "server_url": OIDC_ISSUER,
+                    # The provider's "email_verified" claim decides, unless
+                    # OIDC_EMAIL_VERIFIED says every address it sends is verified
+                    # (Entra ID sends no such claim).
+                    "verified_email": env_bool("OIDC_EMAIL_VERIFIED", False),
+                    "scope": env_list("OIDC_SCOPES", ["openid", "profile", "email"]),
+                    "oauth_pkce_enabled": True,
+                },
+            }
+        ],
+    }
+SOCIALACCOUNT_ONLY = False
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_STORE_TOKENS = False
+# A verified address from the provider signs in the account that has it already.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_REQUESTS_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", 10)
+# New single sign-on people whose verified address is in one of these domains
+# join that team as members: "example.com=acme,example.org=globex".
+OIDC_DOMAIN_TEAMS: dict[str, str] = {}
+for _rule in env_list("OIDC_DOMAIN_TEAMS", []):
+    _domain, _sep, _slug = _rule.partition("=")
+    if not _sep or not _domain.strip() or not _slug.strip():
+        raise ImproperlyConfigured(
+            f"OIDC_DOMAIN_TEAMS takes domain=team-slug pairs, not {_rule!r}."
+        )
+    OIDC_DOMAIN_TEAMS[_domain.strip().lower().lstrip("@")] = _slug.strip()
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- E-mail ----------------------------------------------------------------------
+# Password resets (and invites) go through Django's e-mail backend: SMTP when
+# EMAIL_HOST is set, else one file per message in var/mail/, so a laptop needs
+# no mail server.
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Team chat <chat@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+EMAIL_FILE_PATH = VAR_DIR / "mail"
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("EMAIL_PORT", 587)
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", EMAIL_PORT == 587)
+    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", EMAIL_PORT == 465)
+    EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 10)
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "teamchat-demo")
 
 # --- I18N, static ----------------------------------------------------------------

@@ -14,6 +14,7 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from accounts.mfa import session_mfa_missing
 from accounts.sessions import socket_session, user_sockets_group
 from conversations import selectors, services
 from conversations.protocol import (
@@ -60,6 +61,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
+        if user is not None and await db_async(session_mfa_missing)(
+            user=user, session=self.scope["session"]
+        ):
+            await self.close()  # two-factor still owed in this session: refused like a page
+            return
         conversation = await db_async(selectors.conversation_for_user)(
             user=user, conversation_id=self.scope["url_route"]["kwargs"]["conversation_id"]
         )
