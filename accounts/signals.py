@@ -6,7 +6,7 @@ from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from accounts.models import User
+from accounts.models import Membership, User
 from accounts.sessions import access_check_after_commit
 
 
@@ -27,3 +27,10 @@ def _sockets_check_on_account_change(sender, instance: User, update_fields=None,
 @receiver(post_delete, sender=User)
 def _sockets_check_on_account_delete(sender, instance: User, **kwargs) -> None:
     access_check_after_commit(instance.pk)
+
+
+@receiver(post_delete, sender=Membership)
+def _sockets_check_on_membership_end(sender, instance: Membership, **kwargs) -> None:
+    # Out of a team (removed, left, or deleted in the admin): every socket of the
+    # person asks again, and those on the team's conversations close.
+    access_check_after_commit(instance.user_id)

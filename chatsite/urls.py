@@ -24,6 +24,7 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("", include("teams.urls")),
     path("", include("usage.urls")),
     path("", include("conversations.urls")),
 ]
