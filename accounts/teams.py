@@ -72,16 +72,40 @@ def team_is_member(*, user_id: int, team_id: int) -> bool:
 def user_current_team(*, user: User, session) -> Team | None:
     """The team a person works in now: the one picked in the switcher (kept in the
     session) while they are still in it, else their oldest membership."""
+    return user_team_state(user=user, session=session).current
+
+
+@dataclass(frozen=True)
+class TeamState:
+    """A person's teams (oldest membership first) and the one they work in."""
+
+    teams: list[Team]
+    current: Team | None
+
+
+def user_team_state(*, user: User, session) -> TeamState:
+    """The person's teams and current team, in one query."""
     if not user.is_authenticated:
-        return None
+        return TeamState(teams=[], current=None)
+    teams = [
+        m.team
+        for m in Membership.objects.filter(user=user)
+        .select_related("team")
+        .order_by("joined_at", "id")
+    ]
     picked = session.get(CURRENT_TEAM_SESSION_KEY) if session is not None else None
-    memberships = Membership.objects.filter(user=user).select_related("team")
-    if picked:
-        found = memberships.filter(team_id=picked).first()
-        if found:
-            return found.team
-    first = memberships.order_by("joined_at", "id").first()
-    return first.team if first else None
+    current = next((t for t in teams if t.pk == picked), teams[0] if teams else None)
+    return TeamState(teams=sorted(teams, key=lambda t: (t.name.lower(), t.pk)), current=current)
+
+
+def request_team_state(request) -> TeamState:
+    """`user_team_state` of the request's user, read once per request (the sidebar's
+    switcher and the page both ask)."""
+    state = getattr(request, "_team_state", None)
+    if state is None:
+        state = user_team_state(user=request.user, session=request.session)
+        request._team_state = state
+    return state
 
 
 def user_current_team_set(*, user: User, session, team: Team) -> None:

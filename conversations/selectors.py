@@ -125,19 +125,18 @@ def conversation_list_for_user(
 def conversation_list_shared_with(
     *, user: User, team: Team | None, limit: int = 50
 ) -> list[Conversation]:
-    """"Shared with me" in the sidebar: conversations of `team` that teammates shared
+    """ "Shared with me" in the sidebar: conversations of `team` that teammates shared
     with the whole team or with `user`, newest first (link shares are unlisted)."""
     if team is None or not user.is_authenticated:
-        return []
-    if not Membership.objects.filter(user=user, team=team).exists():
         return []
     listed = ConversationShare.objects.filter(conversation_id=OuterRef("id")).filter(
         Q(user_id=user.pk) | Q(kind=ConversationShare.Kind.TEAM)
     )
+    viewer_member = Exists(Membership.objects.filter(user_id=user.pk, team_id=OuterRef("team_id")))
     return list(
         Conversation.objects.filter(team=team)
         .exclude(owner=user)
-        .filter(Exists(listed), _member("owner_id"))
+        .filter(Exists(listed), _member("owner_id"), viewer_member)
         .select_related("owner")
         .only("id", "title", "updated_at", "owner__username", "owner__display_name")
         .order_by("-updated_at")[:limit]

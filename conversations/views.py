@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from accounts.audit import request_ip
-from accounts.teams import team_members, user_current_team
+from accounts.teams import request_team_state, team_members
 from claude.catalog import model_choices
 from claude.stream import ClaudeError
 from claude.tokens import input_tokens_count
@@ -28,15 +28,16 @@ from conversations.rendering import markdown_to_html
 from usage.ledger import estimate_record
 
 
-def _page_context(request: HttpRequest) -> dict:
-    team = user_current_team(user=request.user, session=request.session)
+def _page_context(request: HttpRequest, *, new_chat: bool = False) -> dict:
+    team = request_team_state(request).current
     return {
         "current_team": team,
         "conversations": selectors.conversation_list_for_user(user=request.user, team=team),
         "shared_conversations": selectors.conversation_list_shared_with(
             user=request.user, team=team
         ),
-        "presets": presets.preset_list(team=team),
+        # Picked on the new-chat form only.
+        "presets": presets.preset_list(team=team) if new_chat else [],
         "model_choices": model_choices(),
         "default_model": settings.CLAUDE_DEFAULT_MODEL,
         "effort_choices": [
@@ -54,7 +55,9 @@ def _page_context(request: HttpRequest) -> dict:
 def home(request: HttpRequest) -> HttpResponse:
     """The empty state: pick a model, optionally a system prompt and thinking, and start."""
     return render(
-        request, "conversations/chat.html", {**_page_context(request), "conversation": None}
+        request,
+        "conversations/chat.html",
+        {**_page_context(request, new_chat=True), "conversation": None},
     )
 
 
@@ -73,10 +76,14 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
         return render(
             request,
             "conversations/chat.html",
-            {**_page_context(request), "conversation": None, "form_errors": form.errors},
+            {
+                **_page_context(request, new_chat=True),
+                "conversation": None,
+                "form_errors": form.errors,
+            },
             status=400,
         )
-    team = user_current_team(user=request.user, session=request.session)
+    team = request_team_state(request).current
     fields = dict(form.cleaned_data)
     preset_id = fields.pop("preset", None)
     preset = None
@@ -89,7 +96,11 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
             return render(
                 request,
                 "conversations/chat.html",
-                {**_page_context(request), "conversation": None, "form_errors": {"preset": [message]}},
+                {
+                    **_page_context(request, new_chat=True),
+                    "conversation": None,
+                    "form_errors": {"preset": [message]},
+                },
                 status=400,
             )
     try:
@@ -103,7 +114,7 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
             request,
             "conversations/chat.html",
             {
-                **_page_context(request),
+                **_page_context(request, new_chat=True),
                 "conversation": None,
                 "form_errors": {"model": [exc.message]},
             },
@@ -243,9 +254,7 @@ def conversation_share(request: HttpRequest, conversation_id: str) -> HttpRespon
     if conversation is None:
         raise Http404("No such conversation.")
     team = conversation.team
-    teammates = (
-        [m for m in team_members(team=team) if m.user_id != request.user.pk] if team else []
-    )
+    teammates = [m for m in team_members(team=team) if m.user_id != request.user.pk] if team else []
     error = ""
     if request.method == "POST":
         form = ConversationShareForm(request.POST)
@@ -290,7 +299,7 @@ def conversation_share(request: HttpRequest, conversation_id: str) -> HttpRespon
 @login_required
 @require_POST
 def conversation_continue(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    """"Continue in my own chat": copy a conversation one may see into one's own
+    """ "Continue in my own chat": copy a conversation one may see into one's own
     (same team), then open it."""
     conversation = selectors.conversation_for_user(
         user=request.user, conversation_id=conversation_id

@@ -1,20 +1,17 @@
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from accounts.teams import team_list_for_user, user_current_team
+from accounts.teams import request_team_state
 
 
 def team_switcher(request: HttpRequest) -> dict:
     """The sidebar's team switcher: the person's teams and the one they work in.
-    Read only by pages that draw the sidebar."""
+    Read only by pages that draw the sidebar, once per request."""
 
     def build() -> dict:
-        user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated:
+        if not getattr(request, "user", None) or not request.user.is_authenticated:
             return {"teams": [], "current": None}
-        return {
-            "teams": team_list_for_user(user=user),
-            "current": user_current_team(user=user, session=request.session),
-        }
+        state = request_team_state(request)
+        return {"teams": state.teams, "current": state.current}
 
     return {"team_switcher": SimpleLazyObject(build)}
