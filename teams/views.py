@@ -26,7 +26,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts import invites
-from accounts.audit import AUDIT_CSV_HEADER, audit_csv_row, audit_events, request_ip
+from accounts.audit import (
+    AUDIT_CSV_HEADER,
+    audit_csv_row,
+    audit_events,
+    audit_record,
+    request_ip,
+)
 from accounts.models import AuditEvent, Invite, Membership, Team, User
 from accounts.teams import (
     TeamActionRefused,
@@ -286,6 +292,14 @@ def _audit_page(request: HttpRequest, *, team: Team | None) -> HttpResponse:
         until=filters.get("until"),
     )
     if request.GET.get("format") == "csv":
+        audit_record(
+            action=AuditEvent.Action.EXPORTED,
+            actor=request.user,
+            team=team,
+            target=f"team:{team.pk}" if team else "audit:all",
+            ip=request_ip(request),
+            details={"what": "audit log", "filters": request.GET.urlencode()},
+        )
         return _audit_csv(events, name=team.slug if team else "all")
     page = Paginator(events, 100).get_page(request.GET.get("page"))
     query = request.GET.copy()
