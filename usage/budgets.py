@@ -317,20 +317,35 @@ def budget_limit_set(
         budget, _ = Budget.objects.update_or_create(
             **lookup, defaults={"monthly_limit_usd": limit_usd}
         )
-    if before != limit_usd:
-        audit_record(
-            action=AuditEvent.Action.BUDGET_CHANGED,
-            actor=actor,
-            actor_name="" if actor else "system",
-            team=team,
-            target=f"team:{team.pk}" if team is not None else f"user:{user.pk}",
-            ip=ip,
-            details={
-                "from": None if before is None else f"{before:.2f}",
-                "to": None if limit_usd is None else f"{limit_usd:.2f}",
-            },
-        )
+    budget_change_audit(team=team, user=user, before=before, after=limit_usd, actor=actor, ip=ip)
     return budget
+
+
+def budget_change_audit(
+    *,
+    team=None,
+    user=None,
+    before: Decimal | None,
+    after: Decimal | None,
+    actor: User | None = None,
+    ip: str | None = None,
+) -> None:
+    """Put a budget's change in the audit log (nothing when it did not change): by
+    `budget_limit_set`, and by the admin's budget forms."""
+    if before == after:
+        return
+    audit_record(
+        action=AuditEvent.Action.BUDGET_CHANGED,
+        actor=actor,
+        actor_name="" if actor else "system",
+        team=team,
+        target=f"team:{team.pk}" if team is not None else f"user:{user.pk}",
+        ip=ip,
+        details={
+            "from": None if before is None else f"{before:.2f}",
+            "to": None if after is None else f"{after:.2f}",
+        },
+    )
 
 
 # --- Where a budget stands ---------------------------------------------------------------

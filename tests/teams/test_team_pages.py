@@ -224,3 +224,14 @@ def test_the_audit_log_filters_and_exports_exactly_the_rows_shown(team_world):
     assert [r[2] for r in rows[1:]] == ["budget_changed"]
     assert rows[1][1] == "alice" and rows[1][3] == "acme" and '"to": "9.00"' in rows[1][6]
     assert Decimal("9") == Decimal(rows[1][6].split('"to": "')[1].split('"')[0])
+
+
+def test_a_budget_set_in_the_admin_is_audited_too(team_world):
+    w = team_world
+    response = _client(w.admin).post(
+        "/admin/usage/budget/add/", {"team": w.team.pk, "monthly_limit_usd": "12"}
+    )
+    assert response.status_code == 302, response.content[:500]
+    event = AuditEvent.objects.get(action="budget_changed")
+    assert event.actor == w.admin and event.team == w.team
+    assert event.details == {"from": None, "to": "12.00"}
