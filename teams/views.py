@@ -23,6 +23,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
 
 from accounts import invites
@@ -402,7 +403,7 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
             "invite": check.invite,
             "form": form,
             "error": error,
-            "login_url": f"{reverse('login')}?next={request.path}",
+            "login_url": f"{reverse('login')}?{urlencode({'next': request.path})}",
             "conversations": None,
         },
         status=400 if error else 200,
