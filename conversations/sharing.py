@@ -15,7 +15,7 @@ from django.core.files.base import ContentFile
 from django.db import transaction
 
 from accounts.audit import audit_record
-from accounts.models import AuditEvent, Membership, User
+from accounts.models import AuditEvent, Membership, Team, User
 from conversations.attachments.pipeline import attachment_storage
 from conversations.models import Attachment, Conversation, ConversationShare, Message
 
@@ -75,7 +75,9 @@ def conversation_share_set(
         if team or link or wanted_users:
             raise ShareRefused("This conversation belongs to no team, so it cannot be shared.")
         return ShareState(team=False, user_ids=frozenset(), link=False)
-    team_row = conversation.team
+    # Read afresh (the caller's copy may be stale), and locked: a link is not made
+    # while a team owner turns links off.
+    team_row = Team.objects.select_for_update().get(pk=conversation.team_id)
     members = set(
         Membership.objects.filter(team_id=conversation.team_id).values_list("user_id", flat=True)
     )

@@ -7,7 +7,7 @@ import re
 
 import pytest
 from django.core import mail
-from django.test import Client
+from django.test import Client, TestCase
 from django.utils import timezone
 
 from accounts.models import AuditEvent, Invite, Membership, User
@@ -25,7 +25,8 @@ def _client(user=None) -> Client:
 def _invite(alice, email="newbie@example.com", role="member") -> tuple[Invite, str]:
     """alice invites through the team page; the link as the e-mail carries it."""
     client = _client(alice)
-    response = client.post("/teams/acme/invites/", {"email": email, "role": role})
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the mail goes after commit
+        response = client.post("/teams/acme/invites/", {"email": email, "role": role})
     assert response.status_code == 302
     invite = Invite.objects.get(email=email, accepted_at__isnull=True, revoked_at__isnull=True)
     link = re.search(r"http://testserver(/invites/\S+/)", mail.outbox[-1].body).group(1)
