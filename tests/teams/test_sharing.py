@@ -240,6 +240,7 @@ class TestPages:
 
 # --- Sockets ---------------------------------------------------------------------------
 
+
 @pytest.fixture
 async def sessions():
     from tests.conftest import generations_settled

@@ -235,3 +235,19 @@ def test_a_budget_set_in_the_admin_is_audited_too(team_world):
     event = AuditEvent.objects.get(action="budget_changed")
     assert event.actor == w.admin and event.team == w.team
     assert event.details == {"from": None, "to": "12.00"}
+
+
+def test_seed_demo_gives_a_newcomer_a_preset_and_a_shared_conversation(db, settings):
+    """`manage.py seed_demo` (what `make run` runs), twice: bob finds alice's
+    conversation under "Shared with me" and the preset on the new-chat form."""
+    from django.core.management import call_command
+
+    from accounts.models import User
+
+    settings.DEMO_PASSWORD = "pw-for-tests-123"
+    for _ in range(2):
+        call_command("seed_demo", stdout=io.StringIO())
+    assert Preset.objects.count() == 1 and Conversation.objects.count() == 1
+    home = _client(User.objects.get(username="bob")).get("/").content.decode()
+    assert "Shared with me" in home and "Onboarding checklist for new teammates" in home
+    assert ">Support replies</option>" in home
