@@ -228,35 +228,34 @@ def socket_access(
     membership or a share changes: one plain statement, the same rule as
     `conversation_for_user`."""
     owner_id = owner_id if owner_id is not None else user_id
-    # One plain statement (`infra.rows`): it runs on every send.
-    (
-        current_owner,
-        current_team,
-        active,
-        password,
-        session_alive,
-        member,
-        owner_member,
-        shared_all,
-        shared_me,
-    ) = rows_first_values(
+    watcher = owner_id != user_id
+    # One plain statement (`infra.rows`): it runs on every send. The owner's socket
+    # (the hot path) reads no share; one of no team reads no membership either.
+    reads = [
         (Conversation, "owner", {"id": conversation_id}),
         (Conversation, "team", {"id": conversation_id}),
         (User, "is_active", {"id": user_id}),
         (User, "password", {"id": user_id}),
         session_row_read(session_key),
-        (Membership, "id", {"user_id": user_id, "team_id": team_id}),
-        (Membership, "id", {"user_id": owner_id, "team_id": team_id}),
-        (ConversationShare, "id", {"conversation_id": conversation_id, "user_id": None}),
-        (ConversationShare, "id", {"conversation_id": conversation_id, "user_id": user_id}),
-    )
+    ]
+    if team_id is not None:
+        reads.append((Membership, "id", {"user_id": user_id, "team_id": team_id}))
+        if watcher:
+            reads += [
+                (Membership, "id", {"user_id": owner_id, "team_id": team_id}),
+                (ConversationShare, "id", {"conversation_id": conversation_id, "user_id": None}),
+                (ConversationShare, "id", {"conversation_id": conversation_id, "user_id": user_id}),
+            ]
+    values = rows_first_values(*reads)
+    current_owner, current_team, active, password, session_alive = values[:5]
+    member, owner_member, shared_all, shared_me = (values[5:] + [None] * 4)[:4]
     if current_owner is None:
         return "gone"
     if not active or current_team != team_id or current_owner != owner_id:
         return "revoked"
     if team_id is not None and member is None:
         return "revoked"
-    if current_owner == user_id:
+    if not watcher:
         verdict = "ok"
     elif team_id is not None and owner_member is not None and (shared_all or shared_me):
         verdict = "read_only"
