@@ -77,7 +77,12 @@ def test_alice_shares_bob_watches_live_then_continues_it_as_his_own(site, new_pa
     send(bob, "[[fake tokens=6]] And who owns each risk?")
     wait_for_status(bob, "complete")
     screenshot(bob, "sharing-04-bob-continues-in-his-own-chat")
+    # The team page: members with roles, budget and spend, the preset.
+    alice.goto("/teams/acme/")
+    assert alice.locator('#members-table tr[data-member="bob"] .member-role').inner_text() == "Member"
+    assert alice.locator('#presets-table tr[data-preset="Support replies"]').count() == 1
+    screenshot(alice, "sharing-05-the-team-page")
     # alice's conversation did not change.
-    alice.reload()
+    alice.goto(url)
     alice.wait_for_selector(LAST_REPLY)
     assert alice.locator("article.msg-assistant").count() == before + 1
