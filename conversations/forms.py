@@ -64,3 +64,13 @@ class EstimateForm(forms.Form):
         if not (cleaned.get("text") or "").strip() and not ids:
             raise forms.ValidationError("Nothing to estimate.")
         return cleaned
+
+
+class ConversationSettingsForm(ConversationCreateForm):
+    """The model, system prompt and thinking of a conversation under way."""
+
+    preset = None  # a preset is where a conversation starts, not a setting of it
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField()

@@ -16,6 +16,7 @@ from django.db import transaction
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent, Membership, Team, User
+from conversations import tree
 from conversations.attachments.pipeline import attachment_storage
 from conversations.models import Attachment, Conversation, ConversationShare, Message
 
@@ -143,7 +144,6 @@ def conversation_share_set(
 
 # What a copy takes of each message: the history as it reads, not its ledger.
 _COPIED_FIELDS = (
-    "position",
     "role",
     "status",
     "content",
@@ -152,6 +152,8 @@ _COPIED_FIELDS = (
     "html",
     "model",
     "stop_reason",
+    "stop_details",
+    "summary",
     "error_code",
     "error_message",
 )
@@ -159,8 +161,9 @@ _COPIED_FIELDS = (
 
 @transaction.atomic
 def conversation_continue(*, conversation: Conversation, user: User) -> Conversation:
-    """ "Continue in my own chat": a copy of the conversation's history as `user`'s own
-    conversation, in the same team (never outside it), billed to them from here on.
+    """"Continue in my own chat": a copy of the conversation's history (the branch on
+    show) as `user`'s own conversation, in the same team (never outside it),
+    billed to them from here on.
 
     `conversation` was authorised by the caller (`conversation_for_user`). A reply
     still streaming is not copied (its question is: the copy can ask again); the
@@ -177,15 +180,21 @@ def conversation_continue(*, conversation: Conversation, user: User) -> Conversa
         preset_name=conversation.preset_name,
         copied_from=conversation,
     )
-    messages = list(
-        conversation.messages.exclude(status__in=Message.ACTIVE_STATUSES).order_by("position")
-    )
+    branch = [
+        m
+        for m in tree.Tree.of(conversation.messages.all()).active_path(conversation.active_leaf_id)
+        if m.status not in Message.ACTIVE_STATUSES
+    ]
     copies: dict = {}
-    for position, message in enumerate(messages):
+    parent = None
+    for position, message in enumerate(branch):
         fields = {name: getattr(message, name) for name in _COPIED_FIELDS}
-        fields["position"] = position
-        copies[message.id] = Message(conversation=copy, **fields)
+        parent = Message(conversation=copy, parent=parent, position=position, **fields)
+        copies[message.id] = parent
     Message.objects.bulk_create(copies.values())
+    if parent is not None:
+        copy.active_leaf = parent
+        copy.save(update_fields=["active_leaf", "updated_at"])
     files = Attachment.objects.filter(
         message_id__in=list(copies), status=Attachment.Status.READY
     ).order_by("created_at", "id")

@@ -34,6 +34,7 @@ _ACCESS_NEUTRAL_FIELDS = {
     "thinking_effort",
     "preset",
     "preset_name",
+    "active_leaf",
 }
 
 

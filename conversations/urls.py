@@ -15,6 +15,22 @@ urlpatterns = [
         name="conversation_continue",
     ),
     path(
+        "c/<uuid:conversation_id>/settings/",
+        views.conversation_settings,
+        name="conversation_settings",
+    ),
+    path(
+        "c/<uuid:conversation_id>/export.json",
+        views.conversation_export_json,
+        name="conversation_export_json",
+    ),
+    path(
+        "c/<uuid:conversation_id>/export.md",
+        views.conversation_export_markdown,
+        name="conversation_export_markdown",
+    ),
+    path("import/", views.conversation_import, name="conversation_import"),
+    path(
         "c/<uuid:conversation_id>/estimate/",
         views.conversation_estimate,
         name="conversation_estimate",

@@ -142,6 +142,7 @@ def test_the_docs_show_exactly_the_table():
 _POST_DATA = {
     "conversation_create": {"model": "claude-sonnet-5-5"},
     "conversation_rename": {"title": "Renamed"},
+    "conversation_settings": {"model": "claude-sonnet-5-5", "thinking_effort": ""},
     "conversation_estimate": {"text": "hello"},
     "team_budget": {"monthly_limit_usd": "10"},
     "team_invite": {"email": "x2@example.com", "role": "member"},

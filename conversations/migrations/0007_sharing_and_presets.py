@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0003_teams_invites_and_links"),
-        ("conversations", "0005_attachment"),
+        ("conversations", "0006_message_branches"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
