@@ -261,7 +261,8 @@ ADMIN = {actor: "login" for actor in ACTORS} | {"staff": "200"}
 # The conversation's websocket, /ws/c/<id>/: the handshake, then each frame.
 # "refused": the handshake is refused (403, nothing revealed); "reply": the
 # reply streams; "read_only": an error frame `read_only`, the socket stays open;
-# "silent": nothing happens; "pong"; an error code.
+# "silent": nothing happens; "pong"; an error code; or the frame that announces
+# the change (branch.switched).
 SOCKET_CONNECT = {actor: "refused" for actor in ACTORS} | {
     "shared_teammate": "accepted",
     "owner": "accepted",
@@ -284,6 +285,26 @@ SOCKET_FRAMES: list[tuple[str, dict[str, str], str]] = [
         "With an unknown reply: watchers resume too.",
     ),
     ("ping", {"owner": "pong", "shared_teammate": "pong"}, ""),
+    (
+        "message.edit",
+        {"owner": "reply", "shared_teammate": "read_only"},
+        "Of the first question: a new branch and its answer.",
+    ),
+    (
+        "message.regenerate",
+        {"owner": "reply", "shared_teammate": "read_only"},
+        "Of the last answer.",
+    ),
+    (
+        "message.continue",
+        {"owner": "not_continuable", "shared_teammate": "read_only"},
+        "Of an answer that did not stop at max_tokens.",
+    ),
+    (
+        "branch.switch",
+        {"owner": "branch.switched", "shared_teammate": "read_only"},
+        "To the first branch (the branch on show is shared state: watchers see it follow).",
+    ),
 ]
 SOCKET_REVOCATION = (
     "A socket is closed with 4403 within 2 seconds, on every web process, when its "

@@ -233,6 +233,15 @@ def test_admin_actions_are_staff_only(perm_world):
 # --- Sockets -------------------------------------------------------------------------
 
 
+def _last_reply(conversation_id) -> str:
+    return str(
+        Message.objects.filter(conversation_id=conversation_id, role="assistant")
+        .order_by("-created_at")
+        .values_list("id", flat=True)
+        .first()
+    )
+
+
 async def _frame_outcome(socket, frame: str, values: dict) -> str:
     random_id = str(uuid.uuid4())
     if frame == "message.send":
@@ -245,17 +254,32 @@ async def _frame_outcome(socket, frame: str, values: dict) -> str:
         await socket.send_json_to({"type": "resume", "message_id": random_id, "last_seq": 0})
     elif frame == "ping":
         return "pong" if await pong(socket) else "no pong"
+    elif frame == "message.edit":
+        await socket.send_json_to(
+            {
+                **send_frame("hi again [[fake tokens=3]]"),
+                "type": "message.edit",
+                "message_id": values["question"],
+            }
+        )
+    elif frame in ("message.regenerate", "message.continue"):
+        last = await sync_to_async(_last_reply)(values["conversation"])
+        await socket.send_json_to({"type": frame, "message_id": last})
+    elif frame == "branch.switch":
+        await socket.send_json_to({"type": frame, "message_id": values["reply"]})
     if frame == "generation.stop" and await socket.receive_nothing(timeout=0.3):
         return "silent" if await pong(socket) else "closed"
     got = json.loads(await socket.receive_from(timeout=5))
     if got["type"] == "error":
         return got["code"]
-    if got["type"] == "message.created":
-        frames = [got]
-        while frames[-1]["type"] != "message.completed":
-            frames.append(json.loads(await socket.receive_from(timeout=10)))
-        return "reply"
-    return got["type"]
+    # What a change is announced with (branch.switched, message.created, ...), then,
+    # when it starts a reply, the reply until it completes.
+    first = got["type"]
+    while got["type"] != "message.completed":
+        if await socket.receive_nothing(timeout=1.0):
+            return first
+        got = json.loads(await socket.receive_from(timeout=10))
+    return "reply"
 
 
 @pytest.mark.django_db(transaction=True)
@@ -268,6 +292,12 @@ async def test_socket_frames_for_each_actor(perm_world):
             lambda: Message.objects.get(conversation=conversation, role="assistant").id
         )()
     )
+    values["question"] = str(
+        await sync_to_async(
+            lambda: Message.objects.get(conversation=conversation, role="user").id
+        )()
+    )
+    values["conversation"] = conversation.id
     sessions = []
     got_connect, got_frames = {}, {}
     try:
