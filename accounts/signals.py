@@ -10,7 +10,7 @@ from django.dispatch import receiver
 
 from accounts.audit import audit_record, request_ip
 from accounts.mfa import session_mfa_passed_mark
-from accounts.models import AuditEvent, User
+from accounts.models import AuditEvent, Membership, User
 from accounts.sessions import access_check_after_commit
 
 
@@ -110,3 +110,9 @@ def _audit_second_factor_failed(sender, request, user, authenticator=None, **kwa
 def _mfa_passed_on_use(sender, request, user, **kwargs) -> None:
     session_mfa_passed_mark(request, user)
 
+
+@receiver(post_delete, sender=Membership)
+def _sockets_check_on_membership_end(sender, instance: Membership, **kwargs) -> None:
+    # Out of a team (removed, left, or deleted in the admin): every socket of the
+    # person asks again, and those on the team's conversations close.
+    access_check_after_commit(instance.user_id)

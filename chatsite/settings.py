@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "accounts",
     "conversations",
     "usage",
+    "teams",
 ]
 
 MIDDLEWARE = [
@@ -102,6 +103,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "conversations.context_processors.claude_mode",
+                "teams.context_processors.team_switcher",
             ],
         },
     },
@@ -480,6 +482,22 @@ if EMAIL_HOST:
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "teamchat-demo")
+
+# --- E-mail and teams ------------------------------------------------------------
+# Invitations (and, with the sign-in pieces, password resets) go through Django's
+# e-mail backend. The embedded default writes each message to a file in
+# var/mail/, so `make run` needs no mail server (the team page shows the links).
+if "EMAIL_BACKEND" not in globals():
+    EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
+    EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+    EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+    EMAIL_PORT = env_int("EMAIL_PORT", 25)
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+    DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Team chat <teamchat@localhost>")
+# How long an invitation's link works.
+TEAM_INVITE_DAYS = env_int("TEAM_INVITE_DAYS", 7)
 
 # --- I18N, static ----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -31,6 +31,7 @@ urlpatterns = [
         name="sso_callback",
     ),
     path("accounts/", include("allauth.urls")),
+    path("", include("teams.urls")),
     path("", include("usage.urls")),
     path("", include("conversations.urls")),
 ]

@@ -21,8 +21,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Team, User
 from accounts.services import user_primary_team
+from accounts.teams import team_is_member
 from claude.catalog import model_info
 from claude.client import claude_provider_name
 from claude.errors import INTERRUPTED_CODE, INTERRUPTED_MESSAGE
@@ -30,7 +31,7 @@ from claude.providers import model_offered
 from claude.stream import ChatRequest
 from conversations import context, selectors, tree
 from conversations.attachments import blocks
-from conversations.models import Attachment, Conversation, Message
+from conversations.models import Attachment, Conversation, Message, Preset
 from conversations.streaming.frames import (
     attachment_updated,
     branch_switched,
@@ -97,9 +98,28 @@ class SendResult:
 
 
 def conversation_create(
-    *, owner: User, model: str, system_prompt: str = "", thinking_effort: str = ""
+    *,
+    owner: User,
+    model: str,
+    system_prompt: str = "",
+    thinking_effort: str = "",
+    team: Team | None = None,
+    preset: Preset | None = None,
 ) -> Conversation:
-    """Start an empty conversation, billed to the owner's team."""
+    """Start an empty conversation in `team` (one the owner is in; by default their
+    oldest), billed to it. From a `preset` of that team, the model, system prompt
+    and thinking are the preset's, and the conversation remembers which it was."""
+    if team is not None and not team_is_member(user_id=owner.pk, team_id=team.pk):
+        raise ChatInputError("not_member", "You are not a member of that team.")
+    team = team if team is not None else user_primary_team(user=owner)
+    if preset is not None:
+        if team is None or preset.team_id != team.pk:
+            raise ChatInputError("unknown_preset", "That preset is not one of your team's.")
+        model, system_prompt, thinking_effort = (
+            preset.model,
+            preset.system_prompt,
+            preset.thinking_effort,
+        )
     if model_info(model) is None:
         raise ChatInputError("unknown_model", f"Unknown model {model!r}.")
     if not model_offered(model):
@@ -114,10 +134,12 @@ def conversation_create(
         thinking_effort = ""
     return Conversation.objects.create(
         owner=owner,
-        team=user_primary_team(user=owner),
+        team=team,
         model=model,
         system_prompt=system_prompt.strip(),
         thinking_effort=thinking_effort,
+        preset=preset,
+        preset_name=preset.name if preset is not None else "",
     )
 
 

@@ -8,6 +8,12 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/", views.conversation_detail, name="conversation_detail"),
     path("c/<uuid:conversation_id>/rename/", views.conversation_rename, name="conversation_rename"),
     path("c/<uuid:conversation_id>/delete/", views.conversation_delete, name="conversation_delete"),
+    path("c/<uuid:conversation_id>/share/", views.conversation_share, name="conversation_share"),
+    path(
+        "c/<uuid:conversation_id>/continue/",
+        views.conversation_continue,
+        name="conversation_continue",
+    ),
     path(
         "c/<uuid:conversation_id>/settings/",
         views.conversation_settings,

@@ -6,6 +6,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -13,16 +14,18 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.audit import request_ip
+from accounts.teams import request_team_state, team_members
 from claude.catalog import model_info
 from claude.client import token_counting_available, token_counting_unavailable_message
 from claude.providers import default_model, model_choices
 from claude.stream import ClaudeError
 from claude.tokens import input_tokens_count
-from conversations import context, exports, selectors, services
+from conversations import context, exports, presets, selectors, services, sharing
 from conversations.forms import (
     ConversationCreateForm,
     ConversationRenameForm,
     ConversationSettingsForm,
+    ConversationShareForm,
     EstimateForm,
     ImportForm,
 )
@@ -32,9 +35,16 @@ from conversations.streaming.frames import condensed_text, model_label, stop_not
 from usage.ledger import estimate_priced, estimate_record
 
 
-def _page_context(request: HttpRequest) -> dict:
+def _page_context(request: HttpRequest, *, new_chat: bool = False) -> dict:
+    team = request_team_state(request).current
     return {
-        "conversations": selectors.conversation_list_for_user(user=request.user),
+        "current_team": team,
+        "conversations": selectors.conversation_list_for_user(user=request.user, team=team),
+        "shared_conversations": selectors.conversation_list_shared_with(
+            user=request.user, team=team
+        ),
+        # Picked on the new-chat form only.
+        "presets": presets.preset_list(team=team) if new_chat else [],
         # The picker offers what this provider serves.
         "model_choices": model_choices(),
         "default_model": default_model(),
@@ -53,7 +63,9 @@ def _page_context(request: HttpRequest) -> dict:
 def home(request: HttpRequest) -> HttpResponse:
     """The empty state: pick a model, optionally a system prompt and thinking, and start."""
     return render(
-        request, "conversations/chat.html", {**_page_context(request), "conversation": None}
+        request,
+        "conversations/chat.html",
+        {**_page_context(request, new_chat=True), "conversation": None},
     )
 
 
@@ -72,11 +84,37 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
         return render(
             request,
             "conversations/chat.html",
-            {**_page_context(request), "conversation": None, "form_errors": form.errors},
+            {
+                **_page_context(request, new_chat=True),
+                "conversation": None,
+                "form_errors": form.errors,
+            },
             status=400,
         )
+    team = request_team_state(request).current
+    fields = dict(form.cleaned_data)
+    preset_id = fields.pop("preset", None)
+    preset = None
+    if preset_id:
+        preset = presets.preset_for_team(team=team, preset_id=preset_id) if team else None
+        if preset is None:
+            message = "That preset is not one of your team's."
+            if wants_json:
+                return JsonResponse({"error": message}, status=400)
+            return render(
+                request,
+                "conversations/chat.html",
+                {
+                    **_page_context(request, new_chat=True),
+                    "conversation": None,
+                    "form_errors": {"preset": [message]},
+                },
+                status=400,
+            )
     try:
-        conversation = services.conversation_create(owner=request.user, **form.cleaned_data)
+        conversation = services.conversation_create(
+            owner=request.user, team=team, preset=preset, **fields
+        )
     except services.ChatInputError as exc:
         if wants_json:
             return JsonResponse({"error": exc.message}, status=400)
@@ -84,7 +122,7 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
             request,
             "conversations/chat.html",
             {
-                **_page_context(request),
+                **_page_context(request, new_chat=True),
                 "conversation": None,
                 "form_errors": {"model": [exc.message]},
             },
@@ -124,12 +162,14 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
                 "text": message.text,
                 "thinking": message.thinking,
             }
+    read_only = conversation.access != selectors.ACCESS_OWNER
     return render(
         request,
         "conversations/chat.html",
         {
             **_page_context(request),
             "conversation": conversation,
+            "read_only": read_only,
             "messages_list": messages,
             "streaming_state": streaming,
             "ws_path": f"/ws/c/{conversation.id}/",
@@ -154,9 +194,9 @@ def _context_meter(conversation, messages) -> dict:
     return context.context_used(input_tokens=0, output_tokens=0, info=model_info(conversation.model))
 
 
-def _visible(request: HttpRequest, conversation_id) -> Any:
+def _visible(request: HttpRequest, conversation_id, *, to_write: bool = False) -> Any:
     conversation = selectors.conversation_for_user(
-        user=request.user, conversation_id=conversation_id
+        user=request.user, conversation_id=conversation_id, to_write=to_write
     )
     if conversation is None:
         raise Http404("No such conversation.")
@@ -166,8 +206,9 @@ def _visible(request: HttpRequest, conversation_id) -> Any:
 @login_required
 @require_POST
 def conversation_settings(request: HttpRequest, conversation_id: str) -> HttpResponse:
-    """Change the model, system prompt or thinking for the answers from now on."""
-    conversation = _visible(request, conversation_id)
+    """Change the model, system prompt or thinking for the answers from now on (the
+    owner only)."""
+    conversation = _visible(request, conversation_id, to_write=True)
     form = ConversationSettingsForm(request.POST)
     if not form.is_valid():
         errors = [error for field_errors in form.errors.values() for error in field_errors]
@@ -258,7 +299,7 @@ def conversation_import(request: HttpRequest) -> HttpResponse:
 @require_POST
 def conversation_rename(request: HttpRequest, conversation_id: str) -> HttpResponse:
     conversation = selectors.conversation_for_user(
-        user=request.user, conversation_id=conversation_id
+        user=request.user, conversation_id=conversation_id, to_write=True
     )
     if conversation is None:
         raise Http404("No such conversation.")
@@ -278,7 +319,7 @@ def conversation_rename(request: HttpRequest, conversation_id: str) -> HttpRespo
 @require_POST
 def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpResponse:
     conversation = selectors.conversation_for_user(
-        user=request.user, conversation_id=conversation_id
+        user=request.user, conversation_id=conversation_id, to_write=True
     )
     if conversation is None:
         raise Http404("No such conversation.")
@@ -297,7 +338,7 @@ async def conversation_estimate(request: HttpRequest, conversation_id: str) -> H
     """
     user = await request.auser()
     conversation = await sync_to_async(selectors.conversation_for_user)(
-        user=user, conversation_id=conversation_id
+        user=user, conversation_id=conversation_id, to_write=True
     )
     if conversation is None:
         raise Http404("No such conversation.")
@@ -353,3 +394,69 @@ async def conversation_estimate(request: HttpRequest, conversation_id: str) -> H
             "method": "count_tokens",
         }
     )
+
+
+@login_required
+def conversation_share(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """The owner's share page: with the whole team, chosen teammates, or (when the
+    team allows it) any member with the link; read-only. Anyone else: 404."""
+    conversation = selectors.conversation_for_user(
+        user=request.user, conversation_id=conversation_id, to_write=True
+    )
+    if conversation is None:
+        raise Http404("No such conversation.")
+    team = conversation.team
+    teammates = [m for m in team_members(team=team) if m.user_id != request.user.pk] if team else []
+    error = ""
+    if request.method == "POST":
+        form = ConversationShareForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            stop = "stop" in request.POST
+            try:
+                sharing.conversation_share_set(
+                    conversation=conversation,
+                    actor=request.user,
+                    team=data["team"] and not stop,
+                    user_ids=[] if stop else data["users"],
+                    link=data["link"] and not stop,
+                    ip=request_ip(request),
+                )
+            except sharing.ShareRefused as exc:
+                error = exc.message
+            else:
+                flash.success(request, "Stopped sharing." if stop else "Sharing saved.")
+                return redirect("conversation_share", conversation_id=conversation.id)
+        else:
+            error = "Pick teammates from the list."
+    state = sharing.share_state(conversation=conversation)
+    return render(
+        request,
+        "conversations/share.html",
+        {
+            **_page_context(request),
+            "conversation": conversation,
+            "team": team,
+            "teammates": teammates,
+            "state": state,
+            "error": error,
+            "link_url": request.build_absolute_uri(
+                reverse("conversation_detail", args=[conversation.id])
+            ),
+        },
+        status=400 if error else 200,
+    )
+
+
+@login_required
+@require_POST
+def conversation_continue(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """ "Continue in my own chat": copy a conversation one may see into one's own
+    (same team), then open it."""
+    conversation = selectors.conversation_for_user(
+        user=request.user, conversation_id=conversation_id
+    )
+    if conversation is None:
+        raise Http404("No such conversation.")
+    copy = sharing.conversation_continue(conversation=conversation, user=request.user)
+    return redirect("conversation_detail", conversation_id=copy.id)

@@ -21,7 +21,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Team, User
+from accounts.audit import audit_record
+from accounts.models import AuditEvent, Team, User
 from infra.rows import rows_count, rows_insert, rows_update_returning, rows_upsert_add, rows_values
 from usage.models import Budget, BudgetCounter, BudgetReservation
 from usage.money import usd_display
@@ -294,16 +295,57 @@ def budget_sweep(*, older_than: dt.timedelta | None = None) -> int:
     return swept
 
 
-def budget_limit_set(*, team=None, user=None, limit_usd: Decimal | None) -> Budget | None:
-    """Set (or with None, remove) the monthly budget of one team or one person."""
+@transaction.atomic
+def budget_limit_set(
+    *,
+    team=None,
+    user=None,
+    limit_usd: Decimal | None,
+    actor: User | None = None,
+    ip: str | None = None,
+) -> Budget | None:
+    """Set (or with None, remove) the monthly budget of one team or one person.
+    A change is in the audit log (by `actor`, when someone made it)."""
     if (team is None) == (user is None):
         raise ValueError("exactly one of team or user")
     lookup = {"team": team} if team is not None else {"user": user}
+    before = Budget.objects.filter(**lookup).values_list("monthly_limit_usd", flat=True).first()
     if limit_usd is None:
         Budget.objects.filter(**lookup).delete()
-        return None
-    budget, _ = Budget.objects.update_or_create(**lookup, defaults={"monthly_limit_usd": limit_usd})
+        budget = None
+    else:
+        budget, _ = Budget.objects.update_or_create(
+            **lookup, defaults={"monthly_limit_usd": limit_usd}
+        )
+    budget_change_audit(team=team, user=user, before=before, after=limit_usd, actor=actor, ip=ip)
     return budget
+
+
+def budget_change_audit(
+    *,
+    team=None,
+    user=None,
+    before: Decimal | None,
+    after: Decimal | None,
+    actor: User | None = None,
+    ip: str | None = None,
+) -> None:
+    """Put a budget's change in the audit log (nothing when it did not change): by
+    `budget_limit_set`, and by the admin's budget forms."""
+    if before == after:
+        return
+    audit_record(
+        action=AuditEvent.Action.BUDGET_CHANGED,
+        actor=actor,
+        actor_name="" if actor else "system",
+        team=team,
+        target=f"team:{team.pk}" if team is not None else f"user:{user.pk}",
+        ip=ip,
+        details={
+            "from": None if before is None else f"{before:.2f}",
+            "to": None if after is None else f"{after:.2f}",
+        },
+    )
 
 
 # --- Where a budget stands ---------------------------------------------------------------

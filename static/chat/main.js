@@ -4,6 +4,7 @@
 
 import { Composer, initNewChat } from "./composer.js";
 import { Outbox } from "./outbox.js";
+import { ReadOnlyComposer } from "./readonly.js";
 import {
   SIGNED_OUT_EVENT,
   applyTitle,
@@ -40,7 +41,10 @@ class ChatPage {
       onUserAction,
     });
     this.outbox = new Outbox(this.conversationId);
-    this.composer = new Composer(root, { thread: this.thread, outbox: this.outbox, send, onUserAction });
+    // Shared with you read-only: watch, send nothing (the server would refuse it).
+    this.composer = root.dataset.readOnly
+      ? new ReadOnlyComposer()
+      : new Composer(root, { thread: this.thread, outbox: this.outbox, send, onUserAction });
     this.socket = new ChatSocket({
       path: root.dataset.wsPath,
       status: document.getElementById("conn-status"),
@@ -63,7 +67,7 @@ class ChatPage {
   /** Every (re)open: resumes first, then every send not yet confirmed by both its messages. */
   onOpen() {
     this.thread.resumeAll();
-    for (const frame of this.outbox.frames()) this.socket.send(frame);
+    if (!this.root.dataset.readOnly) for (const frame of this.outbox.frames()) this.socket.send(frame);
     this.composer.reconnected();
   }
 
