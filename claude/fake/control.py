@@ -51,6 +51,11 @@ class Control:
     retry_after_ms: int | None = None
     stop_reason: str | None = None
     echo: bool | None = None
+    # Message Batches: this request expires, or waits until its batch is
+    # cancelled (then canceled) or expires; the batch takes this long to process.
+    expire: bool | None = None
+    hold: bool | None = None
+    batch_seconds: float | None = None
     # The directives' own text: requests carrying the same one share an
     # `error_times` counter.
     source: str = ""
@@ -71,13 +76,13 @@ def _non_negative_int(key: str, value: str) -> int:
 
 
 def _convert(key: str, value: str) -> object:
-    if key == "tps":
+    if key in ("tps", "batch_seconds"):
         try:
             tps = float(value)
         except ValueError:
-            raise ControlError(f"fake control: tps must be a number, got {value!r}") from None
+            raise ControlError(f"fake control: {key} must be a number, got {value!r}") from None
         if tps < 0:
-            raise ControlError(f"fake control: tps must be >= 0, got {value!r}")
+            raise ControlError(f"fake control: {key} must be >= 0, got {value!r}")
         return tps
     if key == "error":
         if value not in ERROR_STATUS:
@@ -91,7 +96,7 @@ def _convert(key: str, value: str) -> object:
                 f"fake control: stop_reason must be one of {', '.join(STOP_REASONS)}"
             )
         return value
-    if key == "echo":
+    if key in ("echo", "expire", "hold"):
         return value.lower() in ("1", "true", "yes", "on")
     return _non_negative_int(key, value)
 
