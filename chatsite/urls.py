@@ -25,5 +25,6 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("", include("usage.urls")),
+    path("", include("summaries.urls")),
     path("", include("conversations.urls")),
 ]

@@ -19,6 +19,7 @@ from claude.pricing import Usage, cost, worst_case_cost
 from infra.rows import rows_upsert_add
 from usage.budgets import (
     ZERO,
+    budget_draw_in_transaction,
     counters_spend_add,
     reservation_close,
     reservation_counters_settle,
@@ -93,6 +94,54 @@ def ledger_record_in_transaction(*, call: ApiCall, reservation_id=None) -> None:
 
 
 ledger_record = transaction.atomic(ledger_record_in_transaction)
+
+
+def ledger_record_batch_in_transaction(
+    *, calls: list[ApiCall], reservation_id, user_id: int | None, team_id: int | None
+) -> list[ApiCall]:
+    """Write many ledger rows of one batch job at once (`calls`, unsaved) and
+    account them: one INSERT, one rollup upsert per day, person, team and model,
+    and one draw of their total on the job's budget hold.
+
+    Call inside the transaction that records what they bill for (the summaries'
+    results), so a result and its ledger row exist together or not at all.
+    Returns the saved rows (with their ids)."""
+    if not calls:
+        return []
+    saved = ApiCall.objects.bulk_create(calls)
+    sums: dict[tuple, dict] = {}
+    for call in saved:
+        key = (call.created_at.astimezone(dt.UTC).date(), call.user_id or 0, call.team_id or 0, call.model)
+        row = sums.setdefault(key, dict.fromkeys(_ROLLUP_SUMS, 0))
+        row["calls"] += 1
+        row["unpriced_calls"] += 0 if call.priced else 1
+        row["input_tokens"] += call.input_tokens
+        row["output_tokens"] += call.output_tokens
+        row["cache_write_5m_tokens"] += call.cache_write_5m_tokens
+        row["cache_write_1h_tokens"] += call.cache_write_1h_tokens
+        row["cache_read_tokens"] += call.cache_read_tokens
+        row["cost_usd"] += Decimal(call.cost_usd)
+        row["cache_savings_usd"] += Decimal(call.cache_savings_usd)
+        row["batch_savings_usd"] += Decimal(call.batch_savings_usd)
+    rows_upsert_add(
+        DailyUsage,
+        [
+            {"day": day, "user_id": uid, "team_id": tid, "model": model, **values}
+            for (day, uid, tid, model), values in sorted(sums.items())
+        ],
+        unique=("day", "user_id", "team_id", "model"),
+        add=_ROLLUP_SUMS,
+    )
+    total = sum((Decimal(call.cost_usd) for call in saved), ZERO)
+    # Last: the counter locks are shared by every call of the team.
+    budget_draw_in_transaction(
+        reservation_id=reservation_id,
+        user_id=user_id,
+        team_id=team_id,
+        amount=total,
+        when=saved[0].created_at,
+    )
+    return saved
 
 
 @transaction.atomic
