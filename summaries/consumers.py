@@ -62,7 +62,10 @@ class SummaryJobConsumer(AsyncWebsocketConsumer):
         await self._send_progress()
 
     async def access_check(self, event: dict) -> None:
-        if not await db_async(selectors.socket_may_see_job)(**self.access):
+        # A sign-out names its session: Django signals it before the row is gone.
+        if event.get("ended_session") == self.access["session_key"] or not await db_async(
+            selectors.socket_may_see_job
+        )(**self.access):
             await self._revoke()
 
     async def _watch(self) -> None:

@@ -361,11 +361,7 @@ def summary_job_build(*, job_id: int) -> int:
         pending = SummaryRequest.objects.filter(job=job).order_by("id")
         last_id = 0
         while True:
-            chunk = list(
-                pending.filter(id__gt=last_id).only(
-                    "id", "custom_id", "conversation_id", "conversation_title"
-                )[:BUILD_CHUNK]
-            )
+            chunk = list(pending.filter(id__gt=last_id)[:BUILD_CHUNK])
             if not chunk:
                 break
             last_id = chunk[-1].id
@@ -679,7 +675,9 @@ def _results_store(batch: SummaryBatch, job: SummaryJob, results: list[gateway.B
             SummaryRequest.objects.select_for_update()
             .filter(batch=batch, custom_id__in=list(by_id), status=SummaryRequest.Status.PROCESSING)
             .order_by("id")
-            .only("id", "custom_id", "conversation_id", "conversation_uuid", "status")
+            .only(
+                "id", "custom_id", "conversation_id", "conversation_uuid", *_REQUEST_RESULT_FIELDS
+            )
         )
         if not rows:
             return 0

@@ -760,8 +760,10 @@ class FakeClaude:
         method = scope["method"]
         files_route = path == "/v1/files" or path.startswith("/v1/files/")
         batches_route = path == "/v1/messages/batches" or path.startswith("/v1/messages/batches/")
-        if not files_route and not batches_route and (
-            method != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens")
+        if (
+            not files_route
+            and not batches_route
+            and (method != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens"))
         ):
             raise ApiError("not_found_error", "Not found")
         headers = dict(scope["headers"])
@@ -1014,19 +1016,23 @@ class FakeClaude:
         if isinstance(system, str):
             texts.append(system)
         elif isinstance(system, list):
-            texts.extend(b["text"] for b in system if isinstance(b, dict) and isinstance(b.get("text"), str))
+            texts.extend(
+                b["text"] for b in system if isinstance(b, dict) and isinstance(b.get("text"), str)
+            )
         if isinstance(messages, list):
             try:
-                texts.append(_user_text([m for m in messages if isinstance(m, dict) and "role" in m]))
-            except (KeyError, TypeError):
-                pass
+                texts.append(
+                    _user_text([m for m in messages if isinstance(m, dict) and "role" in m])
+                )
+            except (KeyError, TypeError, AttributeError):
+                pass  # malformed: validation errors it when the batch is processed
         return parse_control(texts, None)
 
     def _batch_held(self, params: dict[str, Any]) -> bool:
         try:
             return bool(self._batch_control(params).hold)
-        except ControlError:
-            return False  # errored when processed
+        except Exception:
+            return False  # malformed: errored when the batch is processed
 
     def _batch_result(
         self, custom_id: str, params: dict[str, Any], version: str, batch_id: str
