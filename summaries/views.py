@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -14,6 +15,10 @@ from accounts.models import Membership
 from summaries import selectors, services
 from summaries.forms import DigestForm, SummaryJobForm
 from summaries.models import SummaryJob
+
+
+# Conversations listed per page of a job (a job may hold 100,000).
+JOB_PAGE_SIZE = 200
 
 
 def _team_or_404(request: HttpRequest, slug: str):
@@ -91,13 +96,16 @@ def job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     if job is None:
         raise Http404("No such job.")
     progress = services.job_progress(job_id=job.pk)
+    page = Paginator(selectors.job_requests(job=job), JOB_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     return render(
         request,
         "summaries/job.html",
         {
             "job": job,
             "progress": progress,
-            "requests": selectors.job_requests(job=job),
+            "requests": page,
             "ws_path": f"/ws/summaries/{job.pk}/",
             "can_cancel": job.is_active and job.cancel_requested_at is None,
             "conversations": None,
