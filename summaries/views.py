@@ -16,7 +16,6 @@ from summaries import selectors, services
 from summaries.forms import DigestForm, SummaryJobForm
 from summaries.models import SummaryJob
 
-
 # Conversations listed per page of a job (a job may hold 100,000).
 JOB_PAGE_SIZE = 200
 
