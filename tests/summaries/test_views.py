@@ -137,7 +137,7 @@ def test_staff_summarise_selected_conversations_from_the_admin(acme, world, chat
 
 @pytest.mark.django_db(transaction=True)
 async def test_the_job_socket_sends_progress_to_who_may_see_it_only(world, settings):
-    from asgiref.sync import sync_to_async
+    from channels.db import database_sync_to_async as sync_to_async
 
     from accounts.models import Team
     from chatsite.asgi import application
