@@ -42,6 +42,7 @@ from claude.pricing import cost
 from conversations.models import Conversation, Message
 from conversations.rendering import markdown_to_html
 from infra.channel_layers import group_send_after_commit
+from infra.rows import rows_update
 from summaries import requests as summary_requests
 from summaries.models import Summary, SummaryBatch, SummaryDigest, SummaryJob, SummaryRequest
 from usage.budgets import BudgetExceeded, budget_hold_finish, budget_hold_in_transaction
@@ -660,6 +661,10 @@ _REQUEST_RESULT_FIELDS = [
     "api_call",
     "ended_at",
 ]
+# The same, as `rows_update` names them (a foreign key by its column).
+_REQUEST_RESULT_COLUMNS = [
+    name if name != "api_call" else "api_call_id" for name in _REQUEST_RESULT_FIELDS
+]
 
 
 def _results_store(batch: SummaryBatch, job: SummaryJob, results: list[gateway.BatchResult]) -> int:
@@ -756,7 +761,14 @@ def _results_store(batch: SummaryBatch, job: SummaryJob, results: list[gateway.B
                     )
                 )
         Summary.objects.bulk_create(summaries)
-        SummaryRequest.objects.bulk_update(rows, _REQUEST_RESULT_FIELDS)
+        # One plain UPDATE a row (`infra.rows`): Django's bulk_update builds a CASE
+        # per field and row, and spent 15 ms a row doing it (measured at 500 rows).
+        for row in rows:
+            rows_update(
+                SummaryRequest,
+                {name: getattr(row, name) for name in _REQUEST_RESULT_COLUMNS},
+                where={"id": row.id},
+            )
         _job_changed(job.pk)
         return len(rows)
 
