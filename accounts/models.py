@@ -90,6 +90,9 @@ class AuditEvent(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["team", "-created_at"], name="audit_team_created")]
 
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_name} {self.action}"
+
     def save(self, *args, **kwargs):
         if self.pk is not None and not self._state.adding:
             raise ValueError("Audit events are append-only.")
@@ -97,6 +100,3 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Audit events are append-only.")
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_name} {self.action}"

@@ -257,6 +257,17 @@ CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 100_000)
 CHAT_REPLAY_KEEP_SECONDS = env_int("CHAT_REPLAY_KEEP_SECONDS", 300)
 # On SIGTERM, running replies get this long to finish before they are saved as interrupted.
 CHAT_SHUTDOWN_GRACE_SECONDS = env_float("CHAT_SHUTDOWN_GRACE_SECONDS", 20.0)
+# After a conversation's first answer, a Celery task asks this model for a short
+# title (billed, on the ledger as `title`); empty: keep the first message's line.
+CHAT_TITLE_MODEL = env_str("CHAT_TITLE_MODEL", "claude-haiku-5-5")
+# Long conversations: older turns are condensed once the prompt reaches this share
+# of the model's context window (the API's compaction where the model has it, else
+# a summary the chat keeps); CHAT_CONDENSE_AT_TOKENS, when set, is the threshold
+# in tokens instead (for demos and tests).
+CHAT_CONDENSE_AT_PERCENT = env_int("CHAT_CONDENSE_AT_PERCENT", 80)
+CHAT_CONDENSE_AT_TOKENS = env_int("CHAT_CONDENSE_AT_TOKENS", 0)
+# The largest conversation export `POST /import/` takes (the file; 413 past it).
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 10 * 1024 * 1024)
 
 # --- Attachments ------------------------------------------------------------------
 # Uploaded files live in their own storage, never under the static root: the

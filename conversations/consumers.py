@@ -17,8 +17,12 @@ from django.conf import settings
 from accounts.sessions import socket_session, user_sockets_group
 from conversations import selectors, services
 from conversations.protocol import (
+    BranchSwitch,
     FrameError,
     GenerationStop,
+    MessageContinue,
+    MessageEdit,
+    MessageRegenerate,
     MessageRetry,
     MessageSend,
     Ping,
@@ -139,12 +143,23 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return
         if isinstance(frame, MessageSend):
             await self._message_send(frame)
-        elif isinstance(frame, MessageRetry):
-            retried = await self._authorised(
-                services.message_retry, conversation=self.conversation, message_id=frame.message_id
+        elif isinstance(frame, MessageEdit):
+            await self._message_send(frame, edit=True)
+        elif isinstance(frame, MessageRetry | MessageContinue | MessageRegenerate):
+            service = {
+                MessageRetry: services.message_retry,
+                MessageContinue: services.message_continue,
+                MessageRegenerate: services.message_regenerate,
+            }[type(frame)]
+            started = await self._authorised(
+                service, conversation=self.conversation, message_id=frame.message_id
             )
-            if retried is not None:
-                runner.reply_start(retried[2])
+            if started is not None:
+                runner.reply_start(started[-1])  # the service has broadcast what changed
+        elif isinstance(frame, BranchSwitch):
+            await self._authorised(
+                services.branch_switch, conversation=self.conversation, message_id=frame.message_id
+            )
         elif await self._authorised() is None:
             return
         elif isinstance(frame, Resume):
@@ -153,15 +168,18 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         elif isinstance(frame, GenerationStop):
             await runner.reply_stop(conversation=self.conversation, message_id=frame.message_id)
 
-    async def _message_send(self, frame: MessageSend) -> None:
+    async def _message_send(self, frame: MessageSend | MessageEdit, *, edit: bool = False) -> None:
+        if edit:
+            call = {"service": services.message_edit, "message_id": frame.message_id}
+        else:
+            call = {"service": services.message_send, "attachment_ids": frame.attachments}
         try:
             result = await self._authorised(
-                services.message_send,
                 conversation=self.conversation,
                 author=self.scope["user"],
                 text=frame.text,
                 client_id=frame.client_id,
-                attachment_ids=frame.attachments,
+                **call,
             )
         except services.ChatInputError as exc:
             exc.client_id = frame.client_id

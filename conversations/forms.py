@@ -50,3 +50,11 @@ class EstimateForm(forms.Form):
         if not (cleaned.get("text") or "").strip() and not ids:
             raise forms.ValidationError("Nothing to estimate.")
         return cleaned
+
+
+class ConversationSettingsForm(ConversationCreateForm):
+    """The model, system prompt and thinking of a conversation under way."""
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField()

@@ -28,6 +28,16 @@ class Conversation(models.Model):
     thinking_effort = models.CharField(
         max_length=16, choices=ThinkingEffort.choices, blank=True, default=ThinkingEffort.OFF
     )
+    # The last message of the branch on show: what the page shows and what the next
+    # message follows (messages form a tree through `Message.parent`; see
+    # conversations/tree.py). Null only while the conversation is empty.
+    active_leaf = models.ForeignKey(
+        "conversations.Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Bumped on every new message so the sidebar lists the newest first.
     updated_at = models.DateTimeField(auto_now=True)
@@ -60,8 +70,18 @@ class Message(models.Model):
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
     )
-    # Order within the conversation; assigned under a lock on the conversation.
+    # The message this one follows: None for the first message. An edited message
+    # and a regenerated answer are siblings (same parent), so every earlier
+    # version keeps its own branch below it.
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children"
+    )
+    # Depth in the tree (0 for the first message): the place in its branch.
+    # Siblings share it. Assigned under a lock on the conversation.
     position = models.PositiveIntegerField()
+    # When this message was last on the branch on show: switching to one of its
+    # ancestors' versions comes back down the way last taken.
+    selected_at = models.DateTimeField(null=True, blank=True)
     role = models.CharField(max_length=16, choices=Role.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
     # Content blocks in the API's own shape: [{"type": "text", "text": "..."}, ...].
@@ -73,6 +93,12 @@ class Message(models.Model):
     html = models.TextField(blank=True)
     model = models.CharField(max_length=100, blank=True)
     stop_reason = models.CharField(max_length=40, blank=True)
+    # The API's `stop_details` (a refusal's category and explanation), as sent.
+    stop_details = models.JSONField(default=dict, blank=True)
+    # Set on the last message of the older turns that were condensed into a
+    # summary (models without compaction): the branch's requests after it send
+    # the summary instead of the turns up to here. The turns stay stored and shown.
+    summary = models.TextField(blank=True)
     error_code = models.CharField(max_length=40, blank=True)
     error_message = models.TextField(blank=True)
     # Set by the browser on user messages, so a resent frame is not a second message.
@@ -85,11 +111,8 @@ class Message(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["conversation", "position"]
+        ordering = ["conversation", "position", "created_at"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["conversation", "position"], name="message_unique_position"
-            ),
             models.UniqueConstraint(
                 fields=["conversation", "client_id"],
                 condition=~models.Q(client_id=""),
@@ -97,6 +120,7 @@ class Message(models.Model):
             ),
         ]
         indexes = [
+            models.Index(fields=["conversation", "position"], name="message_position"),
             models.Index(
                 fields=["status", "heartbeat_at"],
                 condition=models.Q(status="streaming"),

@@ -12,6 +12,7 @@ from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 
 from accounts.models import User
 from accounts.sessions import session_row_read, session_stands
+from conversations import tree
 from conversations.models import Attachment, Conversation, Message
 from infra.rows import rows_first_values
 from usage.models import ApiCall
@@ -47,9 +48,12 @@ def attachment_list_prefetch() -> Prefetch:
     )
 
 
-def message_list_for_page(*, conversation: Conversation) -> list[Message]:
-    """Every message of a conversation with its API calls and its files, in three
-    queries."""
+def message_list_for_page(
+    *, conversation: Conversation, from_position: int = 0
+) -> list[Message]:
+    """The branch on show (from `from_position` down), each message with its API
+    calls (`calls`), its files and its versions (`version_index`, `version_count`,
+    `version_ids`: its siblings, itself included, oldest first), in three queries."""
     calls = ApiCall.objects.only(
         "id",
         "message_id",
@@ -61,8 +65,35 @@ def message_list_for_page(*, conversation: Conversation) -> list[Message]:
         "cost_usd",
         "model",
     )
-    return list(
-        conversation.messages.order_by("position").prefetch_related(
+    every = list(conversation.messages.order_by("position", "created_at"))
+    branches = tree.Tree.of(every)
+    path = [m for m in branches.active_path(conversation.active_leaf_id) if m.position >= from_position]
+    prefetch_related_objects(
+        path, Prefetch("api_calls", queryset=calls, to_attr="calls"), attachment_list_prefetch()
+    )
+    for message in path:
+        message.version_index, message.version_count, message.version_ids = branches.version_of(
+            message
+        )
+    return path
+
+
+def conversation_tree(*, conversation: Conversation) -> tree.Tree:
+    """Every message of the conversation, every branch, with its API calls."""
+    calls = ApiCall.objects.only(
+        "id",
+        "message_id",
+        "input_tokens",
+        "output_tokens",
+        "cache_write_5m_tokens",
+        "cache_write_1h_tokens",
+        "cache_read_tokens",
+        "cost_usd",
+        "model",
+        "created_at",
+    ).order_by("created_at")
+    return tree.Tree.of(
+        conversation.messages.order_by("position", "created_at").prefetch_related(
             Prefetch("api_calls", queryset=calls, to_attr="calls"), attachment_list_prefetch()
         )
     )
@@ -83,9 +114,14 @@ def message_with_prompt(*, conversation_id: uuid.UUID, message_id: str) -> list[
     message = message_in_conversation(conversation_id=conversation_id, message_id=message_id)
     if message is None:
         return []
-    earlier = Message.objects.filter(
-        conversation_id=conversation_id, position=message.position - 1
-    ).first()
+    if message.parent_id:
+        earlier = Message.objects.filter(id=message.parent_id).first()
+    else:  # a row stored by position only (conversations/tree.py)
+        earlier = (
+            Message.objects.filter(conversation_id=conversation_id, position=message.position - 1)
+            .order_by("-created_at")
+            .first()
+        )
     pair = [earlier, message] if earlier is not None else [message]
     prefetch_related_objects(pair, attachment_list_prefetch())
     return pair

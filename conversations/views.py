@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from claude.catalog import model_choices
+from accounts.audit import request_ip
+from claude.catalog import model_choices, model_info
 from claude.stream import ClaudeError
 from claude.tokens import input_tokens_count
-from conversations import selectors, services
-from conversations.forms import ConversationCreateForm, ConversationRenameForm, EstimateForm
+from conversations import context, exports, selectors, services
+from conversations.forms import (
+    ConversationCreateForm,
+    ConversationRenameForm,
+    ConversationSettingsForm,
+    EstimateForm,
+    ImportForm,
+)
 from conversations.models import Message
 from conversations.rendering import markdown_to_html
+from conversations.streaming.frames import condensed_text, model_label, stop_note
 from usage.ledger import estimate_record
 
 
@@ -98,6 +108,9 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
     messages = selectors.message_list_for_page(conversation=conversation)
     streaming = None
     for message in messages:
+        message.model_label = model_label(message.model)
+        message.stop_note = stop_note(message)
+        message.condensed = condensed_text(message)
         if message.role == Message.Role.ASSISTANT and not message.html and message.text:
             # Checkpointed or interrupted text has no cached HTML yet.
             message.html = markdown_to_html(message.text)
@@ -117,8 +130,125 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
             "messages_list": messages,
             "streaming_state": streaming,
             "ws_path": f"/ws/c/{conversation.id}/",
+            "model_label": model_label(conversation.model),
+            "context_meter": _context_meter(conversation, messages),
         },
     )
+
+
+def _context_meter(conversation, messages) -> dict:
+    """How full the model's context window was at the last answer of the branch on show."""
+    for message in reversed(messages):
+        calls = [c for c in getattr(message, "calls", ()) if c.input_tokens or c.output_tokens]
+        if message.role == Message.Role.ASSISTANT and calls:
+            last = calls[-1]
+            return context.context_used(
+                input_tokens=last.input_tokens + last.cache_read_tokens
+                + last.cache_write_5m_tokens + last.cache_write_1h_tokens,
+                output_tokens=last.output_tokens,
+                info=model_info(conversation.model),
+            )
+    return context.context_used(input_tokens=0, output_tokens=0, info=model_info(conversation.model))
+
+
+def _visible(request: HttpRequest, conversation_id) -> Any:
+    conversation = selectors.conversation_for_user(
+        user=request.user, conversation_id=conversation_id
+    )
+    if conversation is None:
+        raise Http404("No such conversation.")
+    return conversation
+
+
+@login_required
+@require_POST
+def conversation_settings(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """Change the model, system prompt or thinking for the answers from now on."""
+    conversation = _visible(request, conversation_id)
+    form = ConversationSettingsForm(request.POST)
+    if not form.is_valid():
+        errors = [error for field_errors in form.errors.values() for error in field_errors]
+        return JsonResponse({"error": errors[0]}, status=400)
+    try:
+        services.conversation_settings_update(conversation=conversation, **form.cleaned_data)
+    except services.ChatInputError as exc:
+        return JsonResponse({"error": exc.message}, status=400)
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse(
+            {
+                "model": conversation.model,
+                "model_label": model_label(conversation.model),
+                "system_prompt": conversation.system_prompt,
+                "thinking_effort": conversation.thinking_effort,
+                "context_window": model_info(conversation.model).context_window,
+            }
+        )
+    return redirect("conversation_detail", conversation_id=conversation.id)
+
+
+def _download_name(conversation, extension: str) -> str:
+    stem = "".join(c if c.isalnum() or c in "-_ " else "" for c in conversation.title)[:60].strip()
+    return f"{stem or 'conversation'}.{extension}"
+
+
+@login_required
+@require_GET
+def conversation_export_json(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """The conversation in the API's own shapes (conversations/exports.py)."""
+    conversation = _visible(request, conversation_id)
+    document = exports.conversation_export_json(
+        conversation=conversation, actor=request.user, ip=request_ip(request)
+    )
+    response = JsonResponse(document, json_dumps_params={"ensure_ascii": False, "indent": 1})
+    response["Content-Disposition"] = (
+        f'attachment; filename="{_download_name(conversation, "json")}"'
+    )
+    return response
+
+
+@login_required
+@require_GET
+def conversation_export_markdown(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """The branch on show as Markdown."""
+    conversation = _visible(request, conversation_id)
+    text = exports.conversation_export_markdown(
+        conversation=conversation, actor=request.user, ip=request_ip(request)
+    )
+    response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{_download_name(conversation, "md")}"'
+    )
+    return response
+
+
+@login_required
+@require_POST
+def conversation_import(request: HttpRequest) -> HttpResponse:
+    """A `.json` export back as a new conversation (multipart field `file`): a
+    redirect to it, or 201 `{"conversation_id": ...}` when asked for JSON. Over
+    IMPORT_MAX_BYTES: 413 (the upload gate refuses a larger request before its
+    body is read); a file that is no export: 400 with the reason."""
+    wants_json = request.headers.get("Accept", "").startswith("application/json")
+    form = ImportForm(request.POST, request.FILES)
+    try:
+        if not form.is_valid():
+            raise exports.ImportRefused("Choose a .json conversation export to import (field 'file').")
+        upload = form.cleaned_data["file"]
+        if upload.size > settings.IMPORT_MAX_BYTES:
+            raise exports.ImportRefused(exports.import_too_large(upload.size).message, 413)
+        conversation = exports.conversation_import(owner=request.user, raw=upload.read())
+    except exports.ImportRefused as exc:
+        if wants_json:
+            return JsonResponse({"error": exc.message}, status=exc.http_status)
+        return render(
+            request,
+            "conversations/chat.html",
+            {**_page_context(request), "conversation": None, "import_error": exc.message},
+            status=exc.http_status,
+        )
+    if wants_json:
+        return JsonResponse({"conversation_id": str(conversation.id)}, status=201)
+    return redirect("conversation_detail", conversation_id=conversation.id)
 
 
 @login_required

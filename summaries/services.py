@@ -41,6 +41,7 @@ from claude.errors import ClaudeError
 from claude.pricing import cost
 from conversations.models import Conversation, Message
 from conversations.rendering import markdown_to_html
+from conversations.tree import Tree
 from infra.channel_layers import group_send_after_commit
 from infra.rows import rows_update
 from summaries import requests as summary_requests
@@ -298,15 +299,34 @@ def _enqueue_after_commit(step: str, object_id: int, *, countdown: float = 0) ->
 
 
 def _turns_by_conversation(conversation_ids: Sequence) -> dict:
-    turns: dict = {cid: [] for cid in conversation_ids}
+    """Each conversation's branch on show (`conversations.tree`), as (role, text):
+    what its owner sees, and what a chat call would send."""
+    leaves = dict(
+        Conversation.objects.filter(id__in=conversation_ids).values_list("id", "active_leaf_id")
+    )
+    by_conversation: dict = {cid: [] for cid in conversation_ids}
     rows = (
         Message.objects.filter(conversation_id__in=conversation_ids)
-        .exclude(text="")
         .order_by("conversation_id", "position")
-        .values_list("conversation_id", "role", "text")
+        .only(
+            "id",
+            "conversation_id",
+            "position",
+            "parent_id",
+            "selected_at",
+            "created_at",
+            "role",
+            "text",
+        )
     )
-    for cid, role, text in rows.iterator(chunk_size=2000):
-        turns[cid].append((role, text))
+    for message in rows.iterator(chunk_size=2000):
+        by_conversation[message.conversation_id].append(message)
+    turns: dict = {}
+    for cid, messages in by_conversation.items():
+        if cid not in leaves:
+            continue  # deleted since the job started
+        path = Tree.of(messages).active_path(leaves[cid])
+        turns[cid] = [(m.role, m.text) for m in path if m.text]
     return turns
 
 

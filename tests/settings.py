@@ -15,6 +15,9 @@ os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production")
 os.environ.setdefault("DJANGO_SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("DJANGO_SECURE_COOKIES", "false")
 os.environ.setdefault("CHANNEL_LAYER_PREFIX", "chat-test")
+# No title calls unless a test turns them on (tests/conversations/test_titles.py):
+# other tests count their ledger rows, and no worker runs the queued task.
+os.environ.setdefault("CHAT_TITLE_MODEL", "")
 # The in-process fake keeps Files API uploads on disk (shared by a worker and
 # the web process); one folder per run, removed with it (tests/conftest.py).
 os.environ.setdefault(

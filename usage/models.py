@@ -23,6 +23,8 @@ class ApiCall(models.Model):
     class Purpose(models.TextChoices):
         CHAT = "chat", "Chat reply"
         COUNT_TOKENS = "count_tokens", "Token count"
+        TITLE = "title", "Conversation title"
+        CONDENSE = "condense", "Summary of earlier turns"
         SUMMARY = "summary", "Batch summary"
 
     user = models.ForeignKey(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
 import math
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from claude.catalog import ModelInfo, model_info
+from claude.titles import TITLE_SYSTEM_PROMPT
 
 from .batches import (
     MAX_BATCH_BYTES,
@@ -52,9 +54,11 @@ from .media import Attachment, MediaError, MediaReader
 from .replies import (
     REFUSAL_TEXT,
     attachments_sentence,
+    compaction_summary,
     reply_tokens,
     split_tokens,
     thinking_tokens,
+    title_text,
 )
 from .tokens import PromptBlock, prompt_blocks
 
@@ -112,7 +116,11 @@ BLOCK_TYPES = (
     "redacted_thinking",
     "tool_use",
     "tool_result",
+    "compaction",
 )
+COMPACTION_BETA = "compact-2026-01-12"
+# The API's default compaction trigger, in input tokens.
+DEFAULT_COMPACT_TRIGGER = 150_000
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 CACHE_TTLS = {"5m": 300.0, "1h": 3600.0}
 MAX_CACHE_BREAKPOINTS = 4
@@ -203,6 +211,65 @@ class ParsedRequest:
     thinking_budget: int | None
     thinking_omitted: bool
     auto_cache_control: dict[str, Any] | None
+    # `context_management` with a `compact_20260112` edit: its trigger in input
+    # tokens (None: no compaction asked for) and whether to stop after it.
+    compact_trigger: int | None = None
+    pause_after_compaction: bool = False
+
+    @property
+    def prefill(self) -> str:
+        """The text of a final assistant message (the start of the reply), or ""."""
+        if not self.messages or self.messages[-1]["role"] != "assistant":
+            return ""
+        content = self.messages[-1]["content"]
+        if isinstance(content, str):
+            return content
+        return "".join(b.get("text", "") for b in content if b.get("type") == "text")
+
+    @property
+    def has_compaction_block(self) -> bool:
+        return any(
+            isinstance(b, dict) and b.get("type") == "compaction"
+            for m in self.messages
+            if isinstance(m.get("content"), list)
+            for b in m["content"]
+        )
+
+
+def _check_context_management(value: object) -> tuple[int | None, bool]:
+    """Validate `context_management`; returns the compaction trigger and its pause flag."""
+    if value is None:
+        return None, False
+    if not isinstance(value, dict):
+        raise _invalid("context_management: Input should be a valid dictionary")
+    edits = value.get("edits", [])
+    if not isinstance(edits, list):
+        raise _invalid("context_management.edits: Input should be a valid list")
+    trigger: int | None = None
+    pause = False
+    for i, edit in enumerate(edits):
+        loc = f"context_management.edits.{i}"
+        if not isinstance(edit, dict):
+            raise _invalid(f"{loc}: Input should be a valid dictionary")
+        kind = edit.get("type")
+        if kind in ("clear_tool_uses_20250919", "clear_thinking_20251015"):
+            continue
+        if kind != "compact_20260112":
+            raise _invalid(
+                f"{loc}.type: Input tag '{kind}' found using 'type' does not match any of the "
+                "expected tags: 'clear_tool_uses_20250919', 'clear_thinking_20251015', "
+                "'compact_20260112'"
+            )
+        spec = edit.get("trigger")
+        trigger = DEFAULT_COMPACT_TRIGGER
+        if spec is not None:
+            if not isinstance(spec, dict) or spec.get("type") != "input_tokens":
+                raise _invalid(f"{loc}.trigger.type: Input should be 'input_tokens'")
+            if not _is_int(spec.get("value")) or spec["value"] < 1:
+                raise _invalid(f"{loc}.trigger.value: Input should be a valid positive integer")
+            trigger = spec["value"]
+        pause = bool(edit.get("pause_after_compaction", False))
+    return trigger, pause
 
 
 def _is_int(value: object) -> bool:
@@ -241,6 +308,13 @@ def _check_block(block: object, loc: str, role: str, version: str) -> int:
             raise _invalid(f"{loc}.text: Input should be a valid string")
         if not block["text"]:
             raise _invalid("messages: text content blocks must be non-empty")
+    elif kind == "compaction":
+        if role != "assistant":
+            raise _invalid(f"{loc}: compaction blocks are only permitted in assistant messages")
+        if block.get("content") is not None and not isinstance(block.get("content"), str):
+            raise _invalid(f"{loc}.content: Input should be a valid string")
+        if block.get("content") == "":
+            raise _invalid(f"{loc}.content: String should have at least 1 character")
     elif kind in ("image", "document"):
         if not isinstance(block.get("source"), dict):
             raise _invalid(f"{loc}.source: Field required")
@@ -405,6 +479,7 @@ def validate(payload: object, version: str, *, count_tokens: bool = False) -> Pa
             f"number of output tokens for {model}"
         )
     thinking, budget, omitted = _check_thinking(payload.get("thinking"), info, model, max_tokens)
+    compact_trigger, pause_after = _check_context_management(payload.get("context_management"))
     if breakpoints > MAX_CACHE_BREAKPOINTS:
         raise _invalid(
             f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. "
@@ -421,6 +496,8 @@ def validate(payload: object, version: str, *, count_tokens: bool = False) -> Pa
         thinking_budget=budget,
         thinking_omitted=omitted,
         auto_cache_control=auto_cache_control,
+        compact_trigger=compact_trigger,
+        pause_after_compaction=pause_after,
     )
 
 
@@ -563,6 +640,11 @@ class Plan:
     ttft: float  # seconds
     error: str | None  # an error to send mid-stream ...
     error_at: int  # ... after this many text tokens
+    # A compaction first: the summary that replaced the older turns (None: none).
+    compaction: str | None = None
+    # The compaction's own usage (its `iterations` entry), when there was one.
+    compaction_usage: dict[str, Any] | None = None
+    refusal_category: str | None = None
 
     @property
     def thinking_count(self) -> int:
@@ -804,6 +886,18 @@ class FakeClaude:
 
         count_tokens = path == "/v1/messages/count_tokens"
         request = validate(payload, version, count_tokens=count_tokens)
+        betas = {
+            b.strip()
+            for b in headers.get(b"anthropic-beta", b"").decode("latin-1").split(",")
+            if b.strip()
+        }
+        if (request.compact_trigger is not None or request.has_compaction_block) and (
+            COMPACTION_BETA not in betas
+        ):
+            raise _invalid(
+                f"context_management: compaction requires the '{COMPACTION_BETA}' beta "
+                "(the anthropic-beta header)"
+            )
         try:
             attachments = self.media.read(request.messages)
         except MediaError as error:
@@ -828,10 +922,39 @@ class FakeClaude:
         if error is not None and (control.error_at is None or not request.stream):
             raise ApiError(error, ERROR_MESSAGES[error], self._retry_headers(control, error))
 
+        compaction = None
+        compaction_usage = None
+        total = sum(b.tokens for b in blocks)
+        if request.compact_trigger is not None and total >= request.compact_trigger:
+            # The API condenses the prompt into a summary and answers from that.
+            compaction = compaction_summary(request.messages)
+            summary_tokens = len(split_tokens(compaction))
+            compaction_usage = {
+                "type": "compaction",
+                "input_tokens": total,
+                "output_tokens": summary_tokens,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            }
+            system_blocks = [b for b in blocks if b.role == "system"]
+            summary_block = PromptBlock(
+                "assistant",
+                {"type": "compaction", "content": compaction},
+                summary_tokens + 4,
+                None,
+                True,
+            )
+            blocks = [*system_blocks, summary_block, *[b for b in blocks if b.role != "system"][-1:]]
         usage = self.cache.account(request.info, blocks, request.auto_cache_control)
         read = _last_user_attachments(request.messages, attachments)
         opening = attachments_sentence([a.describe() for a in read]) if read else ""
         plan = self._plan(request, control, strip_directives(user_text), error, opening)
+        if compaction is not None:
+            plan = dataclasses.replace(
+                plan, compaction=compaction, compaction_usage=compaction_usage
+            )
+            if request.pause_after_compaction:
+                plan = dataclasses.replace(plan, thinking=None, text=[], stop_reason="compaction")
         if request.stream:
             await self._stream(receive, send, request_id, request, plan, usage)
         else:
@@ -1115,13 +1238,30 @@ class FakeClaude:
             digest = hashlib.sha256("".join(full).encode()).digest()
             signature = "Eq" + base64.b64encode(digest * 3).decode()
 
+        stop_reason = control.stop_reason
+        prefill = request.prefill
         if control.stop_reason == "refusal":
             full_text = split_tokens(REFUSAL_TEXT)
+        elif TITLE_SYSTEM_PROMPT in _system_texts(request.system):
+            full_text = split_tokens(title_text(user_text))
         elif control.echo:
             full_text = split_tokens(user_text)
         else:
             count = control.tokens if control.tokens is not None else self.default_tokens
             full_text = reply_tokens(request.info.id, user_text, count, opening)
+        if prefill:
+            # A final assistant message is the start of the reply: the reply is the
+            # rest of it (what follows that start, when it is the start of it).
+            whole = "".join(full_text)
+            if whole.startswith(prefill) and len(whole) > len(prefill):
+                full_text = split_tokens(whole[len(prefill) :])
+            elif whole.startswith(prefill):
+                full_text = []
+            if stop_reason == "pause_turn":
+                stop_reason = None  # a paused turn sent back goes on to its end
+        elif stop_reason == "pause_turn":
+            # A long turn paused half-way; sent back, it goes on (above).
+            full_text = full_text[: max(1, len(full_text) // 2)]
         text: list[str] | None
         if budget > 0 or not full_text:
             text = full_text[:budget]
@@ -1137,11 +1277,12 @@ class FakeClaude:
             thinking_omitted=request.thinking_omitted,
             signature=signature,
             text=text,
-            stop_reason=control.stop_reason or ("max_tokens" if truncated else "end_turn"),
+            stop_reason=stop_reason or ("max_tokens" if truncated else "end_turn"),
             tps=tps,
             ttft=ttft_ms / 1000,
             error=error,
             error_at=control.error_at or 0,
+            refusal_category=control.refusal_category,
         )
 
     # --- Responses ---
@@ -1152,13 +1293,27 @@ class FakeClaude:
         fields["output_tokens"] = plan.output_tokens
         if plan.thinking is not None:
             fields["output_tokens_details"] = {"thinking_tokens": plan.thinking_count}
+        if plan.compaction_usage is not None:
+            # The compaction's tokens are reported here only (not in the totals).
+            message = {
+                "type": "message",
+                "input_tokens": fields["input_tokens"],
+                "output_tokens": plan.output_tokens,
+                "cache_creation_input_tokens": fields["cache_creation_input_tokens"],
+                "cache_read_input_tokens": fields["cache_read_input_tokens"],
+            }
+            fields["iterations"] = [plan.compaction_usage, message]
         return fields
 
     @staticmethod
     def _stop_delta(plan: Plan) -> dict[str, Any]:
         delta: dict[str, Any] = {"stop_reason": plan.stop_reason, "stop_sequence": None}
         if plan.stop_reason == "refusal":
-            delta["stop_details"] = {"type": "refusal", "category": None, "explanation": None}
+            delta["stop_details"] = {
+                "type": "refusal",
+                "category": plan.refusal_category,
+                "explanation": None,
+            }
         return delta
 
     async def _respond(
@@ -1181,6 +1336,8 @@ class FakeClaude:
     ) -> dict[str, Any]:
         """The Message object of a non-streaming reply (and of a batch's result)."""
         content: list[dict[str, Any]] = []
+        if plan.compaction is not None:
+            content.append({"type": "compaction", "content": plan.compaction})
         if plan.thinking is not None:
             thinking = "" if plan.thinking_omitted else "".join(plan.thinking)
             content.append({"type": "thinking", "thinking": thinking, "signature": plan.signature})
@@ -1245,6 +1402,22 @@ class FakeClaude:
         await write(_event("message_start", start), _PING)
         pacer = _Pacer(plan.tps, plan.ttft)
         index = 0
+        if plan.compaction is not None:
+            await pacer.next_batch(1)
+            block = {"type": "compaction", "content": None}
+            delta = {"type": "compaction_delta", "content": plan.compaction}
+            await write(
+                _event(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": block},
+                ),
+                _event(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index, "delta": delta},
+                ),
+                _event("content_block_stop", {"type": "content_block_stop", "index": index}),
+            )
+            index += 1
         if plan.thinking is not None:
             block = {"type": "thinking", "thinking": "", "signature": ""}
             if plan.thinking_omitted:

@@ -26,7 +26,8 @@ ERROR_STATUS: dict[str, int] = {
     "overloaded_error": 529,
 }
 
-STOP_REASONS = ("end_turn", "max_tokens", "refusal")
+STOP_REASONS = ("end_turn", "max_tokens", "refusal", "pause_turn")
+REFUSAL_CATEGORIES = ("cyber", "bio", "frontier_llm", "reasoning_extraction", "general_harms")
 
 _MARKER = "[[fake"
 _DIRECTIVE = re.compile(r"\[\[fake(?:\s+([^\]]*))?\]\]")
@@ -50,6 +51,7 @@ class Control:
     retry_after: int | None = None
     retry_after_ms: int | None = None
     stop_reason: str | None = None
+    refusal_category: str | None = None
     echo: bool | None = None
     # Message Batches: this request expires, or waits until its batch is
     # cancelled (then canceled) or expires; the batch takes this long to process.
@@ -94,6 +96,12 @@ def _convert(key: str, value: str) -> object:
         if value not in STOP_REASONS:
             raise ControlError(
                 f"fake control: stop_reason must be one of {', '.join(STOP_REASONS)}"
+            )
+        return value
+    if key == "refusal_category":
+        if value not in REFUSAL_CATEGORIES:
+            raise ControlError(
+                f"fake control: refusal_category must be one of {', '.join(REFUSAL_CATEGORIES)}"
             )
         return value
     if key in ("echo", "expire", "hold"):

@@ -14,6 +14,7 @@ import {
   initShell,
   removeFromSidebar,
 } from "./shell.js";
+import { contextMeterUpdate, initSettings } from "./settings.js";
 import { CLOSE_ACCESS_REVOKED, ChatSocket } from "./socket.js";
 import { Thread } from "./thread.js";
 
@@ -84,9 +85,17 @@ class ChatPage {
         break;
       case "message.completed":
         this.thread.completed(frame);
+        contextMeterUpdate(frame);
         break;
       case "message.deleted":
         this.thread.deleted(frame);
+        break;
+      case "message.condensed":
+        this.thread.condensed(frame);
+        break;
+      case "branch.switched":
+        this.thread.branchSwitched(frame);
+        this.composer.update();
         break;
       case "conversation.updated":
         if (frame.conversation_id && frame.title) applyTitle(frame.conversation_id, frame.title);
@@ -165,6 +174,7 @@ function main() {
   initShell();
   initNewChat();
   initHeader();
+  initSettings();
   const root = document.getElementById("chat");
   if (root && root.dataset.wsPath) {
     const page = new ChatPage(root);

@@ -376,3 +376,25 @@ def test_the_digest_starts_one_job_a_week_over_the_week_before(acme, alice, bob,
     )
     assert job.created_by == alice and job.conversations_count == 1
     assert AuditEvent.objects.filter(action="settings_changed", team=acme).exists()
+
+
+def test_a_summary_reads_the_branch_on_show_only(acme, alice, chat):
+    from conversations.models import Message
+
+    conversation = chat("Which plan do we take?")
+    question = conversation.messages.get(position=0)
+    shown = conversation.messages.get(position=1)
+    Message.objects.filter(pk=shown.pk).update(parent=question)
+    Message.objects.create(
+        conversation=conversation,
+        position=1,
+        role="assistant",
+        parent=question,
+        text="An older answer nobody kept.",
+    )
+    conversation.active_leaf = shown
+    conversation.save(update_fields=["active_leaf"])
+    job = start(acme, alice)
+    services.summary_job_build(job_id=job.pk)
+    content = SummaryRequest.objects.get(job=job).params["messages"][0]["content"]
+    assert "Dana owns the first" in content and "nobody kept" not in content
