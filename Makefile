@@ -80,3 +80,9 @@ bench-cuts: install
 .PHONY: bench-uploads
 bench-uploads: install
 	$(BIN)/python bench/uploads.py $(BENCH_ARGS)
+
+# A summary job over 10,000 conversations against the fake, one worker (SQLite and
+# the filesystem broker unless BENCH_ARGS has --pg / --redis). See bench/batch.py.
+.PHONY: bench-batch
+bench-batch: install
+	$(BIN)/python bench/batch.py $(BENCH_ARGS)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -70,6 +71,7 @@ INSTALLED_APPS = [
     "conversations",
     "usage",
     "teams",
+    "summaries",
 ]
 
 MIDDLEWARE = [
@@ -191,6 +193,9 @@ else:
         "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
+# The queue tasks are sent to (and a worker started without -Q takes): one per
+# site when several share a broker.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -211,6 +216,15 @@ CELERY_BEAT_SCHEDULE = {
     "remove-unsent-attachments": {
         "task": "conversations.tasks.attachments_unsent_remove_task",
         "schedule": 3600.0,
+    },
+    "resume-summary-jobs": {
+        "task": "summaries.tasks.summaries_resume_task",
+        "schedule": 60.0,
+    },
+    "weekly-summary-digests": {
+        "task": "summaries.tasks.weekly_digests_task",
+        # Mondays, 06:00 UTC: the week before is over everywhere.
+        "schedule": crontab(minute=0, hour=6, day_of_week="mon"),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
@@ -262,6 +276,34 @@ if CLAUDE_FILES_API and CLAUDE_PROVIDER in ("bedrock", "vertex"):
         f"CLAUDE_FILES_API=true needs the Anthropic API: {CLAUDE_PROVIDER} has no Files API "
         "(files are sent inline there). Unset it."
     )
+
+# --- Batch summaries (Message Batches; docs/summaries.md) ------------------------
+SUMMARIES_DEFAULT_MODEL = env_str("SUMMARIES_DEFAULT_MODEL", "claude-haiku-5-5")
+SUMMARIES_DEFAULT_INSTRUCTION = env_str(
+    "SUMMARIES_DEFAULT_INSTRUCTION",
+    "Summarise this conversation concisely in Markdown: what it was about, the decisions "
+    "made, the open questions, and the action items (with who owns each, where named).",
+)
+# max_tokens of each summary (the hold prices every answer at all of it) and the
+# length the estimate expects.
+SUMMARIES_MAX_TOKENS = env_int("SUMMARIES_MAX_TOKENS", 1024)
+SUMMARIES_EXPECTED_OUTPUT_TOKENS = env_int("SUMMARIES_EXPECTED_OUTPUT_TOKENS", 300)
+# A longer transcript keeps its first quarter and its end (about 100,000 tokens).
+SUMMARIES_MAX_INPUT_CHARS = env_int("SUMMARIES_MAX_INPUT_CHARS", 400_000)
+# The API takes at most 100,000 requests or 256 MB a batch; a job past either is split.
+SUMMARIES_BATCH_MAX_REQUESTS = env_int("SUMMARIES_BATCH_MAX_REQUESTS", 100_000)
+SUMMARIES_BATCH_MAX_BYTES = env_int("SUMMARIES_BATCH_MAX_BYTES", 250 * 1024 * 1024)
+# Polling: first look after this long, doubling, at most this long apart (and
+# always under the broker's visibility timeout).
+SUMMARIES_POLL_FIRST_SECONDS = env_float("SUMMARIES_POLL_FIRST_SECONDS", 10.0)
+SUMMARIES_POLL_MAX_SECONDS = env_float("SUMMARIES_POLL_MAX_SECONDS", 600.0)
+# A submit that started this long ago and never stored its batch id died in its call.
+SUMMARIES_SUBMIT_LEASE_SECONDS = env_int("SUMMARIES_SUBMIT_LEASE_SECONDS", 120)
+SUMMARIES_ORPHAN_SKEW_SECONDS = env_int("SUMMARIES_ORPHAN_SKEW_SECONDS", 120)
+# Beat requeues a step whose task has been quiet this long.
+SUMMARIES_RESUME_AFTER_SECONDS = env_int("SUMMARIES_RESUME_AFTER_SECONDS", 60)
+# How often a job page's socket reads the job's progress (any process's worker).
+SUMMARIES_PROGRESS_SECONDS = env_float("SUMMARIES_PROGRESS_SECONDS", 1.0)
 
 # --- Chat streaming ----------------------------------------------------------
 CHAT_COALESCE_SECONDS = env_float("CHAT_COALESCE_SECONDS", 0.05)
@@ -481,21 +523,10 @@ if EMAIL_HOST:
     EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 10)
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "teamchat-demo")
 
-# --- E-mail and teams ------------------------------------------------------------
-# Invitations (and, with the sign-in pieces, password resets) go through Django's
-# e-mail backend. The embedded default writes each message to a file in
-# var/mail/, so `make run` needs no mail server (the team page shows the links).
-if "EMAIL_BACKEND" not in globals():
-    EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.filebased.EmailBackend")
-    EMAIL_FILE_PATH = str(VAR_DIR / "mail")
-    EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
-    EMAIL_PORT = env_int("EMAIL_PORT", 25)
-    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
-    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
-    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
-    DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Team chat <teamchat@localhost>")
+# --- Teams -----------------------------------------------------------------------
 # How long an invitation's link works.
 TEAM_INVITE_DAYS = env_int("TEAM_INVITE_DAYS", 7)
 

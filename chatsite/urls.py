@@ -33,5 +33,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("", include("teams.urls")),
     path("", include("usage.urls")),
+    path("", include("summaries.urls")),
     path("", include("conversations.urls")),
 ]

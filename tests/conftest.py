@@ -287,3 +287,6 @@ def pytest_sessionfinish(session, exitstatus):
     fake_files = os.environ.get("FAKE_CLAUDE_FILES_DIR", "")
     if "test-fake-files-" in fake_files:
         shutil.rmtree(fake_files, ignore_errors=True)
+    fake_batches = os.environ.get("FAKE_CLAUDE_BATCHES_DIR", "")
+    if "test-fake-batches-" in fake_batches:
+        shutil.rmtree(fake_batches, ignore_errors=True)

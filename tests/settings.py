@@ -25,6 +25,14 @@ os.environ.setdefault(
     os.path.join(os.environ.get("CHAT_VAR_DIR", "var"), f"test-fake-files-{os.getpid()}"),
 )
 
+# Message Batches at the fake end at once unless a test says otherwise, and live
+# in one folder per run (removed with it).
+os.environ.setdefault("FAKE_CLAUDE_BATCH_SECONDS", "0")
+os.environ.setdefault(
+    "FAKE_CLAUDE_BATCHES_DIR",
+    os.path.join(os.environ.get("CHAT_VAR_DIR", "var"), f"test-fake-batches-{os.getpid()}"),
+)
+
 from chatsite.settings import *  # noqa: E402,F403
 
 STORAGES = {
@@ -48,3 +56,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
 
 # Tests close every connection when they finish, so none outlives the test database.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+
+SUMMARIES_POLL_FIRST_SECONDS = 0.2
+SUMMARIES_POLL_MAX_SECONDS = 1.0

@@ -19,6 +19,7 @@ from claude.providers import endpoint, regional_premium
 from infra.rows import rows_upsert_add
 from usage.budgets import (
     ZERO,
+    budget_draw_in_transaction,
     counters_spend_add,
     reservation_close,
     reservation_counters_settle,
@@ -47,6 +48,36 @@ def _rollup_upsert(*, key: dict, values: dict) -> None:
     rows_upsert_add(DailyUsage, [{**key, **values}], unique=_ROLLUP_KEY, add=_ROLLUP_SUMS)
 
 
+def _rollup_key(call: ApiCall) -> dict:
+    """The daily rollup row a call adds to."""
+    return {
+        "day": call.created_at.astimezone(dt.UTC).date(),
+        "user_id": call.user_id or 0,
+        "team_id": call.team_id or 0,
+        "model": call.model,
+        "provider": call.provider,
+        "region": call.region,
+        "endpoint": call.endpoint,
+    }
+
+
+def _rollup_values(call: ApiCall) -> dict:
+    """What one call adds to its rollup row."""
+    return {
+        "calls": 1,
+        "unpriced_calls": 0 if call.priced else 1,
+        "input_tokens": call.input_tokens,
+        "output_tokens": call.output_tokens,
+        "cache_write_5m_tokens": call.cache_write_5m_tokens,
+        "cache_write_1h_tokens": call.cache_write_1h_tokens,
+        "cache_read_tokens": call.cache_read_tokens,
+        "cost_usd": Decimal(call.cost_usd),
+        "cache_savings_usd": Decimal(call.cache_savings_usd),
+        "batch_savings_usd": Decimal(call.batch_savings_usd),
+        "regional_premium_usd": Decimal(call.regional_premium_usd),
+    }
+
+
 def ledger_record_in_transaction(*, call: ApiCall, reservation_id=None) -> None:
     """Account one ledger row: settle its reservation (or, with none open, add its
     cost to the month's spend) and add it to the daily rollup.
@@ -61,30 +92,7 @@ def ledger_record_in_transaction(*, call: ApiCall, reservation_id=None) -> None:
         if reservation_id
         else None
     )
-    _rollup_upsert(
-        key={
-            "day": call.created_at.astimezone(dt.UTC).date(),
-            "user_id": call.user_id or 0,
-            "team_id": call.team_id or 0,
-            "model": call.model,
-            "provider": call.provider,
-            "region": call.region,
-            "endpoint": call.endpoint,
-        },
-        values={
-            "calls": 1,
-            "unpriced_calls": 0 if call.priced else 1,
-            "input_tokens": call.input_tokens,
-            "output_tokens": call.output_tokens,
-            "cache_write_5m_tokens": call.cache_write_5m_tokens,
-            "cache_write_1h_tokens": call.cache_write_1h_tokens,
-            "cache_read_tokens": call.cache_read_tokens,
-            "cost_usd": cost_usd,
-            "cache_savings_usd": Decimal(call.cache_savings_usd),
-            "batch_savings_usd": Decimal(call.batch_savings_usd),
-            "regional_premium_usd": Decimal(call.regional_premium_usd),
-        },
-    )
+    _rollup_upsert(key=_rollup_key(call), values=_rollup_values(call))
     # The budget counters last: their row locks are shared by every call of the
     # team, so they are held for as short a time as the transaction allows.
     if settled is not None:
@@ -96,6 +104,43 @@ def ledger_record_in_transaction(*, call: ApiCall, reservation_id=None) -> None:
 
 
 ledger_record = transaction.atomic(ledger_record_in_transaction)
+
+
+def ledger_record_batch_in_transaction(
+    *, calls: list[ApiCall], reservation_id, user_id: int | None, team_id: int | None
+) -> list[ApiCall]:
+    """Write many ledger rows of one batch job at once (`calls`, unsaved) and
+    account them: one INSERT, one rollup upsert per day, person, team and model,
+    and one draw of their total on the job's budget hold.
+
+    Call inside the transaction that records what they bill for (the summaries'
+    results), so a result and its ledger row exist together or not at all.
+    Returns the saved rows (with their ids)."""
+    if not calls:
+        return []
+    saved = ApiCall.objects.bulk_create(calls)
+    sums: dict[tuple, dict] = {}
+    for call in saved:
+        key = _rollup_key(call)
+        row = sums.setdefault(tuple(key[k] for k in _ROLLUP_KEY), dict.fromkeys(_ROLLUP_SUMS, 0))
+        for field, value in _rollup_values(call).items():
+            row[field] += value
+    rows_upsert_add(
+        DailyUsage,
+        [dict(zip(_ROLLUP_KEY, key, strict=True)) | values for key, values in sorted(sums.items())],
+        unique=_ROLLUP_KEY,
+        add=_ROLLUP_SUMS,
+    )
+    total = sum((Decimal(call.cost_usd) for call in saved), ZERO)
+    # Last: the counter locks are shared by every call of the team.
+    budget_draw_in_transaction(
+        reservation_id=reservation_id,
+        user_id=user_id,
+        team_id=team_id,
+        amount=total,
+        when=saved[0].created_at,
+    )
+    return saved
 
 
 @transaction.atomic

@@ -25,6 +25,7 @@ class ApiCall(models.Model):
         COUNT_TOKENS = "count_tokens", "Token count"
         TITLE = "title", "Conversation title"
         CONDENSE = "condense", "Summary of earlier turns"
+        SUMMARY = "summary", "Batch summary"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -184,6 +185,13 @@ class BudgetReservation(models.Model):
         RELEASED = "released", "Released"
         EXPIRED = "expired", "Expired (released by the sweeper)"
 
+    class Kind(models.TextChoices):
+        # One chat call: settled when its reply ends, swept when its process died.
+        CHAT = "chat", "Chat call"
+        # A batch summary job: billed a request at a time as its results are read,
+        # released by the job when it ends (hours later, so never swept).
+        BATCH = "batch", "Batch job"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -205,6 +213,7 @@ class BudgetReservation(models.Model):
         related_name="budget_reservations",
     )
     amount_usd = models.DecimalField(max_digits=14, decimal_places=6)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.CHAT)
     actual_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)

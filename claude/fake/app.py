@@ -38,6 +38,16 @@ from typing import Any
 from claude.catalog import ModelInfo, model_info
 from claude.titles import TITLE_SYSTEM_PROMPT
 
+from .batches import (
+    MAX_BATCH_BYTES,
+    BatchInputError,
+    BatchProcessor,
+    BatchStateError,
+    BatchStore,
+    batch_object,
+    is_batch_id,
+    parse_requests,
+)
 from .clouds import (
     ANTHROPIC,
     CloudError,
@@ -179,6 +189,18 @@ class ApiError(Exception):
 
 def _invalid(message: str) -> ApiError:
     return ApiError("invalid_request_error", message)
+
+
+def _errored(error_type: str, message: str) -> dict[str, Any]:
+    """A batch request's `errored` result: the error body the call would have got."""
+    return {
+        "type": "errored",
+        "error": {
+            "type": "error",
+            "error": {"type": error_type, "message": message},
+            "request_id": _new_id("req_01"),
+        },
+    }
 
 
 # --- Validation -------------------------------------------------------------
@@ -719,6 +741,8 @@ class FakeClaude:
         default_ttft_ms: int = 0,
         default_tokens: int | None = None,
         files_dir: str | os.PathLike[str] | None = None,
+        batches_dir: str | os.PathLike[str] | None = None,
+        batch_seconds: float = 0,
     ) -> None:
         self.default_tps = default_tps
         self.default_ttft_ms = default_ttft_ms
@@ -727,6 +751,9 @@ class FakeClaude:
         # On disk, so every process given the same folder sees the same files.
         self.files = FileStore(files_dir)
         self.media = MediaReader(self.files)
+        # On disk too: a batch one process submits is polled and read by others.
+        self.batches = BatchStore(batches_dir, delay_seconds=batch_seconds)
+        self._batch_processor = BatchProcessor(held=self._batch_held, result=self._batch_result)
         self.active_streams = 0  # streams being generated now (tests, benchmarks)
         self._error_counts: dict[str, int] = {}
         self._ratelimit_second = -1
@@ -832,13 +859,22 @@ class FakeClaude:
             await self._cloud(scope, receive, send, request_id)
             return
         files_route = path == "/v1/files" or path.startswith("/v1/files/")
-        if not files_route and (
-            method != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens")
+        batches_route = path == "/v1/messages/batches" or path.startswith("/v1/messages/batches/")
+        if (
+            not files_route
+            and not batches_route
+            and (method != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens"))
         ):
             raise ApiError("not_found_error", "Not found")
         headers = dict(scope["headers"])
 
-        limit = MAX_UPLOAD_BYTES if files_route else MAX_BODY_BYTES
+        limit = (
+            MAX_UPLOAD_BYTES
+            if files_route
+            else MAX_BATCH_BYTES
+            if batches_route
+            else MAX_BODY_BYTES
+        )
         length = headers.get(b"content-length", b"0")
         if length.isdigit() and int(length) > limit:
             raise ApiError("request_too_large", ERROR_MESSAGES["request_too_large"])
@@ -854,6 +890,9 @@ class FakeClaude:
 
         if files_route:
             await self._files(scope, receive, send, request_id, headers)
+            return
+        if batches_route:
+            await self._batches(scope, receive, send, request_id, headers, version)
             return
         body = await self._read_body(receive)
         if body is None:
@@ -1069,6 +1108,170 @@ class FakeClaude:
         else:
             raise ApiError("not_found_error", "Not found")
 
+    # --- Message Batches ---
+
+    async def _batches(
+        self,
+        scope: _Message,
+        receive: _Receive,
+        send: _Send,
+        request_id: str,
+        headers: dict[bytes, bytes],
+        version: str,
+    ) -> None:
+        """`/v1/messages/batches[/{id}[/cancel|/results]]`, as the API answers them."""
+        method = scope["method"]
+        parts = scope["path"].split("/")[4:]  # after "", "v1", "messages", "batches"
+        base = f"{scope.get('scheme', 'http')}://{headers.get(b'host', b'fake').decode('latin-1')}"
+        processor = self._batch_processor
+        if not parts or parts == [""]:
+            if method == "POST":
+                body = await self._read_body(receive, MAX_BATCH_BYTES)
+                if body is None:
+                    return
+                try:
+                    payload = json.loads(body)
+                except ValueError:
+                    raise _invalid(
+                        "There was an issue with your request body: invalid JSON"
+                    ) from None
+                header = headers.get(b"x-fake-claude")
+                try:
+                    requests = parse_requests(payload)
+                    control = parse_control([], header.decode("latin-1") if header else None)
+                except (BatchInputError, ControlError) as error:
+                    raise _invalid(str(error)) from None
+                state = self.batches.create(
+                    requests,
+                    version=version,
+                    processor=processor,
+                    delay_seconds=control.batch_seconds,
+                )
+                await self._send_json(send, 200, batch_object(state, results_base=base), request_id)
+                return
+            if method == "GET":
+                query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+                limit_text = query.get("limit", [None])[-1]
+                if limit_text is not None and not limit_text.lstrip("-").isdigit():
+                    raise _invalid("limit: Input should be a valid integer")
+                try:
+                    states, has_more = self.batches.page(
+                        limit=int(limit_text) if limit_text is not None else None,
+                        after_id=query.get("after_id", [None])[-1],
+                        before_id=query.get("before_id", [None])[-1],
+                    )
+                except BatchInputError as error:
+                    raise _invalid(str(error)) from None
+                # Each listed batch is moved on to now, as a retrieve would.
+                data = []
+                for listed in states:
+                    state = self.batches.get(listed["id"], processor) or listed
+                    data.append(batch_object(state, results_base=base))
+                page = {
+                    "data": data,
+                    "has_more": has_more,
+                    "first_id": data[0]["id"] if data else None,
+                    "last_id": data[-1]["id"] if data else None,
+                }
+                await self._send_json(send, 200, page, request_id)
+                return
+            raise ApiError("not_found_error", "Not found")
+
+        batch_id = urllib.parse.unquote(parts[0])
+        action = parts[1] if len(parts) > 1 else ""
+        if len(parts) > 2 or action not in ("", "cancel", "results"):
+            raise ApiError("not_found_error", "Not found")
+        state = self.batches.get(batch_id, processor) if is_batch_id(batch_id) else None
+        if state is None:
+            raise ApiError("not_found_error", f"Message batch {batch_id} not found")
+        if action == "cancel":
+            if method != "POST":
+                raise ApiError("not_found_error", "Not found")
+            state = self.batches.cancel(batch_id, processor) or state
+            await self._send_json(send, 200, batch_object(state, results_base=base), request_id)
+        elif action == "results":
+            if method != "GET":
+                raise ApiError("not_found_error", "Not found")
+            if state["status"] != "ended":
+                raise _invalid(f"Message batch {batch_id} has not finished processing")
+            await self._send_results(send, batch_id, request_id)
+        elif method == "GET":
+            await self._send_json(send, 200, batch_object(state, results_base=base), request_id)
+        elif method == "DELETE":
+            try:
+                self.batches.delete(batch_id, processor)
+            except BatchStateError as error:
+                raise _invalid(str(error)) from None
+            deleted = {"id": batch_id, "type": "message_batch_deleted"}
+            await self._send_json(send, 200, deleted, request_id)
+        else:
+            raise ApiError("not_found_error", "Not found")
+
+    async def _send_results(self, send: _Send, batch_id: str, request_id: str) -> None:
+        """The results file as JSONL, streamed a chunk at a time."""
+        headers = self._headers(request_id, b"application/binary")
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for chunk in self.batches.results_chunks(batch_id):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _batch_control(self, params: dict[str, Any]) -> Control:
+        messages = params.get("messages")
+        system = params.get("system")
+        texts: list[str] = []
+        if isinstance(system, str):
+            texts.append(system)
+        elif isinstance(system, list):
+            texts.extend(
+                b["text"] for b in system if isinstance(b, dict) and isinstance(b.get("text"), str)
+            )
+        if isinstance(messages, list):
+            try:
+                texts.append(
+                    _user_text([m for m in messages if isinstance(m, dict) and "role" in m])
+                )
+            except (KeyError, TypeError, AttributeError):
+                pass  # malformed: validation errors it when the batch is processed
+        return parse_control(texts, None)
+
+    def _batch_held(self, params: dict[str, Any]) -> bool:
+        try:
+            return bool(self._batch_control(params).hold)
+        except Exception:
+            return False  # malformed: errored when the batch is processed
+
+    def _batch_result(
+        self, custom_id: str, params: dict[str, Any], version: str, batch_id: str
+    ) -> dict[str, Any]:
+        """One request of a batch, answered as `/v1/messages` would answer it: a
+        result object (`succeeded` with the Message, `errored` with the error body
+        the call would have got, or `expired` for `[[fake expire=1]]`)."""
+        try:
+            request = validate(params, version)
+            control = self._batch_control(params)
+            attachments = self.media.read(request.messages)
+        except ApiError as error:
+            return _errored(error.error_type, error.message)
+        except (ControlError, MediaError) as error:
+            return _errored("invalid_request_error", str(error))
+        if control.expire:
+            return {"type": "expired"}
+        error = self._error_due(control)
+        if error is not None:
+            return _errored(error, ERROR_MESSAGES[error])
+        measured = {key: attachment.tokens for key, attachment in attachments.items()}
+        blocks = prompt_blocks(request.system, request.messages, measured)
+        # Batches read no prompt cache here: every prompt token is input.
+        usage = PromptUsage(input_tokens=sum(b.tokens for b in blocks))
+        read = _last_user_attachments(request.messages, attachments)
+        opening = attachments_sentence([a.describe() for a in read]) if read else ""
+        user_text = strip_directives(_user_text(request.messages))
+        plan = self._plan(request, control, user_text, None, opening)
+        # The same request in the same batch gets the same id (a re-read of the results).
+        digest = hashlib.sha256(f"{batch_id}:{custom_id}".encode()).digest()
+        message_id = "msg_01" + "".join(_ID_ALPHABET[b % len(_ID_ALPHABET)] for b in digest[:22])
+        return {"type": "succeeded", "message": self._message(request, plan, usage, message_id)}
+
     # --- The control ---
 
     def _error_due(self, control: Control) -> str | None:
@@ -1209,6 +1412,18 @@ class FakeClaude:
         delay = plan.ttft + (plan.output_tokens / plan.tps if plan.tps > 0 else 0)
         if delay > 0:
             await asyncio.sleep(delay)
+        message = self._message(request, plan, usage, _new_id(dialect.message_prefix))
+        extra = dialect.invoke_headers(
+            input_tokens=sum(usage.as_usage()[k] for k in _PROMPT_FIELDS),
+            output_tokens=plan.output_tokens,
+            latency_ms=int(delay * 1000),
+        )
+        await self._send_json(send, 200, message, request_id, extra, dialect=dialect)
+
+    def _message(
+        self, request: ParsedRequest, plan: Plan, usage: PromptUsage, message_id: str
+    ) -> dict[str, Any]:
+        """The Message object of a non-streaming reply (and of a batch's result)."""
         content: list[dict[str, Any]] = []
         if plan.compaction is not None:
             content.append({"type": "compaction", "content": plan.compaction})
@@ -1217,8 +1432,8 @@ class FakeClaude:
             content.append({"type": "thinking", "thinking": thinking, "signature": plan.signature})
         if plan.text is not None:
             content.append({"type": "text", "text": "".join(plan.text)})
-        message = {
-            "id": _new_id(dialect.message_prefix),
+        return {
+            "id": message_id,
             "type": "message",
             "role": "assistant",
             "model": request.model,
@@ -1226,12 +1441,6 @@ class FakeClaude:
             **self._stop_delta(plan),
             "usage": {**self._final_usage(plan, usage), "service_tier": "standard"},
         }
-        extra = dialect.invoke_headers(
-            input_tokens=sum(usage.as_usage()[k] for k in _PROMPT_FIELDS),
-            output_tokens=plan.output_tokens,
-            latency_ms=int(delay * 1000),
-        )
-        await self._send_json(send, 200, message, request_id, extra, dialect=dialect)
 
     async def _stream(
         self,
@@ -1403,14 +1612,19 @@ def create_fake_app(
     default_ttft_ms: int = 0,
     default_tokens: int | None = None,
     files_dir: str | os.PathLike[str] | None = None,
+    batches_dir: str | os.PathLike[str] | None = None,
+    batch_seconds: float = 0,
 ) -> FakeClaude:
     """A fresh fake (its own cache and counters); 0 tokens/s means as fast as possible.
 
-    Uploaded files live in `files_dir`; apps (and processes) given the same
-    folder share them. Without one, the app keeps its files in a temporary
-    folder of its own.
+    Uploaded files live in `files_dir`, Message Batches in `batches_dir`; apps
+    (and processes) given the same folders share them. Without one, the app
+    keeps them in a temporary folder of its own. A batch ends `batch_seconds`
+    after it was created.
     """
-    return FakeClaude(default_tps, default_ttft_ms, default_tokens, files_dir)
+    return FakeClaude(
+        default_tps, default_ttft_ms, default_tokens, files_dir, batches_dir, batch_seconds
+    )
 
 
 def default_files_dir() -> Path:
@@ -1427,11 +1641,26 @@ def default_files_dir() -> Path:
     return Path(var_dir) / "fake-claude-files"
 
 
+def default_batches_dir() -> Path:
+    """`$FAKE_CLAUDE_BATCHES_DIR`, else `fake-claude-batches` in the site's var folder
+    (as `default_files_dir`): the web process, the workers and the command line
+    started from one environment see the same batches."""
+    configured = os.environ.get("FAKE_CLAUDE_BATCHES_DIR")
+    if configured:
+        return Path(configured)
+    var_dir = os.environ.get("CHAT_VAR_DIR") or str(Path(__file__).resolve().parents[2] / "var")
+    return Path(var_dir) / "fake-claude-batches"
+
+
 def fake_app_from_env() -> FakeClaude:
     """The fake for demos: realistic pacing unless FAKE_CLAUDE_TPS/_TTFT_MS say otherwise,
-    and the Files store of `default_files_dir()`."""
+    the Files store of `default_files_dir()`, and the batches of
+    `default_batches_dir()`, each ending FAKE_CLAUDE_BATCH_SECONDS (default 5) after
+    it was created."""
     return create_fake_app(
         default_tps=float(os.environ.get("FAKE_CLAUDE_TPS", "40")),
         default_ttft_ms=int(os.environ.get("FAKE_CLAUDE_TTFT_MS", "300")),
         files_dir=default_files_dir(),
+        batches_dir=default_batches_dir(),
+        batch_seconds=float(os.environ.get("FAKE_CLAUDE_BATCH_SECONDS", "5")),
     )

@@ -53,6 +53,11 @@ class Control:
     stop_reason: str | None = None
     refusal_category: str | None = None
     echo: bool | None = None
+    # Message Batches: this request expires, or waits until its batch is
+    # cancelled (then canceled) or expires; the batch takes this long to process.
+    expire: bool | None = None
+    hold: bool | None = None
+    batch_seconds: float | None = None
     # The directives' own text: requests carrying the same one share an
     # `error_times` counter.
     source: str = ""
@@ -73,13 +78,13 @@ def _non_negative_int(key: str, value: str) -> int:
 
 
 def _convert(key: str, value: str) -> object:
-    if key == "tps":
+    if key in ("tps", "batch_seconds"):
         try:
             tps = float(value)
         except ValueError:
-            raise ControlError(f"fake control: tps must be a number, got {value!r}") from None
+            raise ControlError(f"fake control: {key} must be a number, got {value!r}") from None
         if tps < 0:
-            raise ControlError(f"fake control: tps must be >= 0, got {value!r}")
+            raise ControlError(f"fake control: {key} must be >= 0, got {value!r}")
         return tps
     if key == "error":
         if value not in ERROR_STATUS:
@@ -99,7 +104,7 @@ def _convert(key: str, value: str) -> object:
                 f"fake control: refusal_category must be one of {', '.join(REFUSAL_CATEGORIES)}"
             )
         return value
-    if key == "echo":
+    if key in ("echo", "expire", "hold"):
         return value.lower() in ("1", "true", "yes", "on")
     return _non_negative_int(key, value)
 

@@ -250,6 +250,32 @@ URLS: list[tuple[str, str, str, dict[str, str], str]] = [
     ("logout", "POST", "/accounts/logout/", _all("done", anonymous="done"), ""),
     ("password_change", "GET", "/accounts/password/", _all("200"), ""),
     ("password_change_done", "GET", "/accounts/password/done/", _all("200"), ""),
+    # Batch summaries (docs/summaries.md): a summary shows what private
+    # conversations said, so only the team's managers (and staff) see them.
+    ("team_summaries", "GET", "/teams/{slug}/summaries/", _only("200", _MANAGERS), ""),
+    (
+        "team_summaries",
+        "POST",
+        "/teams/{slug}/summaries/",
+        _only("400", _MANAGERS),
+        "An empty form is refused; a valid one shows the estimate, then starts the job "
+        "(audited: summary_started). Staff start jobs from the admin.",
+    ),
+    (
+        "summary_digest",
+        "POST",
+        "/teams/{slug}/summaries/digest/",
+        _only("done", ("team_owner",), team_admin="403"),
+        "The weekly digest: owners only.",
+    ),
+    ("summary_job", "GET", "/summaries/{job}/", _only("200", _MANAGERS, staff="200"), ""),
+    (
+        "summary_job_cancel",
+        "POST",
+        "/summaries/{job}/cancel/",
+        _only("done", _MANAGERS, staff="done"),
+        "",
+    ),
     # Sign-in through django-allauth (docs/sign-in.md): its pages about one's own
     # account; none shows anything of a team or a conversation.
     ("account_login", "GET", "/accounts/login/", _all("200", anonymous="200"), ""),

@@ -22,6 +22,7 @@ from accounts.invites import invite_create, invite_path
 from accounts.models import Membership, User
 from conversations.attachments.pipeline import attachment_storage
 from conversations.models import Attachment, Conversation, ConversationShare, Message, Preset
+from summaries.models import SummaryJob
 from tests.conversations.sockets import SignedIn, pong, send_frame
 from tests.teams import permission_table as table
 
@@ -83,6 +84,9 @@ def perm_world(team_world, attachments_folder):
         team=w.team, email="new@example.com", invited_by=w.alice, site_url="http://testserver/"
     )
     preset = Preset.objects.create(team=w.team, name="P", model="claude-sonnet-5-5")
+    job = SummaryJob.objects.create(
+        team=w.team, created_by=w.alice, model="claude-haiku-5-5", instruction="Summarise."
+    )
     actors = {
         "anonymous": None,
         "other_team": w.carol,
@@ -101,6 +105,7 @@ def perm_world(team_world, attachments_folder):
         "invite": invite.pk,
         "member": hal.pk,
         "preset": preset.pk,
+        "job": job.pk,
         "token": invite_path(invite).split("/")[2],
     }
     return actors, values, conversation
