@@ -9,6 +9,7 @@ fails, the budget is used up, or the owner has renamed the conversation.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from asgiref.sync import async_to_sync
@@ -24,6 +25,7 @@ from conversations.models import Conversation, Message
 from conversations.services import title_from_text
 from conversations.streaming.frames import conversation_updated
 from conversations.streaming.publisher import broadcast_after_commit
+from infra.db_threads import after_commit_on_loop
 from usage.budgets import BudgetExceeded, RateLimited, budget_reserve
 from usage.ledger import ledger_record_in_transaction
 from usage.models import ApiCall
@@ -50,9 +52,12 @@ def title_queue_after_commit(*, conversation_id: uuid.UUID, reply_id: uuid.UUID)
         return
     from conversations.tasks import conversation_title_task
 
-    transaction.on_commit(
-        lambda: conversation_title_task.delay(str(conversation_id), str(reply_id))
-    )
+    async def queue() -> None:
+        # Off the database threads (on SQLite there is one, shared by every send):
+        # the broker write is blocking I/O, done in the loop's default executor.
+        await asyncio.to_thread(conversation_title_task.delay, str(conversation_id), str(reply_id))
+
+    after_commit_on_loop(queue)
 
 
 def _first_exchange(conversation: Conversation, reply_id) -> tuple[Message, Message] | None:
