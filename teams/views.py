@@ -21,7 +21,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
@@ -74,14 +74,6 @@ def _manager_seat(request: HttpRequest, slug: str) -> TeamSeat:
     return seat
 
 
-def _summaries_url(team: Team) -> str:
-    """The team's summary jobs page, once that part of the site exists."""
-    try:
-        return reverse("team_summaries", args=[team.slug])
-    except NoReverseMatch:
-        return ""
-
-
 @login_required
 def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
     """The team page: members and roles, pending invitations, this month's budget
@@ -111,7 +103,6 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "spend_by_user": spend.by_user,
             "presets": presets.preset_list(team=team),
             "model_labels": dict(presets.preset_model_choices()),
-            "summaries_url": _summaries_url(team),
             "conversation_count": Conversation.objects.filter(team=team).count(),
             "conversations": None,
         },

@@ -14,6 +14,8 @@ from conversations import services
 from conversations.models import Message
 from conversations.tasks import generation_reap_task
 
+REAPER_QUEUE = "test-reaper"
+
 
 @pytest.fixture
 def worker_app(settings, tmp_path):
@@ -34,7 +36,15 @@ def worker_app(settings, tmp_path):
         },
     )
     try:
-        with start_worker(celery_app, perform_ping_check=False, pool="solo", loglevel="WARNING"):
+        # Its own queue, named on both ends: other tests point the app's default
+        # queue elsewhere (tests/attachments/workers.py), and the app caches it.
+        with start_worker(
+            celery_app,
+            perform_ping_check=False,
+            pool="solo",
+            loglevel="WARNING",
+            queues=[REAPER_QUEUE],
+        ):
             yield celery_app
     finally:
         celery_app.conf.update(broker_url=original[0], broker_transport_options=original[1])
@@ -48,7 +58,7 @@ def test_reaper_task_marks_a_dead_process_reply_interrupted(alice, make_conversa
     Message.objects.filter(id=sent.assistant_message.id).update(
         status="streaming", text="partial", heartbeat_at=timezone.now() - dt.timedelta(minutes=10)
     )
-    generation_reap_task.delay()
+    generation_reap_task.apply_async(queue=REAPER_QUEUE)
     deadline = time.monotonic() + 60  # a busy host starts the worker thread slowly
     while Message.objects.get(id=sent.assistant_message.id).status != "interrupted":
         assert time.monotonic() < deadline, "the worker never reaped the reply"
