@@ -28,6 +28,8 @@ class Conversation(models.Model):
     thinking_effort = models.CharField(
         max_length=16, choices=ThinkingEffort.choices, blank=True, default=ThinkingEffort.OFF
     )
+    # Set when pinned: pinned conversations head the sidebar, the latest pinned first.
+    pinned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Bumped on every new message so the sidebar lists the newest first.
     updated_at = models.DateTimeField(auto_now=True)

@@ -1,20 +1,30 @@
 """Reads shared by views, consumers and the admin.
 
-Every lookup of a conversation goes through `conversation_for_user`, the one
-place that decides who may see it: today, its owner only.
+Who may see a conversation is decided in one place, `conversations_visible_to`
+(today: its owner only); `conversation_for_user`, the sidebar and search
+(`conversations.search`) all start from it, so widening it (sharing) widens
+them all at once.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet, prefetch_related_objects
 
 from accounts.models import User
 from accounts.sessions import session_row_read, session_stands
 from conversations.models import Attachment, Conversation, Message
 from infra.rows import rows_first_values
 from usage.models import ApiCall
+
+
+def conversations_visible_to(*, user: User) -> QuerySet[Conversation]:
+    """Every conversation `user` may see: the one rule every lookup, list and
+    search of conversations starts from."""
+    if not user.is_authenticated:
+        return Conversation.objects.none()
+    return Conversation.objects.filter(owner=user)
 
 
 def conversation_for_user(*, user: User, conversation_id: uuid.UUID | str) -> Conversation | None:
@@ -25,15 +35,23 @@ def conversation_for_user(*, user: User, conversation_id: uuid.UUID | str) -> Co
         conversation_uuid = uuid.UUID(str(conversation_id))
     except ValueError:
         return None
-    return Conversation.objects.filter(id=conversation_uuid, owner=user).first()
+    return conversations_visible_to(user=user).filter(id=conversation_uuid).first()
 
 
-def conversation_list_for_user(*, user: User, limit: int = 100) -> QuerySet[Conversation]:
-    """The sidebar: the user's conversations, newest activity first."""
+def conversation_list_for_user(
+    *, user: User, limit: int = 100, current_id: uuid.UUID | None = None
+) -> QuerySet[Conversation]:
+    """The sidebar: the user's conversations, pinned ones first, then newest
+    activity first. A conversation nothing was sent in yet is left out (a first
+    message refused, files attached and never sent), but for the one open."""
+    started = Exists(Message.objects.filter(conversation_id=OuterRef("pk")))
+    if current_id is not None:
+        started = started | Q(id=current_id)
     return (
-        Conversation.objects.filter(owner=user)
-        .only("id", "title", "updated_at", "model")
-        .order_by("-updated_at")[:limit]
+        conversations_visible_to(user=user)
+        .filter(started)
+        .only("id", "title", "updated_at", "model", "pinned_at")
+        .order_by(F("pinned_at").desc(nulls_last=True), "-updated_at")[:limit]
     )
 
 

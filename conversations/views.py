@@ -8,30 +8,28 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from claude.catalog import model_choices
 from claude.stream import ClaudeError
 from claude.tokens import input_tokens_count
-from conversations import selectors, services
+from conversations import search, selectors, services
 from conversations.forms import ConversationCreateForm, ConversationRenameForm, EstimateForm
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from conversations.rendering import markdown_to_html
 from usage.ledger import estimate_record
 
 
-def _page_context(request: HttpRequest) -> dict:
+def _page_context(request: HttpRequest, current_id=None) -> dict:
     return {
-        "conversations": selectors.conversation_list_for_user(user=request.user),
+        "model_labels": dict(model_choices()),
+        "conversations": selectors.conversation_list_for_user(
+            user=request.user, current_id=current_id
+        ),
         "model_choices": model_choices(),
         "default_model": settings.CLAUDE_DEFAULT_MODEL,
-        "effort_choices": [
-            ("", "Off"),
-            ("low", "Low"),
-            ("medium", "Medium"),
-            ("high", "High"),
-            ("max", "Max"),
-        ],
+        "effort_choices": Conversation.ThinkingEffort.choices,
         "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
     }
 
@@ -40,8 +38,19 @@ def _page_context(request: HttpRequest) -> dict:
 def home(request: HttpRequest) -> HttpResponse:
     """The empty state: pick a model, optionally a system prompt and thinking, and start."""
     return render(
-        request, "conversations/chat.html", {**_page_context(request), "conversation": None}
+        request,
+        "conversations/chat.html",
+        {**_page_context(request), "conversation": None, **_budget_context(request)},
     )
+
+
+def _budget_context(request: HttpRequest) -> dict:
+    """The empty state's budget note: the warning (from 80%) or the refusal (at
+    100%), one or the other, before anything is typed."""
+    status = services.new_conversation_budget(user=request.user)
+    if status.level not in ("warning", "exceeded"):
+        return {}
+    return {"budget_level": status.level, "budget_message": status.as_frame()["message"]}
 
 
 @login_required
@@ -59,21 +68,32 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
         return render(
             request,
             "conversations/chat.html",
-            {**_page_context(request), "conversation": None, "form_errors": form.errors},
+            {
+                **_page_context(request),
+                **_budget_context(request),
+                "conversation": None,
+                "form_errors": form.errors,
+            },
             status=400,
         )
     try:
-        conversation = services.conversation_create(owner=request.user, **form.cleaned_data)
+        conversation = services.conversation_start(owner=request.user, **form.cleaned_data)
     except services.ChatInputError as exc:
         if wants_json:
-            return JsonResponse({"error": exc.message}, status=400)
+            return JsonResponse({"error": exc.message, "code": exc.code}, status=400)
+        if exc.code == "budget_exceeded":
+            # The note says it already (one red box, not two).
+            errors = {}
+        else:
+            errors = {"model": [exc.message]}
         return render(
             request,
             "conversations/chat.html",
             {
                 **_page_context(request),
+                **_budget_context(request),
                 "conversation": None,
-                "form_errors": {"model": [exc.message]},
+                "form_errors": errors,
             },
             status=400,
         )
@@ -112,7 +132,7 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
         request,
         "conversations/chat.html",
         {
-            **_page_context(request),
+            **_page_context(request, current_id=conversation.id),
             "conversation": conversation,
             "messages_list": messages,
             "streaming_state": streaming,
@@ -138,6 +158,24 @@ def conversation_rename(request: HttpRequest, conversation_id: str) -> HttpRespo
         return JsonResponse({"error": exc.message}, status=400)
     if request.headers.get("Accept", "").startswith("application/json"):
         return JsonResponse({"id": str(conversation.id), "title": conversation.title})
+    return redirect("conversation_detail", conversation_id=conversation.id)
+
+
+@login_required
+@require_POST
+def conversation_pin(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """Pin (`pinned=true`) or unpin (`pinned=false`) a conversation in the sidebar."""
+    conversation = selectors.conversation_for_user(
+        user=request.user, conversation_id=conversation_id
+    )
+    if conversation is None:
+        raise Http404("No such conversation.")
+    pinned = request.POST.get("pinned", "true")
+    if pinned not in ("true", "false"):
+        return JsonResponse({"error": _("pinned is true or false.")}, status=400)
+    services.conversation_pin(conversation=conversation, pinned=pinned == "true")
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"id": str(conversation.id), "pinned": pinned == "true"})
     return redirect("conversation_detail", conversation_id=conversation.id)
 
 
@@ -196,4 +234,40 @@ async def conversation_estimate(request: HttpRequest, conversation_id: str) -> H
             "estimated_cost_usd": f"{estimate.estimated_cost_usd:.6f}",
             "max_cost_usd": f"{estimate.max_cost_usd:.6f}",
         }
+    )
+
+
+def _result_url(result: search.SearchResult) -> str:
+    url = reverse("conversation_detail", args=[result.conversation_id])
+    return f"{url}#message-{result.message_id}" if result.message_id else url
+
+
+@login_required
+def conversation_search(request: HttpRequest) -> HttpResponse:
+    """`/search/?q=`: the conversations the person may see whose title or messages
+    have every word, with highlighted snippets. As JSON (`Accept:
+    application/json` or `?format=json`) for the palette (Ctrl+K)."""
+    query = request.GET.get("q", "")[:200]
+    results = search.conversation_search(user=request.user, query=query)
+    too_short = bool(query.strip()) and not search.search_terms(query)
+    if request.GET.get("format") == "json" or request.headers.get("Accept", "").startswith(
+        "application/json"
+    ):
+        return JsonResponse(
+            {
+                "query": query,
+                "results": [{**r.as_json(), "url": _result_url(r)} for r in results],
+                "too_short": too_short,
+            }
+        )
+    return render(
+        request,
+        "conversations/search.html",
+        {
+            **_page_context(request),
+            "conversation": None,
+            "query": query,
+            "results": results,
+            "too_short": too_short,
+        },
     )
