@@ -80,3 +80,9 @@ bench-cuts: install
 .PHONY: bench-uploads
 bench-uploads: install
 	$(BIN)/python bench/uploads.py $(BENCH_ARGS)
+
+# Search over 100,000 messages in 5,000 conversations on PostgreSQL, and the
+# index's cost per message written (its own database). See bench/search.py.
+.PHONY: bench-search
+bench-search: install
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python bench/search.py $(BENCH_ARGS)

@@ -165,7 +165,7 @@ def _search_postgresql(
     """
     options = (
         f"StartSel={_OPEN}, StopSel={_CLOSE}, MaxWords={SNIPPET_WORDS}, "
-        f"MinWords={SNIPPET_WORDS // 2}, ShortWord=2, MaxFragments=1, FragmentDelimiter=\" … \""
+        f'MinWords={SNIPPET_WORDS // 2}, ShortWord=2, MaxFragments=1, FragmentDelimiter=" … "'
     )
     params = [
         tsquery,

@@ -26,7 +26,12 @@ def _sockets_close_on_delete(sender, instance: Conversation, **kwargs) -> None:
 
 # What the app itself saves on a conversation: nothing that changes who may see it.
 _ACCESS_NEUTRAL_FIELDS = {
-    "title", "updated_at", "model", "system_prompt", "thinking_effort", "pinned_at"
+    "title",
+    "updated_at",
+    "model",
+    "system_prompt",
+    "thinking_effort",
+    "pinned_at",
 }
 
 

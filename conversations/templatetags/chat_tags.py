@@ -22,7 +22,9 @@ def model_label(model_id: str) -> str:
 # The sentence of an error message that says to press Retry (claude/errors.py,
 # and messages stored before): the card shows it only while Retry is there.
 # static/chat/thread.js splits the same way (errorParts).
-_RETRY_SENTENCE = re.compile(r"^(?P<main>.*?[.:])\s*(?P<hint>[^.:]*\bpress retry\b[^.:]*\.?)\s*$", re.I)
+_RETRY_SENTENCE = re.compile(
+    r"^(?P<main>.*?[.:])\s*(?P<hint>[^.:]*\bpress retry\b[^.:]*\.?)\s*$", re.I
+)
 
 
 def error_parts(message: str) -> tuple[str, str]:
