@@ -34,6 +34,8 @@ class MessagePayload(TypedDict):
     stop_reason: str
     client_id: str
     seq: int
+    # When it was written (ISO 8601): the time shown on hover.
+    created_at: NotRequired[str]
     error: NotRequired[dict[str, Any]]
     # User messages only: the files sent with it, in the order Claude got them.
     attachments: NotRequired[list[AttachmentPayload]]
@@ -164,6 +166,8 @@ def message_payload(message: Message) -> MessagePayload:
         "client_id": message.client_id,
         "seq": message.seq,
     }
+    if message.created_at:
+        payload["created_at"] = message.created_at.isoformat()
     if message.error_code:
         payload["error"] = {"code": message.error_code, "message": message.error_message}
     if message.role == Message.Role.USER:
