@@ -134,11 +134,14 @@ def _search_postgresql(
     title_sql, title_params = _title_filter(terms)
     # The WHERE repeats the index's expression and predicate word for word
     # (migration 0006), so the planner can use it.
+    # The WHERE repeats the index's expression and predicate word for word
+    # (migration 0006), so the planner can use it. Only ids travel through the
+    # sort; the text is read again for the few results that get a snippet.
     sql = f"""
         WITH q AS (SELECT to_tsquery('{PG_CONFIG}', %s) AS query),
         hits AS (
             SELECT DISTINCT ON (m.conversation_id)
-                   m.conversation_id, m.id AS message_id, m.role, m.text
+                   m.conversation_id, m.id AS message_id, m.role
             FROM {_MESSAGE} m, q
             WHERE to_tsvector('{PG_CONFIG}', m.text) @@ q.query
               AND m.status <> 'streaming'
@@ -146,7 +149,7 @@ def _search_postgresql(
             ORDER BY m.conversation_id, m.position DESC
         ),
         found AS (
-            SELECT c.id, c.title, c.updated_at, h.message_id, h.role, h.text
+            SELECT c.id, c.title, c.updated_at, h.message_id, h.role
             FROM {_CONVERSATION} c LEFT JOIN hits h ON h.conversation_id = c.id
             WHERE c.id IN ({visible_sql})
               AND (h.message_id IS NOT NULL OR ({title_sql}))
@@ -154,13 +157,10 @@ def _search_postgresql(
             LIMIT %s
         )
         SELECT f.id, f.title, f.updated_at, f.message_id, f.role,
-               CASE WHEN f.message_id IS NULL THEN NULL ELSE ts_headline(
-                   '{PG_CONFIG}',
-                   translate(f.text, %s, ''),
-                   q.query,
-                   %s
+               CASE WHEN m.id IS NULL THEN NULL ELSE ts_headline(
+                   '{PG_CONFIG}', translate(m.text, %s, ''), q.query, %s
                ) END
-        FROM found f, q
+        FROM found f CROSS JOIN q LEFT JOIN {_MESSAGE} m ON m.id = f.message_id
         ORDER BY f.updated_at DESC
     """
     options = (

@@ -196,8 +196,11 @@ function initCollapse() {
   // On the desktop the topbar's menu button brings a collapsed sidebar back
   // (on a phone it opens the drawer: shell.js).
   if (opener) {
-    opener.addEventListener("click", () => {
-      if (desktop() && body.classList.contains("sidebar-collapsed")) set(false);
+    opener.addEventListener("click", (event) => {
+      if (desktop() && body.classList.contains("sidebar-collapsed")) {
+        event.stopPropagation(); // not also the phone's drawer (shell.js)
+        set(false);
+      }
     });
   }
 }
