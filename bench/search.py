@@ -235,22 +235,33 @@ def _time_writes(conversation, n: int, rng: random.Random, words: list[str]) -> 
         started = time.perf_counter()
         rows_update(
             Message,
-            {"text": answer[: len(answer) // 2], "seq": 10, "heartbeat_at": timezone.now()},
-            where={"id": reply.id, "status": "streaming"},
+            {
+                "seq": 10,
+                "text": answer[: len(answer) // 2],
+                "thinking": "",
+                "heartbeat_at": timezone.now(),
+            },
+            where={"id": reply.id, "status": "streaming", "stop_requested_at": None},
         )
         checkpoints.append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         rows_update(
             Message,
             {
-                "text": answer,
-                "html": f"<p>{answer}</p>",
                 "status": "complete",
                 "seq": 20,
+                "text": answer,
+                "thinking": "",
+                "content": [{"type": "text", "text": answer}],
+                "html": f"<p>{answer}</p>",
+                "model": "claude-sonnet-5-5",
                 "stop_reason": "end_turn",
+                "error_code": "",
+                "error_message": "",
                 "heartbeat_at": None,
+                "updated_at": timezone.now(),
             },
-            where={"id": reply.id, "status": "streaming"},
+            where={"id": reply.id, "status": ("streaming",)},
         )
         finals.append((time.perf_counter() - started) * 1000)
     return {
