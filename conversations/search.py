@@ -187,16 +187,17 @@ def _search_sqlite(
     # Each word quoted (a phrase of one word: no FTS5 syntax in it), the last a prefix.
     match = " ".join([*(f'"{t}"' for t in terms[:-1]), f'"{terms[-1]}"*'])
     title_sql, title_params = _title_filter(terms)
-    # SQLite's bare-column rule: with MAX(rowid) the other columns come from that row.
+    # SQLite's bare-column rule: with MAX(position) the other columns come from that row.
+    # (The FTS table is not aliased: MATCH and snippet() name it.)
     sql = f"""
         WITH hits AS (
             SELECT conversation_id, message_id, role, snip, MAX(position)
             FROM (
-                SELECT f.conversation_id, f.message_id, m.role, m.position,
+                SELECT {FTS_TABLE}.conversation_id, {FTS_TABLE}.message_id, m.role, m.position,
                        snippet({FTS_TABLE}, 0, %s, %s, '…', %s) AS snip
-                FROM {FTS_TABLE} f JOIN {_MESSAGE} m ON m.rowid = f.rowid
+                FROM {FTS_TABLE} JOIN {_MESSAGE} m ON m.rowid = {FTS_TABLE}.rowid
                 WHERE {FTS_TABLE} MATCH %s
-                  AND f.conversation_id IN ({visible_sql})
+                  AND {FTS_TABLE}.conversation_id IN ({visible_sql})
             )
             GROUP BY conversation_id
         )
