@@ -187,36 +187,41 @@ def _search_sqlite(
     # Each word quoted (a phrase of one word: no FTS5 syntax in it), the last a prefix.
     match = " ".join([*(f'"{t}"' for t in terms[:-1]), f'"{terms[-1]}"*'])
     title_sql, title_params = _title_filter(terms)
-    # SQLite's bare-column rule: with MAX(position) the other columns come from that row.
-    # (The FTS table is not aliased: MATCH and snippet() name it.)
+    # snippet() may only run where the MATCH is (not under GROUP BY): the newest
+    # match of each conversation is found first, its snippet made for the few
+    # results only. (The FTS table is not aliased: MATCH and snippet() name it.)
     sql = f"""
         WITH hits AS (
-            SELECT conversation_id, message_id, role, snip, MAX(position)
-            FROM (
-                SELECT {FTS_TABLE}.conversation_id, {FTS_TABLE}.message_id, m.role, m.position,
-                       snippet({FTS_TABLE}, 0, %s, %s, '…', %s) AS snip
-                FROM {FTS_TABLE} JOIN {_MESSAGE} m ON m.rowid = {FTS_TABLE}.rowid
-                WHERE {FTS_TABLE} MATCH %s
-                  AND {FTS_TABLE}.conversation_id IN ({visible_sql})
-            )
-            GROUP BY conversation_id
+            SELECT {FTS_TABLE}.conversation_id AS conversation_id, MAX(m.position) AS position
+            FROM {FTS_TABLE} JOIN {_MESSAGE} m ON m.rowid = {FTS_TABLE}.rowid
+            WHERE {FTS_TABLE} MATCH %s
+              AND {FTS_TABLE}.conversation_id IN ({visible_sql})
+            GROUP BY {FTS_TABLE}.conversation_id
+        ),
+        found AS (
+            SELECT c.id, c.title, c.updated_at, h.position
+            FROM {_CONVERSATION} c LEFT JOIN hits h ON h.conversation_id = c.id
+            WHERE c.id IN ({visible_sql})
+              AND (h.position IS NOT NULL OR ({title_sql}))
+            ORDER BY c.updated_at DESC
+            LIMIT %s
         )
-        SELECT c.id, c.title, c.updated_at, h.message_id, h.role, h.snip
-        FROM {_CONVERSATION} c LEFT JOIN hits h ON h.conversation_id = c.id
-        WHERE c.id IN ({visible_sql})
-          AND (h.message_id IS NOT NULL OR ({title_sql}))
-        ORDER BY c.updated_at DESC
-        LIMIT %s
+        SELECT f.id, f.title, f.updated_at, m.id, m.role,
+               (SELECT snippet({FTS_TABLE}, 0, %s, %s, '…', %s) FROM {FTS_TABLE}
+                WHERE {FTS_TABLE} MATCH %s AND {FTS_TABLE}.rowid = m.rowid)
+        FROM found f LEFT JOIN {_MESSAGE} m ON m.conversation_id = f.id AND m.position = f.position
+        ORDER BY f.updated_at DESC
     """
     params = [
-        _OPEN,
-        _CLOSE,
-        SNIPPET_WORDS,
         match,
         *visible_params,
         *visible_params,
         *title_params,
         limit,
+        _OPEN,
+        _CLOSE,
+        SNIPPET_WORDS,
+        match,
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -29,9 +29,10 @@ _RETRY_SENTENCE = re.compile(
 
 def error_parts(message: str) -> tuple[str, str]:
     """(what happened, the sentence telling to press Retry or "")."""
-    match = _RETRY_SENTENCE.match(message or "")
+    message = str(message or "")
+    match = _RETRY_SENTENCE.match(message)
     if not match:
-        return message or "", ""
+        return message, ""
     main = match.group("main")
     if main.endswith(":"):
         main = main[:-1] + "."

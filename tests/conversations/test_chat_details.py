@@ -110,7 +110,7 @@ def test_the_team_budget_counts_on_the_empty_page(client, bob):
     BudgetCounter.objects.create(scope=f"team:{acme.pk}", month=month_start(), spent_usd=10)
     client.force_login(bob)
     body = client.get(reverse("home")).content.decode()
-    assert budget_notes(body) == ["exceeded"] and "your team's monthly budget" in body
+    assert budget_notes(body) == ["exceeded"] and "your team&#x27;s monthly budget" in body
 
 
 # --- The sidebar: pins, rename and delete ----------------------------------------

@@ -217,6 +217,7 @@ def test_the_search_page_shows_results(client, alice, make_conversation):
 
 
 @pytest.mark.skipif("connection.vendor != 'sqlite'")
+@pytest.mark.django_db(transaction=True)  # a schema change on SQLite: outside a transaction
 def test_a_rebuilt_message_table_gets_its_search_triggers_back(alice, make_conversation):
     """Django rebuilds a SQLite table for many schema changes (copy, drop, rename),
     which drops its triggers and renumbers its rows: after `migrate` the index is
