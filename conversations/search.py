@@ -13,7 +13,7 @@ The database's own full-text search, no extra server:
 Both are created by migration 0006 (`message_search_index`), which branches on
 the database. What the person typed never reaches either query language as
 is: it is cut into words (letters and digits), every word must match, the
-last as a prefix (so the palette finds as one types).
+last as a prefix once it has three letters (so the palette finds as one types).
 
 Visibility is `selectors.conversations_visible_to`, embedded as a subquery: a
 conversation someone may not see is never read, let alone listed.
@@ -41,6 +41,9 @@ from conversations.selectors import conversations_visible_to
 
 SEARCH_MIN_CHARS = 2
 SEARCH_MAX_TERMS = 8
+# The last word is a prefix from this many letters on ("bo" would match most of
+# every conversation's words; "boo" is what one means as one types).
+PREFIX_MIN_CHARS = 3
 SEARCH_LIMIT = 20
 # The text-search configuration of the PostgreSQL index. The index's expression
 # and the query's must be the same text, so changing it needs a new migration.
@@ -130,7 +133,8 @@ def _search_postgresql(
     terms: list[str], visible_sql: str, visible_params: tuple, limit: int
 ) -> list[tuple]:
     # Words only (\w+), so nothing in them is tsquery syntax; the last one a prefix.
-    tsquery = " & ".join([*terms[:-1], f"{terms[-1]}:*"])
+    last = f"{terms[-1]}:*" if len(terms[-1]) >= PREFIX_MIN_CHARS else terms[-1]
+    tsquery = " & ".join([*terms[:-1], last])
     title_sql, title_params = _title_filter(terms)
     # The WHERE repeats the index's expression and predicate word for word
     # (migration 0006), so the planner can use it.
@@ -185,7 +189,8 @@ def _search_sqlite(
     terms: list[str], visible_sql: str, visible_params: tuple, limit: int
 ) -> list[tuple]:
     # Each word quoted (a phrase of one word: no FTS5 syntax in it), the last a prefix.
-    match = " ".join([*(f'"{t}"' for t in terms[:-1]), f'"{terms[-1]}"*'])
+    last = f'"{terms[-1]}"' + ("*" if len(terms[-1]) >= PREFIX_MIN_CHARS else "")
+    match = " ".join([*(f'"{t}"' for t in terms[:-1]), last])
     title_sql, title_params = _title_filter(terms)
     # snippet() may only run where the MATCH is (not under GROUP BY): the newest
     # match of each conversation is found first, its snippet made for the few

@@ -70,6 +70,8 @@ def test_every_word_must_match_and_the_last_is_a_prefix(alice, make_conversation
         both.id,
         one.id,
     }
+    # Two letters are a word, not yet a prefix (they would match nearly everything).
+    assert conversation_search(user=alice, query="bu") == []
 
 
 def test_a_title_alone_matches_without_a_snippet(alice, make_conversation):
