@@ -94,12 +94,11 @@ def conversation_search(*, user: User, query: str, limit: int = SEARCH_LIMIT) ->
     terms = search_terms(query)
     if not terms or not user.is_authenticated:
         return []
-    visible_sql, visible_params = (
-        conversations_visible_to(user=user).values("id").query.sql_with_params()
-    )
+    visible = conversations_visible_to(user=user)
     if connection.vendor == "postgresql":
-        rows = _search_postgresql(terms, visible_sql, visible_params, limit)
+        rows = _search_postgresql(terms, visible, limit)
     else:
+        visible_sql, visible_params = visible.values("id").query.sql_with_params()
         rows = _search_sqlite(terms, visible_sql, visible_params, limit)
     return [
         SearchResult(
@@ -129,15 +128,32 @@ _MESSAGE = Message._meta.db_table
 _CONVERSATION = Conversation._meta.db_table
 
 
-def _search_postgresql(
-    terms: list[str], visible_sql: str, visible_params: tuple, limit: int
-) -> list[tuple]:
+# The visible conversations are searched newest first, a chunk at a time (each
+# chunk twice the last), until a page of results is found.
+PG_FIRST_CHUNK = 100
+
+
+def _search_postgresql(terms: list[str], visible, limit: int) -> list[tuple]:
+    """Newest conversations first, a chunk at a time: a word in nearly every
+    message (measured: 400 ms over 50,000 messages of one person, when all its
+    matches were read) fills the page from the first chunk, and a rare one costs
+    a few cheap chunks. In a chunk the planner ANDs the GIN index's bitmap with
+    the conversation index's, so only messages of the chunk that match are read."""
+    ids = list(visible.order_by("-updated_at", "-id").values_list("id", flat=True))
+    found: list[tuple] = []
+    start, size = 0, PG_FIRST_CHUNK
+    while start < len(ids) and len(found) < limit:
+        found.extend(_search_postgresql_chunk(terms, ids[start : start + size], limit - len(found)))
+        start += size
+        size *= 2
+    return found
+
+
+def _search_postgresql_chunk(terms: list[str], ids: list[uuid.UUID], limit: int) -> list[tuple]:
     # Words only (\w+), so nothing in them is tsquery syntax; the last one a prefix.
     last = f"{terms[-1]}:*" if len(terms[-1]) >= PREFIX_MIN_CHARS else terms[-1]
     tsquery = " & ".join([*terms[:-1], last])
     title_sql, title_params = _title_filter(terms)
-    # The WHERE repeats the index's expression and predicate word for word
-    # (migration 0006), so the planner can use it.
     # The WHERE repeats the index's expression and predicate word for word
     # (migration 0006), so the planner can use it. Only ids travel through the
     # sort; the text is read again for the few results that get a snippet.
@@ -149,15 +165,15 @@ def _search_postgresql(
             FROM {_MESSAGE} m, q
             WHERE to_tsvector('{PG_CONFIG}', m.text) @@ q.query
               AND m.status <> 'streaming'
-              AND m.conversation_id IN ({visible_sql})
+              AND m.conversation_id = ANY(%s::uuid[])
             ORDER BY m.conversation_id, m.position DESC
         ),
         found AS (
             SELECT c.id, c.title, c.updated_at, h.message_id, h.role
             FROM {_CONVERSATION} c LEFT JOIN hits h ON h.conversation_id = c.id
-            WHERE c.id IN ({visible_sql})
+            WHERE c.id = ANY(%s::uuid[])
               AND (h.message_id IS NOT NULL OR ({title_sql}))
-            ORDER BY c.updated_at DESC
+            ORDER BY c.updated_at DESC, c.id DESC
             LIMIT %s
         )
         SELECT f.id, f.title, f.updated_at, f.message_id, f.role,
@@ -165,21 +181,13 @@ def _search_postgresql(
                    '{PG_CONFIG}', translate(m.text, %s, ''), q.query, %s
                ) END
         FROM found f CROSS JOIN q LEFT JOIN {_MESSAGE} m ON m.id = f.message_id
-        ORDER BY f.updated_at DESC
+        ORDER BY f.updated_at DESC, f.id DESC
     """
     options = (
         f"StartSel={_OPEN}, StopSel={_CLOSE}, MaxWords={SNIPPET_WORDS}, "
         f'MinWords={SNIPPET_WORDS // 2}, ShortWord=2, MaxFragments=1, FragmentDelimiter=" … "'
     )
-    params = [
-        tsquery,
-        *visible_params,
-        *visible_params,
-        *title_params,
-        limit,
-        _OPEN + _CLOSE,
-        options,
-    ]
+    params = [tsquery, ids, ids, *title_params, limit, _OPEN + _CLOSE, options]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()

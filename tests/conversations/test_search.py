@@ -4,6 +4,8 @@ snippets, and nobody else's words, on SQLite (FTS5) and PostgreSQL (the
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from django.db import connection
 from django.urls import reverse
@@ -237,3 +239,28 @@ def test_a_rebuilt_message_table_gets_its_search_triggers_back(alice, make_conve
     results = conversation_search(user=alice, query="narwhal")
     assert len(results) == 1 and "second" in results[0].snippet_html
     assert len(conversation_search(user=alice, query="before")) == 1
+
+
+def test_results_come_newest_first_across_the_chunks_searched(
+    alice, make_conversation, monkeypatch
+):
+    """PostgreSQL searches the newest conversations first, a chunk at a time
+    (2, 4, ... here): results from every chunk, in one order, a page at most."""
+    from conversations import search
+
+    monkeypatch.setattr(search, "PG_FIRST_CHUNK", 2)
+    made = []
+    for i in range(9):
+        conversation = make_conversation()
+        say(conversation, f"Note {i}: " + ("the ibis flew" if i % 3 == 0 else "nothing here"))
+        made.append(conversation)
+    for age, conversation in enumerate(reversed(made)):
+        Conversation.objects.filter(id=conversation.id).update(
+            updated_at=timezone.now() - dt.timedelta(minutes=age)
+        )
+    assert [r.conversation_id for r in search.conversation_search(user=alice, query="ibis")] == [
+        made[6].id,
+        made[3].id,
+        made[0].id,
+    ]  # i = 6, 3, 0: the newest first
+    assert len(search.conversation_search(user=alice, query="note", limit=4)) == 4
