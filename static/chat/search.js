@@ -185,7 +185,11 @@ export class SearchPalette {
 
   onKey(event) {
     const count = this.list.children.length;
-    if (event.key === "ArrowDown" && count) {
+    if (event.key === "Escape") {
+      // A search field's own Esc would only clear it: Esc closes the palette.
+      event.preventDefault();
+      this.close();
+    } else if (event.key === "ArrowDown" && count) {
       event.preventDefault();
       this.select((this.selected + 1) % count);
     } else if (event.key === "ArrowUp" && count) {

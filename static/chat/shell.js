@@ -28,7 +28,8 @@ export function initShell() {
     if (menu && !menu.contains(target)) menu.open = false;
   });
   document.addEventListener("keydown", (event) => {
-    if (event.key !== "Escape") return;
+    // An Esc something else took (the entry menu, the palette, a title editor) is not the sidebar's.
+    if (event.key !== "Escape" || event.defaultPrevented) return;
     close();
     const menu = document.querySelector(".user-menu[open]");
     if (menu) menu.open = false;

@@ -63,7 +63,7 @@ class EntryMenu {
         const step = event.key === "ArrowDown" ? 1 : -1;
         buttons[(at + step + buttons.length) % buttons.length].focus();
       }
-    });
+    }, true); // capture: before the shell's Esc, which would close the phone's drawer
     window.addEventListener("resize", () => this.close(false));
     document.getElementById("conv-list")?.addEventListener("scroll", () => this.close(false), { passive: true });
   }
