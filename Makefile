@@ -86,3 +86,9 @@ bench-uploads: install
 .PHONY: bench-search
 bench-search: install
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python bench/search.py $(BENCH_ARGS)
+
+# A summary job over 10,000 conversations against the fake, one worker (SQLite and
+# the filesystem broker unless BENCH_ARGS has --pg / --redis). See bench/batch.py.
+.PHONY: bench-batch
+bench-batch: install
+	$(BIN)/python bench/batch.py $(BENCH_ARGS)

@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from accounts.models import AuditEvent, Membership, Team, User
+from accounts.forms import ThrottledAdminAuthenticationForm
+from accounts.models import AuditEvent, Invite, Membership, Team, User
 
 # The budget fields and inlines of these pages are added by `usage/admin.py`,
 # which registers subclasses of these two: accounts sits below usage.
@@ -24,8 +25,43 @@ class TeamAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ("name",)}
-    fields = ["name", "slug"]
+    fields = ["name", "slug", "mfa_required", "share_links_enabled"]
+    # Changed by an owner at /accounts/security/, where it is audited.
+    readonly_fields = ["mfa_required"]
     inlines = [MembershipInline]
+
+
+@admin.register(Invite)
+class InviteAdmin(admin.ModelAdmin):
+    """Invitations are made on the team page (which mails the link); here they are read."""
+
+    list_display = [
+        "email",
+        "team",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "revoked_at",
+    ]
+    list_filter = ["team", "role"]
+    search_fields = ["email"]
+    readonly_fields = [
+        "team",
+        "email",
+        "role",
+        "invited_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "accepted_by",
+        "revoked_at",
+    ]
+    exclude = ["nonce"]
+
+    def has_add_permission(self, request):
+        return False
 
 
 @admin.register(AuditEvent)
@@ -45,3 +81,7 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# The admin's sign-in goes through the same failed-attempt throttle as the site's.
+admin.site.login_form = ThrottledAdminAuthenticationForm

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from django.db.models import QuerySet
 
 from accounts.models import AuditEvent, Team, User
 
@@ -38,3 +41,45 @@ def audit_record(
         ip=ip,
         details=details or {},
     )
+
+
+def audit_events(
+    *,
+    team: Team | None = None,
+    all_teams: bool = False,
+    action: str = "",
+    actor: str = "",
+    since=None,
+    until=None,
+) -> QuerySet[AuditEvent]:
+    """The log, newest first: one team's (a team owner's view) or, with `all_teams`,
+    everything, sign-ins included (staff). Filters: an action, an actor's name
+    (contains, any case), and a UTC date range (inclusive)."""
+    events = AuditEvent.objects.all() if all_teams else AuditEvent.objects.filter(team=team)
+    if action:
+        events = events.filter(action=action)
+    if actor:
+        events = events.filter(actor_name__icontains=actor)
+    if since:
+        events = events.filter(created_at__date__gte=since)
+    if until:
+        events = events.filter(created_at__date__lte=until)
+    return events.select_related("team").order_by("-created_at", "-id")
+
+
+AUDIT_CSV_HEADER = ["time_utc", "actor", "action", "team", "target", "ip", "details"]
+
+
+def audit_csv_row(event: AuditEvent) -> list[str]:
+    """One event as a CSV row (AUDIT_CSV_HEADER). A cell that a spreadsheet would
+    run as a formula is prefixed with a quote."""
+    cells = [
+        event.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        event.actor_name,
+        event.action,
+        event.team.slug if event.team else "",
+        event.target,
+        event.ip or "",
+        json.dumps(event.details, sort_keys=True, ensure_ascii=False),
+    ]
+    return ["'" + c if c[:1] in ("=", "+", "-", "@", "\t", "\r") else c for c in cells]

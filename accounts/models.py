@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.utils import timezone
 
 
 class User(AbstractUser):
@@ -17,6 +18,13 @@ class Team(models.Model):
     name = models.CharField(max_length=150)
     slug = models.SlugField(max_length=80, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The team's owners and admins must sign in with a second factor (TOTP);
+    # set by an owner through `accounts.services.team_mfa_requirement_set`.
+    mfa_required = models.BooleanField(default=False)
+    # A team owner's choice: a conversation's owner may let every signed-in member
+    # of the team open it by its address (read-only, unlisted). There are no
+    # public links.
+    share_links_enabled = models.BooleanField(default=False)
     members = models.ManyToManyField(User, through="Membership", related_name="teams")
 
     class Meta:
@@ -46,6 +54,44 @@ class Membership(models.Model):
         return f"{self.user} in {self.team} ({self.role})"
 
 
+class Invite(models.Model):
+    """An invitation by e-mail to join a team: single-use, until `expires_at`.
+
+    The link carries `accounts.invites.invite_token(invite)`, signed with the
+    site's secret key, so the row alone does not make a working link."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invites")
+    email = models.EmailField()
+    role = models.CharField(
+        max_length=16, choices=Membership.Role.choices, default=Membership.Role.MEMBER
+    )
+    invited_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Random, part of the signed token: a new invitation never reuses an old link.
+    nonce = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["team", "accepted_at"], name="invite_team_pending")]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.team}"
+
+    @property
+    def is_pending(self) -> bool:
+        return (
+            self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+        )
+
+
 class AuditEvent(models.Model):
     """One thing someone did that a team owner or staff may need to answer for.
 
@@ -68,6 +114,7 @@ class AuditEvent(models.Model):
         EXPORTED = "exported", "Exported"
         SUMMARY_STARTED = "summary_started", "Started a summary job"
         SETTINGS_CHANGED = "settings_changed", "Changed team settings"
+        INVITE_REVOKED = "invite_revoked", "Withdrew an invitation"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Who did it; null for a failed sign-in by an unknown name, and kept (SET_NULL)
@@ -90,6 +137,9 @@ class AuditEvent(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["team", "-created_at"], name="audit_team_created")]
 
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_name} {self.action}"
+
     def save(self, *args, **kwargs):
         if self.pk is not None and not self._state.adding:
             raise ValueError("Audit events are append-only.")
@@ -97,6 +147,3 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Audit events are append-only.")
-
-    def __str__(self) -> str:
-        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_name} {self.action}"

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
-from accounts.models import Membership, Team, User
+from accounts.audit import audit_record
+from accounts.models import AuditEvent, Membership, Team, User
 
 
 def user_primary_team(*, user: User) -> Team | None:
@@ -16,6 +21,74 @@ def user_primary_team(*, user: User) -> Team | None:
         .first()
     )
     return membership.team if membership else None
+
+
+@transaction.atomic
+def team_mfa_requirement_set(*, team: Team, required: bool, actor: User, ip: str | None = None) -> Team:
+    """Require (or stop requiring) two-factor sign-in of the team's owners and
+    admins. Only an owner of the team may; anyone else gets PermissionDenied."""
+    is_owner = Membership.objects.filter(
+        team=team, user=actor, role=Membership.Role.OWNER
+    ).exists()
+    if not is_owner:
+        raise PermissionDenied("Only an owner of the team can change its two-factor rule.")
+    team = Team.objects.select_for_update().get(pk=team.pk)
+    if team.mfa_required == required:
+        return team
+    team.mfa_required = required
+    team.save(update_fields=["mfa_required"])
+    audit_record(
+        action=AuditEvent.Action.SETTINGS_CHANGED,
+        actor=actor,
+        team=team,
+        target=f"team:{team.pk}",
+        ip=ip,
+        details={"mfa_required": required},
+    )
+    return team
+
+
+def user_mfa_required(*, user: User) -> bool:
+    """Whether this person must sign in with a second factor: they own or run a
+    team that requires it."""
+    return Membership.objects.filter(
+        user=user,
+        role__in=[Membership.Role.OWNER, Membership.Role.ADMIN],
+        team__mfa_required=True,
+    ).exists()
+
+
+@transaction.atomic
+def team_join_by_email_domain(
+    *, user: User, verified_emails: Iterable[str], ip: str | None = None
+) -> list[Team]:
+    """Join a new single sign-on person to the teams `OIDC_DOMAIN_TEAMS` names for
+    the domains of their verified addresses, as a member. A rule naming a team
+    that does not exist joins nobody."""
+    rules: dict[str, str] = getattr(settings, "OIDC_DOMAIN_TEAMS", {}) or {}
+    joined: list[Team] = []
+    for email in verified_emails:
+        domain = email.rpartition("@")[2].lower()
+        slug = rules.get(domain)
+        if not slug:
+            continue
+        team = Team.objects.filter(slug=slug).first()
+        if team is None:
+            continue
+        _, created = Membership.objects.get_or_create(
+            user=user, team=team, defaults={"role": Membership.Role.MEMBER}
+        )
+        if created:
+            audit_record(
+                action=AuditEvent.Action.JOINED,
+                actor=user,
+                team=team,
+                target=f"user:{user.pk}",
+                ip=ip,
+                details={"via": "sso_email_domain", "domain": domain},
+            )
+            joined.append(team)
+    return joined
 
 
 @transaction.atomic

@@ -113,12 +113,13 @@ def _fill(rows: int) -> float:
         cursor.execute(
             f"""
             INSERT INTO usage_apicall (
-                user_id, team_id, conversation_id, conversation_uuid, message_id, purpose, provider, model,
+                user_id, team_id, conversation_id, conversation_uuid, message_id, purpose, provider,
+                region, endpoint, regional_premium_usd, model,
                 input_tokens, output_tokens, cache_write_5m_tokens, cache_write_1h_tokens,
                 cache_read_tokens, usage_estimated, cost_usd, batch, regional,
                 cache_savings_usd, batch_savings_usd, price_key, priced, request_id,
                 time_to_first_token_ms, duration_ms, stop_reason, error_type, created_at)
-            SELECT u.uid, t.tid, NULL, NULL, NULL, 'chat', 'anthropic', s.model,
+            SELECT u.uid, t.tid, NULL, NULL, NULL, 'chat', 'anthropic', '', 'global', 0, s.model,
                    s.inp, s.out, 0, 0, s.rd, false,
                    round((s.inp * s.in_rate + s.out * s.out_rate + s.rd * s.in_rate * 0.1) / 1e6, 6),
                    false, false, round(s.rd * s.in_rate * 0.9 / 1e6, 6), 0,

@@ -18,6 +18,7 @@ from django.core.signals import request_finished  # noqa: E402
 from conversations.attachments.upload_gate import UploadGate  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 from infra.db_threads import request_connections_close  # noqa: E402
+from summaries.routing import websocket_urlpatterns as summaries_websockets  # noqa: E402
 
 # Each request's thread ends with it: so does its connection.
 request_finished.connect(request_connections_close)
@@ -27,7 +28,8 @@ application = ProtocolTypeRouter(
         # An upload is refused from its headers, before Django reads its body.
         "http": UploadGate(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            # The conversations' routes end with a catch-all refusal: the jobs' go first.
+            AuthMiddlewareStack(URLRouter([*summaries_websockets, *websocket_urlpatterns]))
         ),
     }
 )

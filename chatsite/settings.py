@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
@@ -60,9 +61,17 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "channels",
+    # Sign-in: passwords, OpenID Connect single sign-on and TOTP (see "Auth" below).
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.mfa",
     "accounts",
     "conversations",
     "usage",
+    "teams",
+    "summaries",
 ]
 
 MIDDLEWARE = [
@@ -72,6 +81,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    # After authentication: an owner or admin of a team that requires two-factor
+    # reaches only enrolment, verification and sign-out until this session passed it.
+    "accounts.mfa.MfaRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -93,6 +106,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "conversations.context_processors.claude_mode",
                 "conversations.context_processors.ui_preferences",
+                "teams.context_processors.team_switcher",
             ],
         },
     },
@@ -147,6 +161,20 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "infra.channel_layers.LocalChannelLayer"}}
 
+# --- Cache: the sign-in throttle's counters ------------------------------------
+# Shared by every process on Redis, else per process in memory (one process is
+# all the embedded default runs).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CHANNEL_LAYER_PREFIX", "chat"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- Celery ------------------------------------------------------------------
 CELERY_BROKER_DIR = VAR_DIR / "celery-broker"
 if REDIS_URL:
@@ -166,6 +194,9 @@ else:
         "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
+# The queue tasks are sent to (and a worker started without -Q takes): one per
+# site when several share a broker.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -187,6 +218,15 @@ CELERY_BEAT_SCHEDULE = {
         "task": "conversations.tasks.attachments_unsent_remove_task",
         "schedule": 3600.0,
     },
+    "resume-summary-jobs": {
+        "task": "summaries.tasks.summaries_resume_task",
+        "schedule": 60.0,
+    },
+    "weekly-summary-digests": {
+        "task": "summaries.tasks.weekly_digests_task",
+        # Mondays, 06:00 UTC: the week before is over everywhere.
+        "schedule": crontab(minute=0, hour=6, day_of_week="mon"),
+    },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -196,9 +236,35 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # the API when a key or base URL is set, else the fake.
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", "")
 ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "")
-CLAUDE_PROVIDER = env_str(
-    "CLAUDE_PROVIDER", "anthropic" if (ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL) else "fake"
+CLAUDE_PROVIDER = env_choice(
+    "CLAUDE_PROVIDER",
+    ("anthropic", "bedrock", "vertex", "fake"),
+    "anthropic" if (ANTHROPIC_API_KEY or ANTHROPIC_BASE_URL) else "fake",
 )
+# Amazon Bedrock (`CLAUDE_PROVIDER=bedrock`): the region, and the inference profile
+# the model ids go through: `global` (routed anywhere, list price) or a geography,
+# `us`, `eu`, `jp` or `apac` (a regional endpoint: the data stays there, +10% on
+# models from Sonnet 4.5 on). Credentials as boto3 finds them (AWS_ACCESS_KEY_ID /
+# AWS_SECRET_ACCESS_KEY, AWS_PROFILE, an instance role) or AWS_BEARER_TOKEN_BEDROCK.
+CLAUDE_AWS_REGION = env_str("AWS_REGION", env_str("AWS_DEFAULT_REGION", ""))
+CLAUDE_BEDROCK_ENDPOINT = env_choice(
+    "CLAUDE_BEDROCK_ENDPOINT", ("global", "us", "eu", "jp", "apac"), "global"
+)
+CLAUDE_BEDROCK_BASE_URL = env_str("ANTHROPIC_BEDROCK_BASE_URL", "")
+# Google Vertex AI (`CLAUDE_PROVIDER=vertex`): the location (`global`, or a region
+# such as `us-east5`, which is a regional endpoint), the project, and Google's
+# application default credentials, or a static access token.
+CLAUDE_VERTEX_REGION = env_str("CLOUD_ML_REGION", "")
+CLAUDE_VERTEX_PROJECT_ID = env_str("ANTHROPIC_VERTEX_PROJECT_ID", "")
+CLAUDE_VERTEX_BASE_URL = env_str("ANTHROPIC_VERTEX_BASE_URL", "")
+CLAUDE_VERTEX_ACCESS_TOKEN = env_str("CLAUDE_VERTEX_ACCESS_TOKEN", "")
+if CLAUDE_PROVIDER == "bedrock" and not CLAUDE_AWS_REGION:
+    raise ImproperlyConfigured("CLAUDE_PROVIDER=bedrock: set AWS_REGION (e.g. us-west-2).")
+if CLAUDE_PROVIDER == "vertex" and not (CLAUDE_VERTEX_REGION and CLAUDE_VERTEX_PROJECT_ID):
+    raise ImproperlyConfigured(
+        "CLAUDE_PROVIDER=vertex: set CLOUD_ML_REGION (e.g. global or us-east5) and "
+        "ANTHROPIC_VERTEX_PROJECT_ID."
+    )
 CLAUDE_MAX_RETRIES = env_int("CLAUDE_MAX_RETRIES", 2)
 CLAUDE_TIMEOUT_SECONDS = env_float("CLAUDE_TIMEOUT_SECONDS", 600.0)
 CLAUDE_DEFAULT_MODEL = env_str("CLAUDE_DEFAULT_MODEL", "claude-sonnet-5-5")
@@ -206,6 +272,39 @@ CLAUDE_MAX_TOKENS = env_int("CLAUDE_MAX_TOKENS", 8192)
 # Upload each prepared attachment once through the Files API and send its
 # file_id, instead of the bytes in every request (Anthropic API only).
 CLAUDE_FILES_API = env_bool("CLAUDE_FILES_API", False)
+if CLAUDE_FILES_API and CLAUDE_PROVIDER in ("bedrock", "vertex"):
+    raise ImproperlyConfigured(
+        f"CLAUDE_FILES_API=true needs the Anthropic API: {CLAUDE_PROVIDER} has no Files API "
+        "(files are sent inline there). Unset it."
+    )
+
+# --- Batch summaries (Message Batches; docs/summaries.md) ------------------------
+SUMMARIES_DEFAULT_MODEL = env_str("SUMMARIES_DEFAULT_MODEL", "claude-haiku-5-5")
+SUMMARIES_DEFAULT_INSTRUCTION = env_str(
+    "SUMMARIES_DEFAULT_INSTRUCTION",
+    "Summarise this conversation concisely in Markdown: what it was about, the decisions "
+    "made, the open questions, and the action items (with who owns each, where named).",
+)
+# max_tokens of each summary (the hold prices every answer at all of it) and the
+# length the estimate expects.
+SUMMARIES_MAX_TOKENS = env_int("SUMMARIES_MAX_TOKENS", 1024)
+SUMMARIES_EXPECTED_OUTPUT_TOKENS = env_int("SUMMARIES_EXPECTED_OUTPUT_TOKENS", 300)
+# A longer transcript keeps its first quarter and its end (about 100,000 tokens).
+SUMMARIES_MAX_INPUT_CHARS = env_int("SUMMARIES_MAX_INPUT_CHARS", 400_000)
+# The API takes at most 100,000 requests or 256 MB a batch; a job past either is split.
+SUMMARIES_BATCH_MAX_REQUESTS = env_int("SUMMARIES_BATCH_MAX_REQUESTS", 100_000)
+SUMMARIES_BATCH_MAX_BYTES = env_int("SUMMARIES_BATCH_MAX_BYTES", 250 * 1024 * 1024)
+# Polling: first look after this long, doubling, at most this long apart (and
+# always under the broker's visibility timeout).
+SUMMARIES_POLL_FIRST_SECONDS = env_float("SUMMARIES_POLL_FIRST_SECONDS", 10.0)
+SUMMARIES_POLL_MAX_SECONDS = env_float("SUMMARIES_POLL_MAX_SECONDS", 600.0)
+# A submit that started this long ago and never stored its batch id died in its call.
+SUMMARIES_SUBMIT_LEASE_SECONDS = env_int("SUMMARIES_SUBMIT_LEASE_SECONDS", 120)
+SUMMARIES_ORPHAN_SKEW_SECONDS = env_int("SUMMARIES_ORPHAN_SKEW_SECONDS", 120)
+# Beat requeues a step whose task has been quiet this long.
+SUMMARIES_RESUME_AFTER_SECONDS = env_int("SUMMARIES_RESUME_AFTER_SECONDS", 60)
+# How often a job page's socket reads the job's progress (any process's worker).
+SUMMARIES_PROGRESS_SECONDS = env_float("SUMMARIES_PROGRESS_SECONDS", 1.0)
 
 # --- Chat streaming ----------------------------------------------------------
 CHAT_COALESCE_SECONDS = env_float("CHAT_COALESCE_SECONDS", 0.05)
@@ -216,6 +315,17 @@ CHAT_MAX_MESSAGE_CHARS = env_int("CHAT_MAX_MESSAGE_CHARS", 100_000)
 CHAT_REPLAY_KEEP_SECONDS = env_int("CHAT_REPLAY_KEEP_SECONDS", 300)
 # On SIGTERM, running replies get this long to finish before they are saved as interrupted.
 CHAT_SHUTDOWN_GRACE_SECONDS = env_float("CHAT_SHUTDOWN_GRACE_SECONDS", 20.0)
+# After a conversation's first answer, a Celery task asks this model for a short
+# title (billed, on the ledger as `title`); empty: keep the first message's line.
+CHAT_TITLE_MODEL = env_str("CHAT_TITLE_MODEL", "claude-haiku-5-5")
+# Long conversations: older turns are condensed once the prompt reaches this share
+# of the model's context window (the API's compaction where the model has it, else
+# a summary the chat keeps); CHAT_CONDENSE_AT_TOKENS, when set, is the threshold
+# in tokens instead (for demos and tests).
+CHAT_CONDENSE_AT_PERCENT = env_int("CHAT_CONDENSE_AT_PERCENT", 80)
+CHAT_CONDENSE_AT_TOKENS = env_int("CHAT_CONDENSE_AT_TOKENS", 0)
+# The largest conversation export `POST /import/` takes (the file; 413 past it).
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 10 * 1024 * 1024)
 
 # --- Attachments ------------------------------------------------------------------
 # Uploaded files live in their own storage, never under the static root: the
@@ -294,16 +404,132 @@ USAGE_WARN_PERCENT = env_int("USAGE_WARN_PERCENT", 80)
 USAGE_RESERVATION_TTL_SECONDS = env_int("USAGE_RESERVATION_TTL_SECONDS", 900)
 
 # --- Auth ----------------------------------------------------------------------
+# django-allauth: sign-in by username (or e-mail) and password, password reset by
+# e-mail, OpenID Connect single sign-on, TOTP two-factor. No self sign-up: people
+# are created by an admin, by an invite, or on their first single sign-on.
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
+# allauth's backend, loading the two-factor gate's facts with the user (accounts.backends);
+# Django's own stays listed so that sessions signed in before allauth still stand.
+AUTHENTICATION_BACKENDS = [
+    "accounts.backends.AuthenticationBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
+ACCOUNT_FORMS = {"login": "accounts.forms.SignInForm"}
+ACCOUNT_LOGIN_METHODS = {"username", "email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "username*", "password1*", "password2*"]
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/?signed_out=1"
+# Sessions last their full age (two weeks), as before allauth: no "remember me" box.
+ACCOUNT_SESSION_REMEMBER = True
+ACCOUNT_PREVENT_ENUMERATION = True
+# A signed-in person sent to the sign-in page (a page their account cannot open)
+# sees it, with a note, instead of being sent back.
+ACCOUNT_AUTHENTICATED_LOGIN_REDIRECTS = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Team chat] "
+# A reset asked for an address with no account sends nothing (and says the same as for one).
+ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
+# Links in mail and the single sign-on redirect URI: https in production.
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
+# Failed sign-ins: after AUTH_LOGIN_FAILURES wrong passwords for one account in
+# AUTH_LOGIN_WINDOW_SECONDS, every attempt for it (a right password too) is
+# refused until the window passes; and at most AUTH_LOGIN_FAILURES_PER_IP a
+# minute from one address. Counted in the cache (Redis when REDIS_URL is set),
+# for /accounts/login/ and /admin/login/ alike.
+AUTH_LOGIN_FAILURES = env_int("AUTH_LOGIN_FAILURES", 5)
+AUTH_LOGIN_WINDOW_SECONDS = env_int("AUTH_LOGIN_WINDOW_SECONDS", 300)
+AUTH_LOGIN_FAILURES_PER_IP = env_int("AUTH_LOGIN_FAILURES_PER_IP", 20)
+ACCOUNT_RATE_LIMITS = {
+    "login_failed": (
+        f"{AUTH_LOGIN_FAILURES_PER_IP}/m/ip,"
+        f"{AUTH_LOGIN_FAILURES}/{AUTH_LOGIN_WINDOW_SECONDS}s/key"
+    ),
+}
+# Two-factor: TOTP with recovery codes. A team's owner can require it of the
+# team's owners and admins (Team.mfa_required, /accounts/security/).
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Team chat")
+# allauth refuses two-factor to an account with an unverified address, against a
+# stranger signing up with it first; there is no sign-up here to do that with.
+MFA_ALLOW_UNVERIFIED_EMAIL = True
+# OpenID Connect single sign-on, on when OIDC_ISSUER is set (see the README for
+# Google Workspace, Entra ID, Okta and Keycloak). The identity provider's
+# redirect URI: https://<site>/accounts/oidc/sso/login/callback/
+OIDC_ISSUER = env_str("OIDC_ISSUER", "")
+SOCIALACCOUNT_PROVIDERS: dict = {}
+if OIDC_ISSUER:
+    SOCIALACCOUNT_PROVIDERS["openid_connect"] = {
+        "APPS": [
+            {
+                "provider_id": "sso",
+                "name": env_str("OIDC_DISPLAY_NAME", "Single sign-on"),
+                "client_id": env_str("OIDC_CLIENT_ID"),
+                "secret": env_str("OIDC_CLIENT_SECRET"),
+                "settings": {
+                    "server_url": OIDC_ISSUER,
+                    # The provider's "email_verified" claim decides, unless
+                    # OIDC_EMAIL_VERIFIED says every address it sends is verified
+                    # (Entra ID sends no such claim).
+                    "verified_email": env_bool("OIDC_EMAIL_VERIFIED", False),
+                    "scope": env_list("OIDC_SCOPES", ["openid", "profile", "email"]),
+                    "oauth_pkce_enabled": True,
+                },
+            }
+        ],
+    }
+SOCIALACCOUNT_ONLY = False
+SOCIALACCOUNT_AUTO_SIGNUP = True
+SOCIALACCOUNT_LOGIN_ON_GET = False
+SOCIALACCOUNT_STORE_TOKENS = False
+# A verified address from the provider signs in the account that has it already.
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = True
+SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
+SOCIALACCOUNT_REQUESTS_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", 10)
+# New single sign-on people whose verified address is in one of these domains
+# join that team as members: "example.com=acme,example.org=globex".
+OIDC_DOMAIN_TEAMS: dict[str, str] = {}
+for _rule in env_list("OIDC_DOMAIN_TEAMS", []):
+    _domain, _sep, _slug = _rule.partition("=")
+    if not _sep or not _domain.strip() or not _slug.strip():
+        raise ImproperlyConfigured(
+            f"OIDC_DOMAIN_TEAMS takes domain=team-slug pairs, not {_rule!r}."
+        )
+    OIDC_DOMAIN_TEAMS[_domain.strip().lower().lstrip("@")] = _slug.strip()
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- E-mail ----------------------------------------------------------------------
+# Password resets (and invites) go through Django's e-mail backend: SMTP when
+# EMAIL_HOST is set, else one file per message in var/mail/, so a laptop needs
+# no mail server.
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Team chat <chat@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+EMAIL_FILE_PATH = VAR_DIR / "mail"
+if EMAIL_HOST:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_PORT = env_int("EMAIL_PORT", 587)
+    EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+    EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", EMAIL_PORT == 587)
+    EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", EMAIL_PORT == 465)
+    EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT_SECONDS", 10)
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+
 DEMO_PASSWORD = env_str("DEMO_PASSWORD", "teamchat-demo")
+
+# --- Teams -----------------------------------------------------------------------
+# How long an invitation's link works.
+TEAM_INVITE_DAYS = env_int("TEAM_INVITE_DAYS", 7)
 
 # --- I18N, static ----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -24,6 +24,45 @@ def claude_provider() -> str:
     return settings.CLAUDE_PROVIDER
 
 
+# What the providers' SDK clients refuse (`anthropic.lib.bedrock` / `lib.vertex`):
+# Bedrock and Vertex AI serve Messages; neither has Message Batches (the SDK raises
+# "The Batch API is not supported in Bedrock yet" before any request), and
+# Bedrock has no token counting. Callers ask first and say so, never fail silently.
+_BATCH_PROVIDERS = ("anthropic", "fake")
+_TOKEN_COUNTING_PROVIDERS = ("anthropic", "fake", "vertex")
+_PROVIDER_NAMES = {"bedrock": "Amazon Bedrock", "vertex": "Google Vertex AI"}
+
+
+def claude_provider_name() -> str:
+    """The provider as a person reads it: "Amazon Bedrock", "Google Vertex AI", ..."""
+    return _PROVIDER_NAMES.get(settings.CLAUDE_PROVIDER, "the Anthropic API")
+
+
+def batches_available() -> bool:
+    """Whether Message Batches (half-price, asynchronous) can be used here."""
+    return settings.CLAUDE_PROVIDER in _BATCH_PROVIDERS
+
+
+def batches_unavailable_message() -> str:
+    """What to tell a person who asked for a batch where there are none."""
+    return (
+        f"Batch jobs need the Anthropic API: this site reaches Claude through "
+        f"{claude_provider_name()}, which has no Message Batches."
+    )
+
+
+def token_counting_available() -> bool:
+    """Whether the free token-counting endpoint exists here (not on Bedrock)."""
+    return settings.CLAUDE_PROVIDER in _TOKEN_COUNTING_PROVIDERS
+
+
+def token_counting_unavailable_message() -> str:
+    return (
+        f"Estimated on this site: {claude_provider_name()} has no token counting, "
+        "so the count is a conservative local estimate."
+    )
+
+
 def claude_is_fake() -> bool:
     """True when answers come from the offline fake (in process or standalone)."""
     if settings.CLAUDE_PROVIDER == "fake":
@@ -55,19 +94,41 @@ def _build_client() -> Any:
             **common,
         )
     if provider == "bedrock":
-        return anthropic.AsyncAnthropicBedrock(**common)
+        # Credentials as boto3 finds them (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY,
+        # AWS_PROFILE, a role), or a Bedrock API key (AWS_BEARER_TOKEN_BEDROCK),
+        # each read by the SDK; requests are signed with SigV4 locally.
+        return anthropic.AsyncAnthropicBedrock(
+            aws_region=settings.CLAUDE_AWS_REGION or None,
+            base_url=settings.CLAUDE_BEDROCK_BASE_URL or None,
+            http_client=_http_client(timeout),
+            **common,
+        )
     if provider == "vertex":
-        return anthropic.AsyncAnthropicVertex(**common)
-    # The SDK's aiohttp transport: its C HTTP parser and native asyncio stream read
-    # a streamed reply for about half the CPU of the default httpx2 one (measured:
-    # 71 vs 132 us per event, 200 streams at 50 tokens/s). Requests, retries and
-    # errors are still the SDK's own.
+        # A static token when one is set (CLAUDE_VERTEX_ACCESS_TOKEN), else Google's
+        # application default credentials, refreshed by the SDK through google-auth.
+        return anthropic.AsyncAnthropicVertex(
+            region=settings.CLAUDE_VERTEX_REGION,
+            project_id=settings.CLAUDE_VERTEX_PROJECT_ID,
+            access_token=settings.CLAUDE_VERTEX_ACCESS_TOKEN or None,
+            base_url=settings.CLAUDE_VERTEX_BASE_URL or None,
+            http_client=_http_client(timeout),
+            **common,
+        )
     return anthropic.AsyncAnthropic(
         api_key=settings.ANTHROPIC_API_KEY or "fake-key",
         base_url=settings.ANTHROPIC_BASE_URL or None,
-        http_client=anthropic.DefaultAioHttpClient(timeout=timeout),
+        http_client=_http_client(timeout),
         **common,
     )
+
+
+def _http_client(timeout: httpx2.Timeout) -> Any:
+    """The SDK's aiohttp transport: its C HTTP parser and native asyncio stream read
+    a streamed reply for about half the CPU of the default httpx2 one (measured:
+    71 vs 132 us per event, 200 streams at 50 tokens/s). Requests, signing,
+    retries and errors are still the SDK's own. (Tests replace this function to
+    reach the in-process fake through the providers' clients.)"""
+    return anthropic.DefaultAioHttpClient(timeout=timeout)
 
 
 def build_client() -> Any:

@@ -25,6 +25,7 @@ _HUMAN_MESSAGES = {
     "timeout": "Claude took too long to answer. Press Retry.",
     "connection": "Could not reach Claude. Check the connection, then press Retry.",
     "bad_request": "Claude rejected the request.",
+    "unsupported": "This site's Claude provider does not offer that.",
 }
 
 
@@ -50,6 +51,8 @@ class ClaudeError(Exception):
     @property
     def human_message(self) -> str:
         message = _HUMAN_MESSAGES.get(self.code, _HUMAN_MESSAGES["upstream"])
+        if self.code == "unsupported" and self.detail:
+            return self.detail
         if self.code == "bad_request" and self.detail:
             message = f"{message} ({self.detail})"
         return message
@@ -72,38 +75,105 @@ def error_retryable(code: str) -> bool:
     return code in _RETRYABLE
 
 
+# Amazon Bedrock's exceptions (the `x-amzn-ErrorType` header before a stream, the
+# `:exception-type` of an exception frame in one, first letter either case) and
+# Google's statuses (Vertex AI's own errors: `{"error": {"status": ...}}`), in our codes.
+_AWS_CODES = {
+    "throttlingexception": "rate_limited",
+    "servicequotaexceededexception": "rate_limited",
+    "modelnotreadyexception": "overloaded",
+    "serviceunavailableexception": "overloaded",
+    "internalserverexception": "upstream",
+    "modelstreamerrorexception": "upstream",
+    "modelerrorexception": "upstream",
+    "modeltimeoutexception": "timeout",
+    "validationexception": "bad_request",
+    "accessdeniedexception": "permission",
+    "unrecognizedclientexception": "auth",
+    "invalidsignatureexception": "auth",
+    "incompletesignatureexception": "auth",
+    "missingauthenticationtokenexception": "auth",
+    "expiredtokenexception": "auth",
+    "resourcenotfoundexception": "not_found",
+}
+_GOOGLE_CODES = {
+    "UNAUTHENTICATED": "auth",
+    "PERMISSION_DENIED": "permission",
+    "NOT_FOUND": "not_found",
+    "RESOURCE_EXHAUSTED": "rate_limited",
+    "INVALID_ARGUMENT": "bad_request",
+    "FAILED_PRECONDITION": "bad_request",
+    "UNAVAILABLE": "overloaded",
+    "DEADLINE_EXCEEDED": "timeout",
+    "INTERNAL": "upstream",
+}
+_ANTHROPIC_CODES = {
+    "rate_limit_error": "rate_limited",
+    "overloaded_error": "overloaded",
+    "authentication_error": "auth",
+    "permission_error": "permission",
+    "billing_error": "billing",
+    "not_found_error": "not_found",
+    "request_too_large": "context_too_long",
+    "api_error": "upstream",
+    "timeout_error": "timeout",
+    "invalid_request_error": "bad_request",
+}
+# When the body names nothing we know: by the HTTP status.
+_STATUS_CODES = {
+    401: "auth",
+    402: "billing",
+    403: "permission",
+    404: "not_found",
+    408: "timeout",
+    413: "context_too_long",
+    429: "rate_limited",
+    503: "overloaded",
+    504: "timeout",
+    529: "overloaded",
+}
+
+
 def claude_error_from_sdk(exc: anthropic.APIError) -> ClaudeError:
     if isinstance(exc, anthropic.APITimeoutError):
         return ClaudeError("timeout", api_error_type="timeout")
     if isinstance(exc, anthropic.APIConnectionError):
         return ClaudeError("connection", api_error_type="connection_error")
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None) or {}
     return claude_error_from_body(
         getattr(exc, "body", None),
         status=getattr(exc, "status_code", None),
-        request_id=getattr(exc, "request_id", None) or "",
+        request_id=getattr(exc, "request_id", None) or headers.get("x-amzn-requestid", ""),
+        aws_error_type=headers.get("x-amzn-errortype", ""),
     )
 
 
-def claude_error_from_body(body: Any, *, status: int | None, request_id: str) -> ClaudeError:
-    """An API error body ({"type": "error", "error": {"type", "message"}}) as our error."""
-    error_type = ""
+def claude_error_from_body(
+    body: Any, *, status: int | None, request_id: str, aws_error_type: str = ""
+) -> ClaudeError:
+    """An error body as our error: the API's {"type": "error", "error": {"type",
+    "message"}}, Bedrock's {"message"} with its `x-amzn-ErrorType`
+    ("ThrottlingException:http://internal.amazon.com/..."), or Google's
+    {"error": {"code", "message", "status"}}."""
+    error_type = aws_error_type.partition(":")[0]
     detail = ""
+    code = ""
     if isinstance(body, dict):
         error = body.get("error") if isinstance(body.get("error"), dict) else body
-        error_type = str(error.get("type", ""))
-        detail = str(error.get("message", ""))
-    code = {
-        "rate_limit_error": "rate_limited",
-        "overloaded_error": "overloaded",
-        "authentication_error": "auth",
-        "permission_error": "permission",
-        "billing_error": "billing",
-        "not_found_error": "not_found",
-        "request_too_large": "context_too_long",
-        "api_error": "upstream",
-        "timeout_error": "timeout",
-        "invalid_request_error": "bad_request",
-    }.get(error_type, "upstream" if (status or 500) >= 500 else "bad_request")
+        error_type = error_type or str(error.get("type") or "")
+        detail = str(error.get("message") or body.get("message") or "")
+        google_status = error.get("status")
+        if not error_type and isinstance(google_status, str):
+            error_type = google_status
+            code = _GOOGLE_CODES.get(google_status, "")
+    code = (
+        code
+        or _ANTHROPIC_CODES.get(error_type)
+        or _AWS_CODES.get(error_type.lower())
+        or _STATUS_CODES.get(status or 0)
+        or ("upstream" if (status or 500) >= 500 else "bad_request")
+    )
     if code == "bad_request" and "too long" in detail.lower():
         code = "context_too_long"
     return ClaudeError(
@@ -113,5 +183,3 @@ def claude_error_from_body(body: Any, *, status: int | None, request_id: str) ->
         request_id=request_id,
         status=status,
     )
-
-

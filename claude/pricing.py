@@ -103,6 +103,8 @@ class Cost:
     # and what the batch discount saved; both at this call's tier/regional rates.
     cache_savings_usd: Decimal = Decimal(0)
     batch_savings_usd: Decimal = Decimal(0)
+    # What the regional endpoint's premium added (0 when not `regional`).
+    regional_premium_usd: Decimal = Decimal(0)
     tier: bool = False
     rates: Rates | None = None
 
@@ -263,6 +265,11 @@ def cost(
     if batch:
         multiplier *= BATCH_DISCOUNT
     total = list_price * multiplier
+    premium = (
+        list_price * (REGIONAL_PREMIUM - 1) * (BATCH_DISCOUNT if batch else 1)
+        if regional
+        else Decimal(0)
+    )
     key = row.key + ("+tier" if tiered else "")
     return Cost(
         usd=_micro(total),
@@ -270,13 +277,19 @@ def cost(
         priced=priced,
         cache_savings_usd=_micro(cache_savings * multiplier),
         batch_savings_usd=_micro(undiscounted - total) if batch else Decimal(0),
+        regional_premium_usd=_micro(premium),
         tier=tiered,
         rates=rates,
     )
 
 
 def worst_case_cost(
-    model: str, *, prompt_tokens: int, max_output_tokens: int, at: dt.date | None = None
+    model: str,
+    *,
+    prompt_tokens: int,
+    max_output_tokens: int,
+    at: dt.date | None = None,
+    regional: bool = False,
 ) -> Decimal:
     """An upper bound on one chat call's cost, for a budget reservation.
 
@@ -285,4 +298,4 @@ def worst_case_cost(
     token at the output rate; a tier is applied when the prompt passes it.
     """
     usage = Usage(cache_write_5m_tokens=prompt_tokens, output_tokens=max_output_tokens)
-    return cost(model, usage, at=at).usd
+    return cost(model, usage, at=at, regional=regional).usd

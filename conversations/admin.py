@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, ConversationShare, Message, Preset
 
 
 class MessageInline(admin.TabularInline):
@@ -18,7 +18,7 @@ class ConversationAdmin(admin.ModelAdmin):
     list_filter = ["model", "team"]
     search_fields = ["title", "owner__username"]
     list_select_related = ["owner", "team"]
-    raw_id_fields = ["owner"]
+    raw_id_fields = ["owner", "copied_from"]
     inlines = [MessageInline]
 
 
@@ -28,3 +28,27 @@ class MessageAdmin(admin.ModelAdmin):
     list_filter = ["status", "role"]
     raw_id_fields = ["conversation"]
     list_select_related = ["conversation"]
+
+
+@admin.register(ConversationShare)
+class ConversationShareAdmin(admin.ModelAdmin):
+    """Deleting a share here closes the sockets it let in (conversations.signals)."""
+
+    list_display = ["conversation", "kind", "user", "created_by", "created_at"]
+    list_filter = ["kind"]
+    raw_id_fields = ["conversation", "user", "created_by"]
+    list_select_related = ["conversation", "user", "created_by"]
+
+    def has_add_permission(self, request):
+        return False  # through the owner's share page, which keeps shares inside the team
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Preset)
+class PresetAdmin(admin.ModelAdmin):
+    list_display = ["name", "team", "model", "thinking_effort", "updated_at"]
+    list_filter = ["team", "model"]
+    search_fields = ["name"]
+    raw_id_fields = ["created_by"]

@@ -37,7 +37,7 @@ def _not_found(what: str = "file") -> JsonResponse:
 def attachment_upload(request: HttpRequest, conversation_id: str) -> HttpResponse:
     """POST /c/<id>/attachments/: 202 at once; the check runs on a worker."""
     conversation = selectors.conversation_for_user(
-        user=request.user, conversation_id=conversation_id
+        user=request.user, conversation_id=conversation_id, to_write=True
     )
     if conversation is None:
         return _not_found("conversation")

@@ -14,11 +14,16 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from accounts.mfa import session_mfa_missing
 from accounts.sessions import socket_session, user_sockets_group
 from conversations import selectors, services
 from conversations.protocol import (
+    BranchSwitch,
     FrameError,
     GenerationStop,
+    MessageContinue,
+    MessageEdit,
+    MessageRegenerate,
     MessageRetry,
     MessageSend,
     Ping,
@@ -41,8 +46,9 @@ from usage.budgets import budget_status
 
 logger = logging.getLogger(__name__)
 
-# The socket's access was revoked (signed out, deactivated, password changed, or
-# the conversation is someone else's): the client does not reconnect.
+# The socket's access was revoked (signed out, deactivated, password changed, out
+# of the conversation's team, no longer shared with them, or the conversation is
+# someone else's): the client does not reconnect.
 CLOSE_ACCESS_REVOKED = 4403
 REVOKED_BECAUSE = {
     CLOSE_ACCESS_REVOKED: ("access_revoked", "You were signed out. Sign in again."),
@@ -50,12 +56,27 @@ REVOKED_BECAUSE = {
 }
 
 
+# A teammate watching a conversation shared with them sent a frame that writes.
+# What a watcher is told when the share ended (or they left the team, or signed out).
+WATCH_ENDED = ("access_revoked", "This conversation is no longer shared with you.")
+READ_ONLY_ERROR = (
+    "read_only",
+    "This conversation is shared with you read-only. Continue in your own chat to reply.",
+)
+
+
 class ConversationConsumer(AsyncWebsocketConsumer):
     delivery: SocketDelivery | None = None
     revoked = False
+    read_only = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
+        if user is not None and await db_async(session_mfa_missing)(
+            user=user, session=self.scope["session"]
+        ):
+            await self.close()  # two-factor still owed in this session: refused like a page
+            return
         conversation = await db_async(selectors.conversation_for_user)(
             user=user, conversation_id=self.scope["url_route"]["kwargs"]["conversation_id"]
         )
@@ -63,8 +84,15 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept: the handshake is refused (403)
             return
         self.conversation = conversation
+        # A teammate it is shared with watches: frames reach them, writes do not.
+        self.read_only = conversation.access != selectors.ACCESS_OWNER
         self.groups_joined = [conversation_group(conversation.id), user_sockets_group(user.pk)]
-        self.access = {**socket_session(self.scope), "conversation_id": conversation.id}
+        self.access = {
+            **socket_session(self.scope),
+            "conversation_id": conversation.id,
+            "team_id": conversation.team_id,
+            "owner_id": conversation.owner_id,
+        }
         # Joined before any state is read, so nothing published after is missed.
         self.delivery = SocketDelivery(
             conversation_id=conversation.id,
@@ -78,10 +106,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             for group in self.groups_joined:
                 await self.channel_layer.group_add(group, self.channel_name)
             await self.accept()
-            # A person with a budget sees where they stand as soon as the chat opens.
-            budget = await db_async(budget_status)(user_id=user.pk, team_id=conversation.team_id)
-            if budget.level != "none":
-                await self.send(text_data=frame_json(budget.as_frame()))
+            # A person with a budget sees where they stand as soon as the chat opens
+            # (a watcher sends nothing, so has none here).
+            if not self.read_only:
+                budget = await db_async(budget_status)(
+                    user_id=user.pk, team_id=conversation.team_id
+                )
+                if budget.level != "none":
+                    await self.send(text_data=frame_json(budget.as_frame()))
         except BaseException:
             await self.disconnect(1011)
             raise
@@ -139,29 +171,44 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return
         if isinstance(frame, MessageSend):
             await self._message_send(frame)
-        elif isinstance(frame, MessageRetry):
-            retried = await self._authorised(
-                services.message_retry, conversation=self.conversation, message_id=frame.message_id
+        elif isinstance(frame, MessageEdit):
+            await self._message_send(frame, edit=True)
+        elif isinstance(frame, MessageRetry | MessageContinue | MessageRegenerate):
+            service = {
+                MessageRetry: services.message_retry,
+                MessageContinue: services.message_continue,
+                MessageRegenerate: services.message_regenerate,
+            }[type(frame)]
+            started = await self._authorised(
+                service, conversation=self.conversation, message_id=frame.message_id
             )
-            if retried is not None:
-                runner.reply_start(retried[2])
+            if started is not None:
+                runner.reply_start(started[-1])  # the service has broadcast what changed
+        elif isinstance(frame, BranchSwitch):
+            await self._authorised(
+                services.branch_switch, conversation=self.conversation, message_id=frame.message_id
+            )
+        elif isinstance(frame, GenerationStop):
+            if await self._authorised(writes=True) is not None:
+                await runner.reply_stop(conversation=self.conversation, message_id=frame.message_id)
         elif await self._authorised() is None:
             return
         elif isinstance(frame, Resume):
             if not await self.delivery.resume(str(frame.message_id), frame.last_seq):
                 await self._error("not_found", "No such message in this conversation.")
-        elif isinstance(frame, GenerationStop):
-            await runner.reply_stop(conversation=self.conversation, message_id=frame.message_id)
 
-    async def _message_send(self, frame: MessageSend) -> None:
+    async def _message_send(self, frame: MessageSend | MessageEdit, *, edit: bool = False) -> None:
+        if edit:
+            call = {"service": services.message_edit, "message_id": frame.message_id}
+        else:
+            call = {"service": services.message_send, "attachment_ids": frame.attachments}
         try:
             result = await self._authorised(
-                services.message_send,
                 conversation=self.conversation,
                 author=self.scope["user"],
                 text=frame.text,
                 client_id=frame.client_id,
-                attachment_ids=frame.attachments,
+                **call,
             )
         except services.ChatInputError as exc:
             exc.client_id = frame.client_id
@@ -173,11 +220,20 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         else:
             await self.delivery.resend(result.user_message, result.assistant_message)
 
-    async def _authorised(self, service: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+    async def _authorised(
+        self, service: Callable[..., Any] | None = None, *, writes: bool = False, **kwargs: Any
+    ) -> Any:
         """Ask again whether this socket may see its conversation, and if so call
         `service(**kwargs)` in the same trip to the database threads. None, and the
-        socket closed, if it may not; else the service's result (True without one)."""
+        socket closed, if it may not; None and an error frame if it may only watch
+        and this writes (a `service` always does, or `writes`); else the service's
+        result (True without one)."""
         verdict, result = await _checked_call(self.access, service, kwargs)
+        if verdict == "read_only":
+            if service is None and not writes:
+                return True
+            await self._error(*READ_ONLY_ERROR, client_id=kwargs.get("client_id", ""))
+            return None
         if verdict != "ok":
             await self._revoke(
                 CLOSE_CONVERSATION_DELETED if verdict == "gone" else CLOSE_ACCESS_REVOKED
@@ -191,7 +247,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return
         self.revoked = True
         if say:
-            await self._error(*REVOKED_BECAUSE[code])
+            ended = self.read_only and code == CLOSE_ACCESS_REVOKED
+            await self._error(*(WATCH_ENDED if ended else REVOKED_BECAUSE[code]))
         if self.delivery is not None:
             await self.delivery.close()
         await self.close(code)

@@ -6,7 +6,7 @@ import uuid
 from django import forms
 from django.conf import settings
 
-from claude.catalog import model_choices
+from claude.providers import model_choices
 from conversations.models import Conversation
 
 
@@ -16,6 +16,20 @@ class ConversationCreateForm(forms.Form):
         required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=20_000
     )
     thinking_effort = forms.ChoiceField(choices=Conversation.ThinkingEffort.choices, required=False)
+    # A preset of the current team: its model, system prompt and thinking win.
+    preset = forms.IntegerField(required=False, min_value=1)
+
+
+class ConversationShareForm(forms.Form):
+    team = forms.BooleanField(required=False)
+    users = forms.TypedMultipleChoiceField(coerce=int, required=False)
+    link = forms.BooleanField(required=False)
+
+    def __init__(self, data, *args, **kwargs) -> None:
+        super().__init__(data, *args, **kwargs)
+        # Any id is accepted here; the service refuses who is not a teammate.
+        values = data.getlist("users") if hasattr(data, "getlist") else []
+        self.fields["users"].choices = [(v, v) for v in values]
 
 
 class ConversationRenameForm(forms.Form):
@@ -50,3 +64,13 @@ class EstimateForm(forms.Form):
         if not (cleaned.get("text") or "").strip() and not ids:
             raise forms.ValidationError("Nothing to estimate.")
         return cleaned
+
+
+class ConversationSettingsForm(ConversationCreateForm):
+    """The model, system prompt and thinking of a conversation under way."""
+
+    preset = None  # a preset is where a conversation starts, not a setting of it
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField()

@@ -30,13 +30,39 @@ class Conversation(models.Model):
     )
     # Set when pinned: pinned conversations head the sidebar, the latest pinned first.
     pinned_at = models.DateTimeField(null=True, blank=True)
+    # The team preset it was started from (its name kept, should the preset go).
+    preset = models.ForeignKey(
+        "conversations.Preset",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="conversations",
+    )
+    preset_name = models.CharField(max_length=100, blank=True)
+    # "Continue in my own chat": the shared conversation this one is a copy of.
+    copied_from = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The last message of the branch on show: what the page shows and what the next
+    # message follows (messages form a tree through `Message.parent`; see
+    # conversations/tree.py). Null only while the conversation is empty.
+    active_leaf = models.ForeignKey(
+        "conversations.Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Bumped on every new message so the sidebar lists the newest first.
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-updated_at"]
-        indexes = [models.Index(fields=["owner", "-updated_at"], name="conversation_owner_recent")]
+        indexes = [
+            models.Index(fields=["owner", "-updated_at"], name="conversation_owner_recent"),
+            models.Index(fields=["team", "-updated_at"], name="conversation_team_recent"),
+        ]
 
     def __str__(self) -> str:
         return self.title or "New conversation"
@@ -62,8 +88,18 @@ class Message(models.Model):
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
     )
-    # Order within the conversation; assigned under a lock on the conversation.
+    # The message this one follows: None for the first message. An edited message
+    # and a regenerated answer are siblings (same parent), so every earlier
+    # version keeps its own branch below it.
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children"
+    )
+    # Depth in the tree (0 for the first message): the place in its branch.
+    # Siblings share it. Assigned under a lock on the conversation.
     position = models.PositiveIntegerField()
+    # When this message was last on the branch on show: switching to one of its
+    # ancestors' versions comes back down the way last taken.
+    selected_at = models.DateTimeField(null=True, blank=True)
     role = models.CharField(max_length=16, choices=Role.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
     # Content blocks in the API's own shape: [{"type": "text", "text": "..."}, ...].
@@ -75,6 +111,12 @@ class Message(models.Model):
     html = models.TextField(blank=True)
     model = models.CharField(max_length=100, blank=True)
     stop_reason = models.CharField(max_length=40, blank=True)
+    # The API's `stop_details` (a refusal's category and explanation), as sent.
+    stop_details = models.JSONField(default=dict, blank=True)
+    # Set on the last message of the older turns that were condensed into a
+    # summary (models without compaction): the branch's requests after it send
+    # the summary instead of the turns up to here. The turns stay stored and shown.
+    summary = models.TextField(blank=True)
     error_code = models.CharField(max_length=40, blank=True)
     error_message = models.TextField(blank=True)
     # Set by the browser on user messages, so a resent frame is not a second message.
@@ -87,11 +129,8 @@ class Message(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["conversation", "position"]
+        ordering = ["conversation", "position", "created_at"]
         constraints = [
-            models.UniqueConstraint(
-                fields=["conversation", "position"], name="message_unique_position"
-            ),
             models.UniqueConstraint(
                 fields=["conversation", "client_id"],
                 condition=~models.Q(client_id=""),
@@ -99,6 +138,7 @@ class Message(models.Model):
             ),
         ]
         indexes = [
+            models.Index(fields=["conversation", "position"], name="message_position"),
             models.Index(
                 fields=["status", "heartbeat_at"],
                 condition=models.Q(status="streaming"),
@@ -193,3 +233,86 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.status})"
+
+
+class ConversationShare(models.Model):
+    """Who besides its owner may read a conversation: never anyone outside its team.
+
+    `team`: every member of the conversation's team, listed under "Shared with
+    me". `user`: one teammate, listed for them. `link`: any signed-in member of
+    the team who has its address (unlisted; only while the team's owner allows
+    links). Read-only in every case: only the owner writes
+    (`selectors.conversation_for_user` decides)."""
+
+    class Kind(models.TextChoices):
+        TEAM = "team", "The whole team"
+        USER = "user", "A teammate"
+        LINK = "link", "Team members with the link"
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="shares")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    # Set for `user` shares only.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="conversation_shares",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "user"],
+                condition=models.Q(user__isnull=False),
+                name="share_unique_user",
+            ),
+            models.UniqueConstraint(
+                fields=["conversation", "kind"],
+                condition=models.Q(user__isnull=True),
+                name="share_unique_kind",
+            ),
+            models.CheckConstraint(
+                condition=(models.Q(kind="user") & models.Q(user__isnull=False))
+                | (~models.Q(kind="user") & models.Q(user__isnull=True)),
+                name="share_user_iff_user_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.conversation} shared ({self.kind})"
+
+
+class Preset(models.Model):
+    """A team's ready-made start for a chat: a model, a system prompt and thinking.
+
+    Owners and admins define them; members pick one on the new-chat form."""
+
+    team = models.ForeignKey("accounts.Team", on_delete=models.CASCADE, related_name="presets")
+    name = models.CharField(max_length=100)
+    model = models.CharField(max_length=100)
+    system_prompt = models.TextField(blank=True)
+    thinking_effort = models.CharField(
+        max_length=16,
+        choices=Conversation.ThinkingEffort.choices,
+        blank=True,
+        default=Conversation.ThinkingEffort.OFF,
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["team", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "name"], name="preset_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

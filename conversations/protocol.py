@@ -80,15 +80,64 @@ class MessageRetry(_Frame):
     message_id: uuid.UUID
 
 
+class MessageEdit(_Frame):
+    """Send an edited version of a user message of the branch on show."""
+
+    type: Literal["message.edit"]
+    message_id: uuid.UUID
+    text: UnicodeText
+    client_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
+class MessageRegenerate(_Frame):
+    """A new version of a finished answer of the branch on show."""
+
+    type: Literal["message.regenerate"]
+    message_id: uuid.UUID
+
+
+class MessageContinue(_Frame):
+    """Continue the last answer, cut off at the length limit."""
+
+    type: Literal["message.continue"]
+    message_id: uuid.UUID
+
+
+class BranchSwitch(_Frame):
+    """Show the branch through this version of a message."""
+
+    type: Literal["branch.switch"]
+    message_id: uuid.UUID
+
+
 class Ping(_Frame):
     type: Literal["ping"]
 
 
 ClientFrame = Annotated[
-    MessageSend | GenerationStop | Resume | MessageRetry | Ping, Field(discriminator="type")
+    MessageSend
+    | GenerationStop
+    | Resume
+    | MessageRetry
+    | MessageEdit
+    | MessageRegenerate
+    | MessageContinue
+    | BranchSwitch
+    | Ping,
+    Field(discriminator="type"),
 ]
 _adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
-KNOWN_TYPES = {"message.send", "generation.stop", "resume", "message.retry", "ping"}
+KNOWN_TYPES = {
+    "message.send",
+    "generation.stop",
+    "resume",
+    "message.retry",
+    "message.edit",
+    "message.regenerate",
+    "message.continue",
+    "branch.switch",
+    "ping",
+}
 
 
 def frame_decode(text_data: str) -> object:

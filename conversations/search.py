@@ -10,13 +10,18 @@ The database's own full-text search, no extra server:
   step with the message table, for finished messages only as well, and FTS5's
   `snippet()`.
 
-Both are created by migration 0006 (`message_search_index`), which branches on
+Both are created by migration 0008 (`message_search_index`), which branches on
 the database. What the person typed never reaches either query language as
 is: it is cut into words (letters and digits), every word must match, the
 last as a prefix once it has three letters (so the palette finds as one types).
 
 Visibility is `selectors.conversations_visible_to`, embedded as a subquery: a
-conversation someone may not see is never read, let alone listed.
+conversation someone may not see is never read, let alone listed; one shared
+with them (team, person or link share) is searched like their own.
+
+Branches: every version of a message is searched (an edited question, a
+regenerated answer), not only the branch on show; a conversation is still one
+result, and the link opens it on its active branch.
 
 Snippets are HTML: the database marks the matches with two private-use
 characters, the text is escaped, then the marks become `<mark>`, and nh3
@@ -155,7 +160,7 @@ def _search_postgresql_chunk(terms: list[str], ids: list[uuid.UUID], limit: int)
     tsquery = " & ".join([*terms[:-1], last])
     title_sql, title_params = _title_filter(terms)
     # The WHERE repeats the index's expression and predicate word for word
-    # (migration 0006), so the planner can use it. Only ids travel through the
+    # (migration 0008), so the planner can use it. Only ids travel through the
     # sort; the text is read again for the few results that get a snippet.
     sql = f"""
         WITH q AS (SELECT to_tsquery('{PG_CONFIG}', %s) AS query),
@@ -166,7 +171,7 @@ def _search_postgresql_chunk(terms: list[str], ids: list[uuid.UUID], limit: int)
             WHERE to_tsvector('{PG_CONFIG}', m.text) @@ q.query
               AND m.status <> 'streaming'
               AND m.conversation_id = ANY(%s::uuid[])
-            ORDER BY m.conversation_id, m.position DESC
+            ORDER BY m.conversation_id, m.position DESC, m.created_at DESC
         ),
         found AS (
             SELECT c.id, c.title, c.updated_at, h.message_id, h.role
@@ -203,26 +208,30 @@ def _search_sqlite(
     # snippet() may only run where the MATCH is (not under GROUP BY): the newest
     # match of each conversation is found first, its snippet made for the few
     # results only. (The FTS table is not aliased: MATCH and snippet() name it.)
+    # Versions of a message (branches) share a position: the match is kept by
+    # its rowid (SQLite takes a bare column from the row MAX() picked), so a
+    # conversation is one result, whichever of its versions matched.
     sql = f"""
         WITH hits AS (
-            SELECT {FTS_TABLE}.conversation_id AS conversation_id, MAX(m.position) AS position
+            SELECT {FTS_TABLE}.conversation_id AS conversation_id,
+                   MAX(m.position) AS position, m.rowid AS hit_rowid
             FROM {FTS_TABLE} JOIN {_MESSAGE} m ON m.rowid = {FTS_TABLE}.rowid
             WHERE {FTS_TABLE} MATCH %s
               AND {FTS_TABLE}.conversation_id IN ({visible_sql})
             GROUP BY {FTS_TABLE}.conversation_id
         ),
         found AS (
-            SELECT c.id, c.title, c.updated_at, h.position
+            SELECT c.id, c.title, c.updated_at, h.hit_rowid
             FROM {_CONVERSATION} c LEFT JOIN hits h ON h.conversation_id = c.id
             WHERE c.id IN ({visible_sql})
-              AND (h.position IS NOT NULL OR ({title_sql}))
+              AND (h.hit_rowid IS NOT NULL OR ({title_sql}))
             ORDER BY c.updated_at DESC
             LIMIT %s
         )
         SELECT f.id, f.title, f.updated_at, m.id, m.role,
                (SELECT snippet({FTS_TABLE}, 0, %s, %s, '…', %s) FROM {FTS_TABLE}
                 WHERE {FTS_TABLE} MATCH %s AND {FTS_TABLE}.rowid = m.rowid)
-        FROM found f LEFT JOIN {_MESSAGE} m ON m.conversation_id = f.id AND m.position = f.position
+        FROM found f LEFT JOIN {_MESSAGE} m ON m.rowid = f.hit_rowid
         ORDER BY f.updated_at DESC
     """
     params = [

@@ -1,4 +1,4 @@
-"""The full-text index's schema: what migration 0006 creates, and what keeps it
+"""The full-text index's schema: what migration 0008 creates, and what keeps it
 on SQLite when a later migration rebuilds the message table.
 
 PostgreSQL: a GIN index on the expression `to_tsvector('english', text)` of
@@ -70,7 +70,7 @@ SQLITE_DROP = [
 
 
 def fts_ensure(connection: BaseDatabaseWrapper) -> bool:
-    """On SQLite, once migration 0006 made the FTS table: put back triggers a
+    """On SQLite, once migration 0008 made the FTS table: put back triggers a
     table rebuild dropped, and refill the table then (its rowids are the
     rebuilt table's). True if it had to. Elsewhere nothing."""
     if connection.vendor != "sqlite":
@@ -82,7 +82,7 @@ def fts_ensure(connection: BaseDatabaseWrapper) -> bool:
         )
         names = {row[0] for row in cursor.fetchall()}
         if FTS_TABLE not in names or MESSAGE_TABLE not in _tables(cursor):
-            return False  # before migration 0006, or after it was undone
+            return False  # before migration 0008, or after it was undone
         if {f"{FTS_TABLE}_insert", f"{FTS_TABLE}_update", f"{FTS_TABLE}_delete"} <= names:
             return False
         for statement in [*SQLITE_TRIGGERS, *SQLITE_REFILL]:

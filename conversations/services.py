@@ -8,6 +8,7 @@ Running a reply lives in `conversations/streaming/runner.py`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import uuid
@@ -20,17 +21,21 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import Team, User
 from accounts.services import user_primary_team
+from accounts.teams import team_is_member
 from claude.catalog import model_info
+from claude.client import claude_provider_name
 from claude.errors import INTERRUPTED_CODE, INTERRUPTED_MESSAGE
+from claude.providers import model_offered
 from claude.stream import ChatRequest
-from conversations import selectors
+from conversations import context, selectors, tree
 from conversations.attachments import blocks
-from conversations.models import Attachment, Conversation, Message
+from conversations.models import Attachment, Conversation, Message, Preset
 from conversations.rendering import markdown_to_plain_text
 from conversations.streaming.frames import (
     attachment_updated,
+    branch_switched,
     conversation_updated,
     message_created,
     message_deleted,
@@ -38,6 +43,7 @@ from conversations.streaming.frames import (
 from conversations.streaming.publisher import broadcast_after_commit
 from infra.rows import rows_insert, rows_select, rows_update
 from usage import budgets, estimates
+from usage.models import ApiCall
 
 TITLE_MAX_CHARS = 60
 
@@ -72,6 +78,13 @@ class ReplyJob:
     reservation_id: uuid.UUID | None
     # A budget applies to the owner: they are told where it stands after the reply.
     budget_limited: bool = False
+    # A continued answer: what it already said (the request's prefill), its
+    # thinking and its blocks; the new text is written on after them.
+    prefill_text: str = ""
+    prefill_thinking: str = ""
+    prefill_content: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    # A long branch on a model without compaction: the summary to write first.
+    condense: context.CondensePlan | None = None
 
 
 @dataclass(frozen=True)
@@ -86,21 +99,48 @@ class SendResult:
 
 
 def conversation_create(
-    *, owner: User, model: str, system_prompt: str = "", thinking_effort: str = ""
+    *,
+    owner: User,
+    model: str,
+    system_prompt: str = "",
+    thinking_effort: str = "",
+    team: Team | None = None,
+    preset: Preset | None = None,
 ) -> Conversation:
-    """Start an empty conversation, billed to the owner's team."""
+    """Start an empty conversation in `team` (one the owner is in; by default their
+    oldest), billed to it. From a `preset` of that team, the model, system prompt
+    and thinking are the preset's, and the conversation remembers which it was."""
+    if team is not None and not team_is_member(user_id=owner.pk, team_id=team.pk):
+        raise ChatInputError("not_member", "You are not a member of that team.")
+    team = team if team is not None else user_primary_team(user=owner)
+    if preset is not None:
+        if team is None or preset.team_id != team.pk:
+            raise ChatInputError("unknown_preset", "That preset is not one of your team's.")
+        model, system_prompt, thinking_effort = (
+            preset.model,
+            preset.system_prompt,
+            preset.thinking_effort,
+        )
     if model_info(model) is None:
         raise ChatInputError("unknown_model", f"Unknown model {model!r}.")
+    if not model_offered(model):
+        raise ChatInputError(
+            "model_unavailable",
+            f"{model_info(model).label} is not offered on {claude_provider_name()} here. "
+            "Pick another model.",
+        )
     if thinking_effort not in Conversation.ThinkingEffort.values:
         raise ChatInputError("bad_effort", f"Unknown thinking effort {thinking_effort!r}.")
     if model_info(model).thinking == "none":
         thinking_effort = ""
     return Conversation.objects.create(
         owner=owner,
-        team=user_primary_team(user=owner),
+        team=team,
         model=model,
         system_prompt=system_prompt.strip(),
         thinking_effort=thinking_effort,
+        preset=preset,
+        preset_name=preset.name if preset is not None else "",
     )
 
 
@@ -117,16 +157,27 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
 
 
 def conversation_start(
-    *, owner: User, model: str, system_prompt: str = "", thinking_effort: str = ""
+    *,
+    owner: User,
+    model: str,
+    system_prompt: str = "",
+    thinking_effort: str = "",
+    team: Team | None = None,
+    preset: Preset | None = None,
 ) -> Conversation:
     """What the empty chat page's form does: `conversation_create`, refused when
     the budget it would be billed to is used up (a conversation nobody can send
     in would only sit empty in the sidebar)."""
-    status = new_conversation_budget(user=owner)
+    status = new_conversation_budget(user=owner, team=team)
     if status.level == "exceeded":
         raise ChatInputError("budget_exceeded", status.as_frame()["message"])
     return conversation_create(
-        owner=owner, model=model, system_prompt=system_prompt, thinking_effort=thinking_effort
+        owner=owner,
+        model=model,
+        system_prompt=system_prompt,
+        thinking_effort=thinking_effort,
+        team=team,
+        preset=preset,
     )
 
 
@@ -138,11 +189,39 @@ def conversation_pin(*, conversation: Conversation, pinned: bool) -> Conversatio
     return conversation
 
 
-def new_conversation_budget(*, user: User) -> budgets.BudgetStatus:
-    """Where the budget a new conversation of `user` would be billed to stands:
-    what the empty chat page says before anyone types."""
-    team = user_primary_team(user=user)
+def new_conversation_budget(*, user: User, team: Team | None = None) -> budgets.BudgetStatus:
+    """Where the budget a new conversation of `user` in `team` (by default their
+    oldest) would be billed to stands: what the empty chat page says before
+    anyone types."""
+    team = team if team is not None else user_primary_team(user=user)
     return budgets.budget_status(user_id=user.pk, team_id=team.pk if team else None)
+
+
+def conversation_settings_update(
+    *, conversation: Conversation, model: str, system_prompt: str, thinking_effort: str
+) -> Conversation:
+    """Change the model, system prompt or thinking of a conversation at any point:
+    the next answer uses them (each answer keeps the model that wrote it)."""
+    info = model_info(model)
+    if info is None:
+        raise ChatInputError("unknown_model", f"Unknown model {model!r}.")
+    if not model_offered(model):
+        raise ChatInputError(
+            "model_unavailable",
+            f"{info.label} is not offered on {claude_provider_name()} here. Pick another model.",
+        )
+    if thinking_effort not in Conversation.ThinkingEffort.values:
+        raise ChatInputError("bad_effort", f"Unknown thinking effort {thinking_effort!r}.")
+    if info.thinking == "none":
+        thinking_effort = ""
+    with transaction.atomic():
+        conversation.model = info.id
+        conversation.system_prompt = system_prompt.strip()
+        conversation.thinking_effort = thinking_effort
+        conversation.save(
+            update_fields=["model", "system_prompt", "thinking_effort", "updated_at"]
+        )
+    return conversation
 
 
 def conversation_delete(*, conversation: Conversation) -> None:
@@ -170,23 +249,34 @@ def title_from_text(text: str) -> str:
 
 
 # What a send reads of each earlier message: enough for the request's history,
-# the busy and resend checks, the next position and the cost estimate.
+# the branches, the busy and resend checks, the next position and the cost estimate.
 _HISTORY_FIELDS = (
     "id",
     "conversation_id",
+    "parent",
     "position",
     "role",
     "status",
     "content",
     "text",
+    "summary",
     "client_id",
     "created_at",
+    "selected_at",
 )
 
 
-def _messages_for_history(conversation: Conversation) -> list[Message]:
+def _conversation_messages(conversation: Conversation) -> list[Message]:
+    """Every message of the conversation, of every branch."""
     return rows_select(
         Message, _HISTORY_FIELDS, where={"conversation_id": conversation.id}, order_by="position"
+    )
+
+
+def _messages_for_history(conversation: Conversation) -> list[Message]:
+    """The branch on show, first message first: exactly what the next request sends."""
+    return tree.Tree.of(_conversation_messages(conversation)).active_path(
+        conversation.active_leaf_id
     )
 
 
@@ -199,6 +289,7 @@ _CONVERSATION_FIELDS = (
     "model",
     "system_prompt",
     "thinking_effort",
+    "active_leaf",
     "updated_at",
 )
 
@@ -243,10 +334,18 @@ def api_turns(
             )
             if not content:
                 content = [{"type": "text", "text": FILES_REMOVED_TEXT}]
-        elif message.text.strip():
-            content = [{"type": "text", "text": message.text}]
         else:
-            continue
+            # A compaction block goes back as it came (the API ignores what is
+            # before it), then the answer's text.
+            content = [
+                {k: v for k, v in block.items() if k in _COMPACTION_KEYS}
+                for block in message.content or ()
+                if isinstance(block, dict) and block.get("type") == "compaction"
+            ]
+            if message.text.strip():
+                content.append({"type": "text", "text": message.text})
+            if not content:
+                continue
         if turns and turns[-1]["role"] == message.role:
             turns[-1]["content"].extend(content)
         else:
@@ -254,14 +353,77 @@ def api_turns(
     return turns
 
 
-def _chat_request(conversation: Conversation, turns: list[dict[str, Any]]) -> ChatRequest:
-    return ChatRequest(
-        model=conversation.model,
-        system=conversation.system_prompt,
+_COMPACTION_KEYS = ("type", "content", "encrypted_content", "signature", "tool_changes")
+
+
+def _branch_request(
+    conversation: Conversation,
+    history: Sequence[Message],
+    files_of: Mapping[uuid.UUID, Sequence[Attachment]],
+    *,
+    model: str = "",
+    tail: Sequence[dict[str, Any]] = (),
+) -> tuple[ChatRequest, context.CondensePlan | None]:
+    """The request for an answer after `history` (the branch, oldest first), and
+    the summary to write first if the branch has grown too long for a model
+    without compaction (conversations/context.py). `tail`: turns after the
+    history (a continued answer's prefill)."""
+    model = model or conversation.model
+    info = model_info(model)
+    compacting = info is not None and info.compaction
+    # A model without compaction (switched to after one) reads a compaction as a summary.
+    cut = context.summarised_before(history, compaction_too=not compacting)
+    rest = list(history[cut + 1 :])
+    base_system = conversation.system_prompt
+    system = context.system_with_summary(
+        base_system, context.summary_of(history[cut]) if cut >= 0 else ""
+    )
+    request = ChatRequest(
+        model=model,
+        system=system,
         thinking_effort=conversation.thinking_effort,
-        messages=turns,
+        messages=[*api_turns(rest, attachments=files_of), *tail],
         max_tokens=settings.CLAUDE_MAX_TOKENS,
     )
+    threshold = context.condense_threshold(info)
+    files_tokens = {
+        key: sum(blocks.attachment_tokens(a) for a in files) for key, files in files_of.items()
+    }
+    estimate = context.prompt_estimate(system, rest, files_tokens)
+    if compacting:
+        # The API decides when: from half-way there, every request says where (and
+        # always once a compaction block goes back, which needs the beta).
+        if estimate * 2 >= threshold or context.has_compaction(rest):
+            request = dataclasses.replace(request, compact_at=threshold)
+        return request, None
+    older = rest[:-1]
+    if (
+        estimate < threshold
+        or tail
+        or not older
+        or older[-1].role != Message.Role.ASSISTANT
+        or not older[-1].text.strip()
+    ):
+        return request, None
+    summary_request = ChatRequest(
+        model=model,
+        system=system,
+        messages=[
+            *api_turns(older, attachments=files_of),
+            {"role": "user", "content": [{"type": "text", "text": context.SUMMARY_INSTRUCTION}]},
+        ],
+        max_tokens=context.SUMMARY_MAX_TOKENS,
+    )
+    answer_request = dataclasses.replace(
+        request, messages=api_turns(rest[-1:], attachments=files_of)
+    )
+    plan = context.CondensePlan(
+        message_id=older[-1].id,
+        summary_request=summary_request,
+        answer_request=answer_request,
+        base_system=base_system,
+    )
+    return request, plan
 
 
 def chat_request_for_draft(
@@ -281,8 +443,33 @@ def chat_request_for_draft(
     if text:
         draft.content = [{"type": "text", "text": text}]
     files_of[draft.id] = draft_files
-    turns = api_turns([*_messages_for_history(conversation), draft], attachments=files_of)
-    return _chat_request(conversation, turns)
+    request, _ = _branch_request(
+        conversation, [*_messages_for_history(conversation), draft], files_of
+    )
+    return request
+
+
+def draft_tokens_local_estimate(
+    *, conversation: Conversation, text: str, attachment_ids: Collection[uuid.UUID] = ()
+) -> int:
+    """The next message's prompt counted here, without the API, where the provider
+    has no token counting (Bedrock): the same conservative count a budget hold
+    uses (the last call's reported prompt and answer, the text since at three
+    characters a token, each file at its recorded cost). It errs high."""
+    stored = blocks.conversation_attachments(conversation.id)
+    files_of = blocks.attachments_by_message(stored)
+    draft_files = blocks.draft_attachments(
+        available=stored, ids=attachment_ids, author_id=conversation.owner_id
+    )
+    history = _messages_for_history(conversation)
+    _attachment_tokens_noted(history, files_of)
+    return estimates.call_prompt_tokens_estimate(
+        conversation_id=conversation.id,
+        system_prompt=conversation.system_prompt,
+        messages=history,
+        new_text=text,
+        new_attachment_tokens=sum(blocks.attachment_tokens(a) for a in draft_files),
+    )
 
 
 def _attachment_tokens_noted(
@@ -332,21 +519,55 @@ def message_send(
         raise ChatInputError("not_found", "This conversation is no longer yours.")
     # One read serves every check below and the request itself (the generator
     # sends the whole history anyway).
-    history = _messages_for_history(conversation)
+    stored = _conversation_messages(conversation)
     if client_id:
-        sent = next((m for m in history if m.client_id == client_id), None)
+        sent = next((m for m in stored if m.client_id == client_id), None)
         if sent is not None:
-            pair = list(
-                conversation.messages.filter(
-                    position__in=[sent.position, sent.position + 1]
-                ).prefetch_related(selectors.attachment_list_prefetch())
-            )
+            pair = message_pair(sent)
             if len(pair) == 2:
                 return SendResult(pair[0], pair[1], created=False)
-    if any(m.status in Message.ACTIVE_STATUSES for m in history):
+    _not_busy(stored)
+    history = tree.Tree.of(stored).active_path(conversation.active_leaf_id)
+    return _user_message_store(
+        conversation=conversation,
+        author=author,
+        text=text,
+        client_id=client_id,
+        attachment_ids=attachment_ids,
+        history=history,
+    )
+
+
+def message_pair(sent: Message) -> list[Message]:
+    """A user message and the reply stored with it (its first answer), with their files."""
+    return list(
+        Message.objects.filter(Q(id=sent.id) | Q(parent_id=sent.id, role=Message.Role.ASSISTANT))
+        .order_by("position", "created_at")
+        .prefetch_related(selectors.attachment_list_prefetch())
+    )[:2]
+
+
+def _not_busy(stored: Sequence[Message]) -> None:
+    """One answer at a time per conversation, whichever branch it is on."""
+    if any(m.status in Message.ACTIVE_STATUSES for m in stored):
         raise ChatInputError(
             "generation_in_progress", "Claude is still answering. Wait for it or press Stop."
         )
+
+
+def _user_message_store(
+    *,
+    conversation: Conversation,
+    author: User,
+    text: str,
+    client_id: str,
+    attachment_ids: Collection[uuid.UUID],
+    history: list[Message],
+    files_again: Sequence[Attachment] = (),
+) -> SendResult:
+    """Store a user message after `history` (the branch it continues: the one on
+    show for a send, the edited message's parent's for an edit) and its streaming
+    reply; the reply's end becomes the branch on show. Under the conversation's lock."""
     # One read of the conversation's files serves the checks and the history's blocks.
     stored_files = blocks.conversation_attachments(conversation.id)
     files_of = blocks.attachments_by_message(stored_files)
@@ -354,9 +575,14 @@ def message_send(
         conversation=conversation, author=author, text=text, history=history,
         stored=stored_files, files_of=files_of, ids=attachment_ids,
     )
+    if files_again:
+        # An edited message keeps its files: the same stored files, a row of its own.
+        files = [_attachment_copy(a) for a in files_again]
     position = history[-1].position + 1 if history else 0
+    parent_id = history[-1].id if history else None
     user_message = Message(
         conversation=conversation,
+        parent_id=parent_id,
         position=position,
         role=Message.Role.USER,
         status=Message.Status.COMPLETE,
@@ -368,7 +594,7 @@ def message_send(
     files_of[user_message.id] = files
     # The one request of this send: what the reply sends, and what its hold prices
     # (the files' bytes are read and encoded here, once).
-    request = _chat_request(conversation, api_turns([*history, user_message], attachments=files_of))
+    request, condense = _branch_request(conversation, [*history, user_message], files_of)
     _attachment_tokens_noted(history, files_of)
     # Priced before the new rows exist (it reads the conversation as the API will).
     worst_case = estimates.call_worst_case_usd(
@@ -382,28 +608,42 @@ def message_send(
     )
     # Stored as streaming: the caller starts its generator as soon as this commits
     # (a process that dies first leaves it to the reaper, as any other stream).
+    now = timezone.now()
+    user_message.selected_at = now
     assistant_message = Message(
         conversation=conversation,
+        parent_id=user_message.id,
         position=position + 1,
         role=Message.Role.ASSISTANT,
         status=Message.Status.STREAMING,
-        heartbeat_at=timezone.now(),
+        heartbeat_at=now,
+        selected_at=now,
         model=conversation.model,
     )
     try:
         rows_insert(user_message, assistant_message)
     except IntegrityError as exc:
         raise ChatInputError("duplicate", "That message was already sent.") from exc
-    try:
-        blocks.attachments_link(files=files, message_id=user_message.id, author_id=author.pk)
-    except blocks.AttachmentRefused as exc:  # changed since read: the send is undone
-        raise ChatInputError(exc.code, exc.message) from exc
+    if files_again:
+        for copy in files:
+            copy.message_id = user_message.id
+        Attachment.objects.bulk_create(files)
+    else:
+        try:
+            blocks.attachments_link(files=files, message_id=user_message.id, author_id=author.pk)
+        except blocks.AttachmentRefused as exc:  # changed since read: the send is undone
+            raise ChatInputError(exc.code, exc.message) from exc
     if not conversation.title:
         conversation.title = title_from_text(text) if text else _title_from_files(files)
     conversation.updated_at = timezone.now()
+    conversation.active_leaf_id = assistant_message.id
     rows_update(
         Conversation,
-        {"title": conversation.title, "updated_at": conversation.updated_at},
+        {
+            "title": conversation.title,
+            "updated_at": conversation.updated_at,
+            "active_leaf": assistant_message.id,
+        },
         where={"id": conversation.id},
     )
     # Same transaction, last before the commit (it locks the team's budget
@@ -417,6 +657,7 @@ def message_send(
         request=request,
         reservation_id=hold.reservation.id,
         budget_limited=hold.limited,
+        condense=condense,
     )
     broadcast_after_commit(conversation.id, message_created(user_message))
     broadcast_after_commit(
@@ -463,10 +704,125 @@ def _attachments_for_send(
     return files
 
 
+def _attachment_copy(attachment: Attachment) -> Attachment:
+    """The same checked file for another version of its message. Only a whole
+    conversation's delete removes a sent message's files, so the copies and the
+    original go together."""
+    copy = Attachment(
+        **{
+            f.attname: getattr(attachment, f.attname)
+            for f in Attachment._meta.concrete_fields
+            if f.attname not in ("id", "message_id", "created_at", "updated_at")
+        }
+    )
+    return copy
+
+
 def _title_from_files(files: Sequence[Attachment]) -> str:
     """A sidebar title for a first message of files only: their names."""
     names = ", ".join(a.name for a in files)
     return title_from_text(names) if names else "New conversation"
+
+
+def _reply_store(
+    *,
+    conversation: Conversation,
+    history: list[Message],
+    model: str = "",
+    prefill: Message | None = None,
+) -> tuple[Message, ReplyJob]:
+    """Store a streaming answer to the last message of `history` (a user message),
+    make it the end of the branch on show, and hold its worst case. With
+    `prefill` (an answer cut off at the length limit), the new answer starts as
+    that one's text and the request asks Claude to continue it."""
+    now = timezone.now()
+    parent = history[-1]
+    reply = Message(
+        conversation=conversation,
+        parent_id=parent.id,
+        position=parent.position + 1,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.STREAMING,
+        heartbeat_at=now,
+        selected_at=now,
+        model=model or conversation.model,
+    )
+    files_of = blocks.attachments_by_message(blocks.conversation_attachments(conversation.id))
+    tail = []
+    prefix = ""
+    if prefill is not None:
+        # The API refuses a final assistant turn that ends in white space.
+        prefix = prefill.text.rstrip()
+        reply.text = prefix
+        reply.thinking = prefill.thinking
+        tail.append({"role": "assistant", "content": [{"type": "text", "text": prefix}]})
+    rows_insert(reply)
+    conversation.active_leaf_id = reply.id
+    conversation.updated_at = now
+    rows_update(
+        Conversation,
+        {"active_leaf": reply.id, "updated_at": now},
+        where={"id": conversation.id},
+    )
+    request, condense = _branch_request(
+        conversation, history, files_of, model=reply.model, tail=tail
+    )
+    if prefill is not None and request.thinking_effort:
+        # A continuation writes on from the answer's text: no new thinking first.
+        request = dataclasses.replace(request, thinking_effort="")
+    _attachment_tokens_noted(history, files_of)
+    # A new call: it holds its worst case like a new message (the files of
+    # messages the last call did not report on included).
+    hold = _budget_hold(
+        conversation=conversation,
+        reply=reply,
+        amount=estimates.call_worst_case_usd(
+            model=reply.model,
+            conversation_id=conversation.id,
+            system_prompt=conversation.system_prompt,
+            messages=history,
+            new_text=prefix,
+            max_output_tokens=request.max_output_tokens,
+        ),
+    )
+    job = ReplyJob(
+        message_id=reply.id,
+        conversation_id=conversation.id,
+        owner_id=conversation.owner_id,
+        team_id=conversation.team_id,
+        request=request,
+        reservation_id=hold.reservation.id,
+        budget_limited=hold.limited,
+        prefill_text=prefix,
+        prefill_thinking=reply.thinking,
+        prefill_content=list(prefill.content) if prefill is not None else [],
+        condense=condense,
+    )
+    return reply, job
+
+
+def _branch_broadcast(conversation: Conversation, from_position: int) -> None:
+    """Every tab shows the branch now on show, from `from_position` down."""
+    conversation.refresh_from_db(fields=["active_leaf"])
+    messages = selectors.message_list_for_page(
+        conversation=conversation, from_position=from_position
+    )
+    broadcast_after_commit(
+        conversation.id,
+        branch_switched(
+            leaf_id=conversation.active_leaf_id, from_position=from_position, messages=messages
+        ),
+    )
+
+
+def _path_message(
+    history: Sequence[Message], message_id: uuid.UUID, role: str
+) -> tuple[int, Message]:
+    """A message of the branch on show by id, and its index in it, or ChatInputError."""
+    for index, message in enumerate(history):
+        if message.id == message_id and message.role == role:
+            return index, message
+    raise ChatInputError("not_found", "That message is not on the branch on show.")
 
 
 @transaction.atomic
@@ -486,46 +842,124 @@ def message_retry(
         raise ChatInputError("not_retryable", "Only the last reply can be retried.")
     if last.status not in retryable:
         raise ChatInputError("not_retryable", "This reply cannot be retried.")
-    position = last.position
-    last.delete()
-    reply = Message.objects.create(
-        conversation=conversation,
-        position=position,
-        role=Message.Role.ASSISTANT,
-        status=Message.Status.STREAMING,
-        heartbeat_at=timezone.now(),
-        model=conversation.model,
-    )
-    conversation.save(update_fields=["updated_at"])
-    files_of = blocks.attachments_by_message(blocks.conversation_attachments(conversation.id))
-    request = _chat_request(conversation, api_turns(history, attachments=files_of))
-    _attachment_tokens_noted(history, files_of)
-    # A retry is a new call: it holds its worst case like a new message (the
-    # files of messages the last call did not report on included).
-    hold = _budget_hold(
-        conversation=conversation,
-        reply=reply,
-        amount=estimates.call_worst_case_usd(
-            model=conversation.model,
-            conversation_id=conversation.id,
-            system_prompt=conversation.system_prompt,
-            messages=history,
-            new_text="",
-            max_output_tokens=request.max_output_tokens,
-        ),
-    )
-    job = ReplyJob(
-        message_id=reply.id,
-        conversation_id=conversation.id,
-        owner_id=conversation.owner_id,
-        team_id=conversation.team_id,
-        request=request,
-        reservation_id=hold.reservation.id,
-        budget_limited=hold.limited,
-    )
+    Message.objects.filter(id=last.id).delete()
+    reply, job = _reply_store(conversation=conversation, history=history)
     broadcast_after_commit(conversation.id, message_deleted(message_id))
     broadcast_after_commit(conversation.id, message_created(reply), reply_id=reply.id)
     return message_id, reply, job
+
+
+@transaction.atomic
+def message_regenerate(*, conversation: Conversation, message_id: uuid.UUID) -> tuple[Message, ReplyJob]:
+    """A new version of a finished answer on the branch on show: a sibling of it
+    (same question, same history before it), streaming, now on show. The old
+    version and everything below it stay, one arrow away."""
+    conversation = _conversation_locked(conversation)
+    stored = _conversation_messages(conversation)
+    _not_busy(stored)
+    history = tree.Tree.of(stored).active_path(conversation.active_leaf_id)
+    index, answer = _path_message(history, message_id, Message.Role.ASSISTANT)
+    reply, job = _reply_store(conversation=conversation, history=history[:index])
+    _branch_broadcast(conversation, answer.position)
+    broadcast_after_commit(conversation.id, message_created(reply), reply_id=reply.id)
+    return reply, job
+
+
+@transaction.atomic
+def message_edit(
+    *,
+    conversation: Conversation,
+    author: User,
+    message_id: uuid.UUID,
+    text: str,
+    client_id: str = "",
+) -> SendResult:
+    """Send an edited version of a user message of the branch on show: a sibling
+    of it (same history before it) with a new answer, now on show. The old
+    version keeps its answers and its branch below. Its files go with it."""
+    text = text.strip()
+    if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
+        raise ChatInputError(
+            "message_too_long",
+            f"That message is {len(text):,} characters; the limit is "
+            f"{settings.CHAT_MAX_MESSAGE_CHARS:,}. Shorten it or split it.",
+        )
+    conversation = _conversation_locked(conversation)
+    if conversation.owner_id != author.pk:
+        raise ChatInputError("not_found", "This conversation is no longer yours.")
+    stored = _conversation_messages(conversation)
+    if client_id:
+        sent = next((m for m in stored if m.client_id == client_id), None)
+        if sent is not None:
+            pair = message_pair(sent)
+            if len(pair) == 2:
+                return SendResult(pair[0], pair[1], created=False)
+    _not_busy(stored)
+    history = tree.Tree.of(stored).active_path(conversation.active_leaf_id)
+    index, original = _path_message(history, message_id, Message.Role.USER)
+    files = list(Attachment.objects.filter(message_id=original.id).order_by("created_at", "id"))
+    if not text and not files:
+        raise ChatInputError("empty_message", "Type a message first.")
+    result = _user_message_store(
+        conversation=conversation,
+        author=author,
+        text=text,
+        client_id=client_id,
+        attachment_ids=(),
+        history=history[:index],
+        files_again=files,
+    )
+    _branch_broadcast(conversation, original.position)
+    return result
+
+
+@transaction.atomic
+def branch_switch(*, conversation: Conversation, message_id: uuid.UUID) -> uuid.UUID:
+    """Show the branch through `message_id` (a version of a message on show), down
+    to the leaf last on show below it. Returns the new leaf's id."""
+    conversation = _conversation_locked(conversation)
+    stored = _conversation_messages(conversation)
+    _not_busy(stored)
+    branches = tree.Tree.of(stored)
+    target = branches.by_id.get(message_id)
+    if target is None:
+        raise ChatInputError("not_found", "No such message in this conversation.")
+    leaf_id = branches.leaf_below(target.id)
+    now = timezone.now()
+    path_ids = [m.id for m in branches.path_to(leaf_id)]
+    Message.objects.filter(id__in=path_ids).update(selected_at=now)
+    Conversation.objects.filter(id=conversation.id).update(active_leaf_id=leaf_id)
+    _branch_broadcast(conversation, target.position)
+    return leaf_id
+
+
+@transaction.atomic
+def message_continue(
+    *, conversation: Conversation, message_id: uuid.UUID
+) -> tuple[uuid.UUID, Message, ReplyJob]:
+    """Continue an answer cut off at the length limit (the last of the branch on
+    show): Claude is sent its text as the start of its own turn and writes on.
+    The continued answer replaces it, with its text so far and its calls (so
+    its cost stays whole); returns the replaced id, the answer and its job."""
+    conversation = _conversation_locked(conversation)
+    stored = _conversation_messages(conversation)
+    _not_busy(stored)
+    history = tree.Tree.of(stored).active_path(conversation.active_leaf_id)
+    last = history[-1] if history else None
+    if last is None or last.id != message_id or last.role != Message.Role.ASSISTANT:
+        raise ChatInputError("not_continuable", "Only the last answer can be continued.")
+    cut = Message.objects.get(id=last.id)
+    if cut.stop_reason != "max_tokens" or cut.status != Message.Status.COMPLETE or not cut.text:
+        raise ChatInputError("not_continuable", "Only an answer cut off at the length limit can be continued.")
+    reply, job = _reply_store(
+        conversation=conversation, history=history[:-1], model=cut.model, prefill=cut
+    )
+    ApiCall.objects.filter(message_id=cut.id).update(message_id=reply.id)
+    Message.objects.filter(id=cut.id).delete()
+    broadcast_after_commit(conversation.id, message_deleted(cut.id))
+    _branch_broadcast(conversation, reply.position)
+    broadcast_after_commit(conversation.id, message_created(reply), reply_id=reply.id)
+    return cut.id, reply, job
 
 
 def _budget_hold(*, conversation: Conversation, reply: Message, amount) -> budgets.BudgetHold:

@@ -8,7 +8,8 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
-from conversations.models import Attachment, Conversation
+from accounts.models import Membership, Team
+from conversations.models import Attachment, Conversation, ConversationShare
 from conversations.streaming.frames import conversation_deleted, conversation_group
 from conversations.streaming.publisher import broadcast_after_commit
 from infra.channel_layers import group_send_after_commit
@@ -32,6 +33,9 @@ _ACCESS_NEUTRAL_FIELDS = {
     "system_prompt",
     "thinking_effort",
     "pinned_at",
+    "preset",
+    "preset_name",
+    "active_leaf",
 }
 
 
@@ -54,3 +58,39 @@ def _attachment_files_delete(sender, instance: Attachment, **kwargs) -> None:
     transaction.on_commit(
         lambda: attachment_files_delete(names, claude_file_id=file_id), robust=True
     )
+
+
+@receiver(post_delete, sender=ConversationShare)
+def _sockets_check_on_unshare(sender, instance: ConversationShare, **kwargs) -> None:
+    """A share ended (unshared, the conversation or the teammate deleted): the
+    sockets of the conversation ask again, and those it let in close."""
+    group_send_after_commit(conversation_group(instance.conversation_id), {"type": "access.check"})
+
+
+@receiver(post_delete, sender=Membership)
+def _sockets_check_on_owner_leaving(sender, instance: Membership, **kwargs) -> None:
+    """Someone left a team: what they shared in it stops being shared (the
+    selectors require the owner's membership), so the sockets of their shared
+    conversations there ask again. Their own sockets are asked by
+    `accounts.signals`."""
+    shared = (
+        Conversation.objects.filter(
+            owner_id=instance.user_id, team_id=instance.team_id, shares__isnull=False
+        )
+        .values_list("id", flat=True)
+        .distinct()
+    )
+    for conversation_id in shared:
+        group_send_after_commit(conversation_group(conversation_id), {"type": "access.check"})
+
+
+@receiver(post_save, sender=Team)
+def _links_end_when_turned_off(sender, instance: Team, **kwargs) -> None:
+    """A team owner turned links off: every link share of the team's conversations
+    ends (and their sockets let in by a link close, by the delete signal above)."""
+    if not instance.share_links_enabled:
+        shares = ConversationShare.objects.filter(
+            conversation__team=instance, kind=ConversationShare.Kind.LINK
+        )
+        if shares.exists():
+            shares.delete()

@@ -46,3 +46,11 @@ def attachments_unsent_remove_task() -> int:
     from conversations.attachments.pipeline import attachments_unsent_remove
 
     return attachments_unsent_remove()
+
+
+@shared_task(name="conversations.tasks.conversation_title_task")
+def conversation_title_task(conversation_id: str, reply_id: str | None = None) -> str | None:
+    """Title a conversation after its first answer; running it twice changes nothing."""
+    from conversations.titles import conversation_title_generate
+
+    return conversation_title_generate(conversation_id=conversation_id, reply_id=reply_id)

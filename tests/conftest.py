@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import httpx2
 import pytest
 import pytest_asyncio
 from django.conf import settings as django_settings
@@ -32,6 +33,95 @@ def _fresh_claude_client(settings):
     claude_client_reset()
     yield
     claude_client_reset()
+
+
+_LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+
+
+def _network_refused(monkeypatch) -> None:
+    """Anything but loopback is refused: a cloud SDK that tried to reach AWS (the
+    instance metadata service, STS) or Google (a token endpoint) fails loudly."""
+    import socket
+
+    real_connect = socket.socket.connect
+    real_getaddrinfo = socket.getaddrinfo
+
+    def connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in _LOOPBACK:
+            raise OSError(f"test: no network beyond loopback ({address!r})")
+        return real_connect(sock, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        name = host.decode() if isinstance(host, bytes) else host
+        if name is not None and name not in _LOOPBACK:
+            raise OSError(f"test: no name lookups ({host!r})")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+@pytest.fixture
+def no_network(monkeypatch) -> None:
+    """Sockets reach loopback only, and no name is looked up."""
+    _network_refused(monkeypatch)
+
+
+@pytest.fixture
+def claude_on(settings, monkeypatch):
+    """`claude_on("bedrock", endpoint="eu", region="eu-west-1")` or `claude_on("vertex",
+    region="us-east5")`: the site's calls go through that provider's real SDK client
+    (`AsyncAnthropicBedrock` / `AsyncAnthropicVertex`) to the in-process fake, with
+    fake AWS credentials or a fake Google token, and no network at all.
+    `base_url=` (a standalone fake) keeps the SDK's own aiohttp transport."""
+
+    def use(provider: str, *, region: str = "", endpoint: str = "global", base_url: str = ""):
+        from claude import client as gateway
+        from claude.fake.transport import StreamingASGITransport
+
+        settings.CLAUDE_PROVIDER = provider
+        if provider == "bedrock":
+            settings.CLAUDE_AWS_REGION = region or "us-west-2"
+            settings.CLAUDE_BEDROCK_ENDPOINT = endpoint
+            settings.CLAUDE_BEDROCK_BASE_URL = base_url or "http://bedrock-runtime.fake.invalid"
+            # Static keys: boto3 signs locally and looks nowhere else.
+            monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFAKEFAKEFAKE0000")
+            monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-key")
+            monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+            monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+            monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+            for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK"):
+                monkeypatch.delenv(name, raising=False)
+        elif provider == "vertex":
+            settings.CLAUDE_VERTEX_REGION = region or "global"
+            settings.CLAUDE_VERTEX_PROJECT_ID = "fake-project"
+            # A static token: google-auth is never asked for one.
+            settings.CLAUDE_VERTEX_ACCESS_TOKEN = "ya29.fake-google-token"
+            settings.CLAUDE_VERTEX_BASE_URL = (
+                f"{base_url}/v1" if base_url else "http://aiplatform.fake.invalid/v1"
+            )
+        else:
+            raise ValueError(provider)
+        if not base_url:
+
+            def in_process(timeout):
+                transport = StreamingASGITransport(app=gateway.fake_app())
+                return httpx2.AsyncClient(transport=transport, timeout=timeout)
+
+            monkeypatch.setattr(gateway, "_http_client", in_process)
+        _network_refused(monkeypatch)
+        gateway.claude_client_reset()
+
+    return use
+
+
+@pytest.fixture(params=["fake", "bedrock", "vertex"])
+def any_provider(request, claude_on) -> str:
+    """Runs a test three times: on the Anthropic API's wire (the in-process fake), and
+    through the Bedrock and Vertex SDK clients (the fake speaking their protocols)."""
+    if request.param != "fake":
+        claude_on(request.param)
+    return request.param
 
 
 @pytest.fixture
@@ -197,3 +287,6 @@ def pytest_sessionfinish(session, exitstatus):
     fake_files = os.environ.get("FAKE_CLAUDE_FILES_DIR", "")
     if "test-fake-files-" in fake_files:
         shutil.rmtree(fake_files, ignore_errors=True)
+    fake_batches = os.environ.get("FAKE_CLAUDE_BATCHES_DIR", "")
+    if "test-fake-batches-" in fake_batches:
+        shutil.rmtree(fake_batches, ignore_errors=True)

@@ -22,14 +22,15 @@ from django.urls import path
 from django.utils import timezone
 
 from accounts import admin as accounts_admin
+from accounts.audit import request_ip
 from accounts.models import Team, User
-from usage.budgets import budget_for_team, budget_for_user
+from usage.budgets import budget_change_audit, budget_for_team, budget_for_user
 from usage.charts import daily_chart_svg
 from usage.forms import ReportFilterForm
 from usage.models import ApiCall, Budget, BudgetReservation, DailyUsage
 from usage.money import MICRO_DOLLAR, usd_display
 from usage.periods import month_start
-from usage.report import REPORT_COLUMNS, usage_report
+from usage.report import REPORT_COLUMNS, endpoint_name, usage_report
 
 
 def _report_params(request: HttpRequest) -> dict:
@@ -80,6 +81,7 @@ def usage_report_view(request: HttpRequest) -> HttpResponse:
             ("Per user", report.by_user),
             ("Per team", report.by_team),
             ("Per model", report.by_model),
+            ("Per provider and endpoint", report.by_endpoint),
         ],
         "teams": Team.objects.order_by("name"),
         "users": User.objects.order_by("username").only("id", "username", "display_name"),
@@ -102,6 +104,7 @@ def _csv(report) -> HttpResponse:
         ("user", report.by_user),
         ("team", report.by_team),
         ("model", report.by_model),
+        ("endpoint", report.by_endpoint),
     ):
         for row in rows:
             writer.writerow([table, *_csv_cells(row)])
@@ -130,11 +133,46 @@ admin.site.get_urls = _get_urls
 admin.site.index_template = "admin/usage/index.html"
 
 
+def _limit_of(*, team=None, user=None):
+    scope = {"team": team} if team is not None else {"user": user}
+    return Budget.objects.filter(**scope).values_list("monthly_limit_usd", flat=True).first()
+
+
 @admin.register(Budget)
 class BudgetAdmin(admin.ModelAdmin):
+    """Every change is in the audit log, as one made on a team's budget page."""
+
     list_display = ["__str__", "team", "user", "monthly_limit_usd", "updated_at"]
     list_select_related = ["team", "user"]
     autocomplete_fields = ["team", "user"]
+
+    def save_model(self, request, obj, form, change):
+        before = (
+            Budget.objects.filter(pk=obj.pk).values_list("monthly_limit_usd", flat=True).first()
+            if change
+            else None
+        )
+        super().save_model(request, obj, form, change)
+        budget_change_audit(
+            team=obj.team,
+            user=obj.user,
+            before=before,
+            after=obj.monthly_limit_usd,
+            actor=request.user,
+            ip=request_ip(request),
+        )
+
+    def delete_model(self, request, obj):
+        before = obj.monthly_limit_usd
+        super().delete_model(request, obj)
+        budget_change_audit(
+            team=obj.team,
+            user=obj.user,
+            before=before,
+            after=None,
+            actor=request.user,
+            ip=request_ip(request),
+        )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -165,19 +203,41 @@ class ApiCallAdmin(ReadOnlyAdmin):
         "team",
         "model",
         "purpose",
+        "where",
         "input_tokens",
         "output_tokens",
         "cache_read_tokens",
         "cost_usd",
         "price_key",
         "pricing",
+        "premium",
         "stop_reason",
         "error_type",
     ]
-    list_filter = ["model", "purpose", "priced", "batch", "regional", "team"]
+    list_filter = [
+        "provider",
+        "endpoint",
+        "region",
+        "model",
+        "purpose",
+        "priced",
+        "batch",
+        "regional",
+        "team",
+    ]
     search_fields = ["request_id", "user__username"]
     list_select_related = ["user", "team"]
     date_hierarchy = "created_at"
+
+    @admin.display(description="Provider, endpoint", ordering="provider")
+    def where(self, obj: ApiCall) -> str:
+        return endpoint_name(obj.provider, obj.region, obj.endpoint)
+
+    @admin.display(description="Regional premium", ordering="regional_premium_usd")
+    def premium(self, obj: ApiCall) -> str:
+        if not obj.regional:
+            return "—"
+        return f"+10% (${obj.regional_premium_usd:.6f})"
 
     @admin.display(description="Priced", boolean=False, ordering="priced")
     def pricing(self, obj: ApiCall) -> str:
@@ -210,10 +270,27 @@ _MONTH_FIELDS = ("month_spent", "month_budget", "month_remaining")
 
 
 class MonthSpendMixin:
-    """Read-only "this month" figures on a user's or team's admin page.
+    """Read-only "this month" figures on a user's or team's admin page, and its
+    budget inline's changes in the audit log.
 
     The admin using it defines `_month(obj) -> ScopeBudget | None`: whose figures.
     """
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not Budget:
+            return super().save_formset(request, form, formset, change)
+        scope = (
+            {"team": form.instance} if isinstance(form.instance, Team) else {"user": form.instance}
+        )
+        before = _limit_of(**scope)
+        super().save_formset(request, form, formset, change)
+        budget_change_audit(
+            **scope,
+            before=before,
+            after=_limit_of(**scope),
+            actor=request.user,
+            ip=request_ip(request),
+        )
 
     @admin.display(description="Spent this month")
     def month_spent(self, obj) -> str:

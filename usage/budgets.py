@@ -21,7 +21,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts.models import Team, User
+from accounts.audit import audit_record
+from accounts.models import AuditEvent, Team, User
 from infra.rows import rows_count, rows_insert, rows_update_returning, rows_upsert_add, rows_values
 from usage.models import Budget, BudgetCounter, BudgetReservation
 from usage.money import usd_display
@@ -129,9 +130,16 @@ def budget_hold_in_transaction(
     amount: Decimal,
     message_id=None,
     now: dt.datetime | None = None,
+    kind: str = BudgetReservation.Kind.CHAT,
 ) -> BudgetHold:
     """Hold `amount` (a call's worst case) against this month's team and user budgets,
     for the reply `message_id` (whose status tells the sweeper the call still runs).
+
+    `kind=BATCH`: the hold of a batch job, which is one start, not a message (no
+    rate limit), is drawn down as its results are billed (`budget_draw_in_transaction`)
+    and is closed by the job (`budget_hold_finish`), never by the sweeper.
+    `user_id` may then be None (a job started by no one: the weekly digest's beat
+    or the command line), and only the team's budget is held.
 
     Raises RateLimited when the person started too many calls in the last
     minute, BudgetExceeded when spent + held + amount would pass either limit.
@@ -152,7 +160,7 @@ def budget_hold_in_transaction(
     # taken last and held only until the caller commits. The rate limit is a
     # guard against floods, not money: sends racing at the very limit may all pass.
     per_minute = settings.USAGE_RATE_LIMIT_PER_MINUTE
-    if per_minute:
+    if per_minute and kind == BudgetReservation.Kind.CHAT:
         if _calls_started_since(user_id, now - dt.timedelta(minutes=1)) >= per_minute:
             raise RateLimited(limit=per_minute)
     reservation = BudgetReservation(
@@ -162,6 +170,7 @@ def budget_hold_in_transaction(
         month=month,
         message_id=message_id,
         amount_usd=amount,
+        kind=kind,
     )
     rows_insert(reservation)
     counters = _counters_add(scopes, month, reserved=amount)
@@ -279,7 +288,9 @@ def budget_sweep(*, older_than: dt.timedelta | None = None) -> int:
     cutoff = timezone.now() - age
     stale = (
         BudgetReservation.objects.filter(
-            status=BudgetReservation.Status.OPEN, created_at__lt=cutoff
+            status=BudgetReservation.Status.OPEN,
+            created_at__lt=cutoff,
+            kind=BudgetReservation.Kind.CHAT,
         )
         # "streaming" is conversations.Message.Status.STREAMING, its one active
         # status, named here as the value stored: usage never imports conversations.
@@ -294,16 +305,110 @@ def budget_sweep(*, older_than: dt.timedelta | None = None) -> int:
     return swept
 
 
-def budget_limit_set(*, team=None, user=None, limit_usd: Decimal | None) -> Budget | None:
-    """Set (or with None, remove) the monthly budget of one team or one person."""
+def budget_draw_in_transaction(
+    *, reservation_id, user_id: int | None, team_id: int | None, amount: Decimal, when: dt.datetime
+) -> None:
+    """Bill `amount` of a batch job's real cost against its hold: the hold shrinks by
+    as much (never below zero) and the month's spend grows by `amount`, on the same
+    counters, so the budget never counts the job's money twice. With no open hold
+    (released already), the spend is added to the scopes of `user_id`/`team_id`.
+
+    Precondition: inside the transaction that writes the ledger rows it bills,
+    last (it locks the team's counter)."""
+    if not amount:
+        return
+    reservation = (
+        BudgetReservation.objects.select_for_update()
+        .filter(id=reservation_id, status=BudgetReservation.Status.OPEN)
+        .first()
+        if reservation_id
+        else None
+    )
+    if reservation is None:
+        user_scope, team_scope = scope_keys(user_id=user_id, team_id=team_id)
+        _counters_add([s for s in (team_scope, user_scope) if s], month_start(when), spent=amount)
+        return
+    drawn = min(amount, reservation.amount_usd)
+    reservation.amount_usd -= drawn
+    reservation.actual_usd = (reservation.actual_usd or ZERO) + amount
+    reservation.save(update_fields=["amount_usd", "actual_usd"])
+    scopes = [s for s in (reservation.team_scope, reservation.user_scope) if s]
+    _counters_add(scopes, reservation.month, reserved=-drawn, spent=amount)
+
+
+@transaction.atomic
+def budget_hold_finish(*, reservation_id) -> ClosedReservation | None:
+    """Close a batch job's hold: what is left of it goes back to the budget, what
+    was drawn stays spent (`budget_draw_in_transaction` added it). None if it was
+    not open (a job finished twice finishes once)."""
+    reservation = (
+        BudgetReservation.objects.select_for_update()
+        .filter(id=reservation_id, status=BudgetReservation.Status.OPEN)
+        .first()
+    )
+    if reservation is None:
+        return None
+    closed = reservation_close(
+        reservation_id,
+        actual=reservation.actual_usd or ZERO,
+        status=BudgetReservation.Status.SETTLED,
+    )
+    if closed is not None:
+        reservation_counters_settle(closed, ZERO)
+    return closed
+
+
+@transaction.atomic
+def budget_limit_set(
+    *,
+    team=None,
+    user=None,
+    limit_usd: Decimal | None,
+    actor: User | None = None,
+    ip: str | None = None,
+) -> Budget | None:
+    """Set (or with None, remove) the monthly budget of one team or one person.
+    A change is in the audit log (by `actor`, when someone made it)."""
     if (team is None) == (user is None):
         raise ValueError("exactly one of team or user")
     lookup = {"team": team} if team is not None else {"user": user}
+    before = Budget.objects.filter(**lookup).values_list("monthly_limit_usd", flat=True).first()
     if limit_usd is None:
         Budget.objects.filter(**lookup).delete()
-        return None
-    budget, _ = Budget.objects.update_or_create(**lookup, defaults={"monthly_limit_usd": limit_usd})
+        budget = None
+    else:
+        budget, _ = Budget.objects.update_or_create(
+            **lookup, defaults={"monthly_limit_usd": limit_usd}
+        )
+    budget_change_audit(team=team, user=user, before=before, after=limit_usd, actor=actor, ip=ip)
     return budget
+
+
+def budget_change_audit(
+    *,
+    team=None,
+    user=None,
+    before: Decimal | None,
+    after: Decimal | None,
+    actor: User | None = None,
+    ip: str | None = None,
+) -> None:
+    """Put a budget's change in the audit log (nothing when it did not change): by
+    `budget_limit_set`, and by the admin's budget forms."""
+    if before == after:
+        return
+    audit_record(
+        action=AuditEvent.Action.BUDGET_CHANGED,
+        actor=actor,
+        actor_name="" if actor else "system",
+        team=team,
+        target=f"team:{team.pk}" if team is not None else f"user:{user.pk}",
+        ip=ip,
+        details={
+            "from": None if before is None else f"{before:.2f}",
+            "to": None if after is None else f"{after:.2f}",
+        },
+    )
 
 
 # --- Where a budget stands ---------------------------------------------------------------

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from claude.catalog import model_info
 from claude.pricing import worst_case_cost
+from claude.providers import regional_premium
 from infra.rows import rows_values
 from usage.models import ApiCall
 
@@ -132,4 +133,5 @@ def call_worst_case_usd(
         ),
         max_output_tokens=max_output_tokens,
         at=timezone.now().date(),
+        regional=regional_premium(model),
     )

@@ -14,11 +14,12 @@ from django.db.models import Count, Q, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from claude.client import claude_provider
 from claude.pricing import Usage, cost, worst_case_cost
+from claude.providers import endpoint, regional_premium
 from infra.rows import rows_upsert_add
 from usage.budgets import (
     ZERO,
+    budget_draw_in_transaction,
     counters_spend_add,
     reservation_close,
     reservation_counters_settle,
@@ -36,18 +37,45 @@ _ROLLUP_SUMS = (
     "cost_usd",
     "cache_savings_usd",
     "batch_savings_usd",
+    "regional_premium_usd",
 )
+_ROLLUP_KEY = ("day", "user_id", "team_id", "model", "provider", "region", "endpoint")
 
 
-def _rollup_upsert(*, day: dt.date, user_id: int, team_id: int, model: str, values: dict) -> None:
+def _rollup_upsert(*, key: dict, values: dict) -> None:
     """Add one call to its day's row in one statement, so concurrent writers never
     lose an addition (plain SQL: it runs at the end of every reply)."""
-    rows_upsert_add(
-        DailyUsage,
-        [{"day": day, "user_id": user_id, "team_id": team_id, "model": model, **values}],
-        unique=("day", "user_id", "team_id", "model"),
-        add=_ROLLUP_SUMS,
-    )
+    rows_upsert_add(DailyUsage, [{**key, **values}], unique=_ROLLUP_KEY, add=_ROLLUP_SUMS)
+
+
+def _rollup_key(call: ApiCall) -> dict:
+    """The daily rollup row a call adds to."""
+    return {
+        "day": call.created_at.astimezone(dt.UTC).date(),
+        "user_id": call.user_id or 0,
+        "team_id": call.team_id or 0,
+        "model": call.model,
+        "provider": call.provider,
+        "region": call.region,
+        "endpoint": call.endpoint,
+    }
+
+
+def _rollup_values(call: ApiCall) -> dict:
+    """What one call adds to its rollup row."""
+    return {
+        "calls": 1,
+        "unpriced_calls": 0 if call.priced else 1,
+        "input_tokens": call.input_tokens,
+        "output_tokens": call.output_tokens,
+        "cache_write_5m_tokens": call.cache_write_5m_tokens,
+        "cache_write_1h_tokens": call.cache_write_1h_tokens,
+        "cache_read_tokens": call.cache_read_tokens,
+        "cost_usd": Decimal(call.cost_usd),
+        "cache_savings_usd": Decimal(call.cache_savings_usd),
+        "batch_savings_usd": Decimal(call.batch_savings_usd),
+        "regional_premium_usd": Decimal(call.regional_premium_usd),
+    }
 
 
 def ledger_record_in_transaction(*, call: ApiCall, reservation_id=None) -> None:
@@ -64,24 +92,7 @@ def ledger_record_in_transaction(*, call: ApiCall, reservation_id=None) -> None:
         if reservation_id
         else None
     )
-    _rollup_upsert(
-        day=call.created_at.astimezone(dt.UTC).date(),
-        user_id=call.user_id or 0,
-        team_id=call.team_id or 0,
-        model=call.model,
-        values={
-            "calls": 1,
-            "unpriced_calls": 0 if call.priced else 1,
-            "input_tokens": call.input_tokens,
-            "output_tokens": call.output_tokens,
-            "cache_write_5m_tokens": call.cache_write_5m_tokens,
-            "cache_write_1h_tokens": call.cache_write_1h_tokens,
-            "cache_read_tokens": call.cache_read_tokens,
-            "cost_usd": cost_usd,
-            "cache_savings_usd": Decimal(call.cache_savings_usd),
-            "batch_savings_usd": Decimal(call.batch_savings_usd),
-        },
-    )
+    _rollup_upsert(key=_rollup_key(call), values=_rollup_values(call))
     # The budget counters last: their row locks are shared by every call of the
     # team, so they are held for as short a time as the transaction allows.
     if settled is not None:
@@ -93,6 +104,43 @@ def ledger_record_in_transaction(*, call: ApiCall, reservation_id=None) -> None:
 
 
 ledger_record = transaction.atomic(ledger_record_in_transaction)
+
+
+def ledger_record_batch_in_transaction(
+    *, calls: list[ApiCall], reservation_id, user_id: int | None, team_id: int | None
+) -> list[ApiCall]:
+    """Write many ledger rows of one batch job at once (`calls`, unsaved) and
+    account them: one INSERT, one rollup upsert per day, person, team and model,
+    and one draw of their total on the job's budget hold.
+
+    Call inside the transaction that records what they bill for (the summaries'
+    results), so a result and its ledger row exist together or not at all.
+    Returns the saved rows (with their ids)."""
+    if not calls:
+        return []
+    saved = ApiCall.objects.bulk_create(calls)
+    sums: dict[tuple, dict] = {}
+    for call in saved:
+        key = _rollup_key(call)
+        row = sums.setdefault(tuple(key[k] for k in _ROLLUP_KEY), dict.fromkeys(_ROLLUP_SUMS, 0))
+        for field, value in _rollup_values(call).items():
+            row[field] += value
+    rows_upsert_add(
+        DailyUsage,
+        [dict(zip(_ROLLUP_KEY, key, strict=True)) | values for key, values in sorted(sums.items())],
+        unique=_ROLLUP_KEY,
+        add=_ROLLUP_SUMS,
+    )
+    total = sum((Decimal(call.cost_usd) for call in saved), ZERO)
+    # Last: the counter locks are shared by every call of the team.
+    budget_draw_in_transaction(
+        reservation_id=reservation_id,
+        user_id=user_id,
+        team_id=team_id,
+        amount=total,
+        when=saved[0].created_at,
+    )
+    return saved
 
 
 @transaction.atomic
@@ -120,7 +168,7 @@ def usage_rollup_rebuild(
             uid=Coalesce("user_id", Value(0)),
             tid=Coalesce("team_id", Value(0)),
         )
-        .values("day", "uid", "tid", "model")
+        .values("day", "uid", "tid", "model", "provider", "region", "endpoint")
         .order_by()
         .annotate(
             n=Count("id"),
@@ -133,6 +181,7 @@ def usage_rollup_rebuild(
             usd=Sum("cost_usd"),
             cache=Sum("cache_savings_usd"),
             batch=Sum("batch_savings_usd"),
+            premium=Sum("regional_premium_usd"),
         )
     )
     rows = [
@@ -141,6 +190,9 @@ def usage_rollup_rebuild(
             user_id=g["uid"],
             team_id=g["tid"],
             model=g["model"],
+            provider=g["provider"],
+            region=g["region"],
+            endpoint=g["endpoint"],
             calls=g["n"],
             unpriced_calls=g["unpriced"],
             input_tokens=g["inp"],
@@ -151,6 +203,7 @@ def usage_rollup_rebuild(
             cost_usd=g["usd"],
             cache_savings_usd=g["cache"],
             batch_savings_usd=g["batch"],
+            regional_premium_usd=g["premium"],
         )
         for g in grouped.iterator(chunk_size=batch_size)
     ]
@@ -179,14 +232,16 @@ def estimate_record(
     """Log the (free) token count of a draft as a ledger row and price the next call
     from it: the input alone, and the worst case with a full-length answer
     (`max_output_tokens`: the `max_tokens` the chat request would carry)."""
-    today = timezone.now().date()
+    where = endpoint()
     call = ApiCall.objects.create(
         user_id=user_id,
         team_id=team_id,
         conversation_id=conversation_id,
         conversation_uuid=conversation_id,
         purpose=ApiCall.Purpose.COUNT_TOKENS,
-        provider=claude_provider(),
+        provider=where.provider,
+        region=where.region,
+        endpoint=where.kind,
         model=model,
         input_tokens=0,
         cost_usd=ZERO,
@@ -194,10 +249,27 @@ def estimate_record(
         request_id=request_id,
     )
     ledger_record_in_transaction(call=call)
+    return estimate_priced(
+        model=model, input_tokens=input_tokens, max_output_tokens=max_output_tokens
+    )
+
+
+def estimate_priced(*, model: str, input_tokens: int, max_output_tokens: int) -> Estimate:
+    """The next call priced from a count of its prompt (the API's, or a local
+    estimate where the provider counts none): the input alone, and the worst case
+    with a full-length answer, at this deployment's endpoint (regional premium)."""
+    today = timezone.now().date()
+    regional = regional_premium(model)
     return Estimate(
         input_tokens=input_tokens,
-        estimated_cost_usd=cost(model, Usage(input_tokens=input_tokens), at=today).usd,
+        estimated_cost_usd=cost(
+            model, Usage(input_tokens=input_tokens), at=today, regional=regional
+        ).usd,
         max_cost_usd=worst_case_cost(
-            model, prompt_tokens=input_tokens, max_output_tokens=max_output_tokens, at=today
+            model,
+            prompt_tokens=input_tokens,
+            max_output_tokens=max_output_tokens,
+            at=today,
+            regional=regional,
         ),
     )

@@ -23,6 +23,9 @@ class ApiCall(models.Model):
     class Purpose(models.TextChoices):
         CHAT = "chat", "Chat reply"
         COUNT_TOKENS = "count_tokens", "Token count"
+        TITLE = "title", "Conversation title"
+        CONDENSE = "condense", "Summary of earlier turns"
+        SUMMARY = "summary", "Batch summary"
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -43,7 +46,19 @@ class ApiCall(models.Model):
         "conversations.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="api_calls"
     )
     purpose = models.CharField(max_length=20, choices=Purpose.choices, default=Purpose.CHAT)
+    class Endpoint(models.TextChoices):
+        GLOBAL = "global", "Global"
+        REGIONAL = "regional", "Regional"
+
+    # Where the call went: the provider (anthropic, bedrock, vertex, fake), its
+    # region (the AWS region or Vertex location; blank on the Anthropic API) and
+    # whether the endpoint was global or regional (a Bedrock geography profile,
+    # a Vertex region).
     provider = models.CharField(max_length=20, default="anthropic")
+    region = models.CharField(max_length=40, blank=True)
+    endpoint = models.CharField(
+        max_length=10, choices=Endpoint.choices, default=Endpoint.GLOBAL
+    )
     model = models.CharField(max_length=100)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
@@ -54,9 +69,12 @@ class ApiCall(models.Model):
     # failed mid-stream): output tokens are then counted from what was received.
     usage_estimated = models.BooleanField(default=False)
     cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
-    # Billed at the Message Batches discount / with the regional-endpoint premium.
+    # Billed at the Message Batches discount / with the regional-endpoint premium
+    # (+10%: a regional endpoint, for the models from Sonnet 4.5 on).
     batch = models.BooleanField(default=False)
     regional = models.BooleanField(default=False)
+    # What the regional premium added to `cost_usd` (0 when `regional` is false).
+    regional_premium_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
     # What cache reads saved against full input price, and what the batch
     # discount saved, computed with the cost (the usage report sums them).
     cache_savings_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
@@ -167,6 +185,13 @@ class BudgetReservation(models.Model):
         RELEASED = "released", "Released"
         EXPIRED = "expired", "Expired (released by the sweeper)"
 
+    class Kind(models.TextChoices):
+        # One chat call: settled when its reply ends, swept when its process died.
+        CHAT = "chat", "Chat call"
+        # A batch summary job: billed a request at a time as its results are read,
+        # released by the job when it ends (hours later, so never swept).
+        BATCH = "batch", "Batch job"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -188,6 +213,7 @@ class BudgetReservation(models.Model):
         related_name="budget_reservations",
     )
     amount_usd = models.DecimalField(max_digits=14, decimal_places=6)
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.CHAT)
     actual_usd = models.DecimalField(max_digits=14, decimal_places=6, null=True, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -210,7 +236,9 @@ class BudgetReservation(models.Model):
 class DailyUsage(models.Model):
     """One day's usage of one person in one team on one model: the report's table.
 
-    Upserted in the same transaction as every `ApiCall` (`usage.ledger.ledger_record`)
+    Per provider, region and endpoint too (a deployment that moves to Bedrock keeps
+    its earlier days apart). Upserted in the same transaction as every `ApiCall`
+    (`usage.ledger.ledger_record`)
     and rebuildable from the ledger (`usage_rollup_rebuild`). User and team are kept
     as plain ids (0 = none) so deleting a person or a team never changes a row.
     """
@@ -219,6 +247,10 @@ class DailyUsage(models.Model):
     user_id = models.BigIntegerField(default=0)
     team_id = models.BigIntegerField(default=0)
     model = models.CharField(max_length=100)
+    # Where the calls went (ApiCall's provider, region and endpoint).
+    provider = models.CharField(max_length=20, default="anthropic")
+    region = models.CharField(max_length=40, blank=True)
+    endpoint = models.CharField(max_length=10, default="global")
     calls = models.PositiveIntegerField(default=0)
     unpriced_calls = models.PositiveIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)
@@ -229,11 +261,13 @@ class DailyUsage(models.Model):
     cost_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0)
     cache_savings_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0)
     batch_savings_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0)
+    regional_premium_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "user_id", "team_id", "model"], name="dailyusage_unique_key"
+                fields=["day", "user_id", "team_id", "model", "provider", "region", "endpoint"],
+                name="dailyusage_unique_key_endpoint",
             )
         ]
         indexes = [

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Team, User
 from accounts.services import user_primary_team
+from claude.providers import PROVIDER_LABELS
 from usage.budgets import ZERO, budget_status
 from usage.models import ApiCall, DailyUsage
 from usage.periods import month_reset_at, month_start
@@ -32,6 +33,7 @@ REPORT_COLUMNS = (
     ("cost_usd", "Cost (USD)"),
     ("cache_savings_usd", "Cache savings (USD)"),
     ("batch_savings_usd", "Batch savings (USD)"),
+    ("regional_premium_usd", "Regional premium (USD)"),
     ("unpriced_calls", "Unpriced calls"),
 )
 SORTABLE = {key for key, _ in REPORT_COLUMNS}
@@ -47,6 +49,7 @@ _SUMS = {
     "cost_usd": Sum("cost_usd"),
     "cache_savings_usd": Sum("cache_savings_usd"),
     "batch_savings_usd": Sum("batch_savings_usd"),
+    "regional_premium_usd": Sum("regional_premium_usd"),
 }
 
 
@@ -62,6 +65,7 @@ class ReportRow:
     cost_usd: Decimal = ZERO
     cache_savings_usd: Decimal = ZERO
     batch_savings_usd: Decimal = ZERO
+    regional_premium_usd: Decimal = ZERO
     unpriced_calls: int = 0
 
     def cells(self) -> list:
@@ -80,6 +84,8 @@ class UsageReport:
     # (label, cost per day in `days`), the largest first, at most 6 with "Others".
     series: list[tuple[str, list[Decimal]]] = field(default_factory=list)
     chart_by: str = "team"
+    # Per provider, region and endpoint: where the calls went, and the premium paid.
+    by_endpoint: list[ReportRow] = field(default_factory=list)
 
 
 def _row_from(key, name: str, values: dict) -> ReportRow:
@@ -94,8 +100,15 @@ def _row_from(key, name: str, values: dict) -> ReportRow:
         cost_usd=values["cost_usd"] or ZERO,
         cache_savings_usd=values["cache_savings_usd"] or ZERO,
         batch_savings_usd=values["batch_savings_usd"] or ZERO,
+        regional_premium_usd=values["regional_premium_usd"] or ZERO,
         unpriced_calls=values["unpriced_calls"] or 0,
     )
+
+
+def endpoint_name(provider: str, region: str, endpoint: str) -> str:
+    """"Amazon Bedrock, regional (eu-west-1)": where a row's calls went."""
+    label = PROVIDER_LABELS.get(provider, provider)
+    return f"{label}, {endpoint}" + (f" ({region})" if region else "")
 
 
 def _sorted(rows: list[ReportRow], sort: str) -> list[ReportRow]:
@@ -122,7 +135,7 @@ def usage_report(
 ) -> UsageReport:
     """Totals per user, team and model for [start, end] (UTC days), and a daily series.
 
-    Four GROUP BY queries on the rollup plus two small name lookups. Deleted
+    Five GROUP BY queries on the rollup plus two small name lookups. Deleted
     people and teams stay in the totals as "deleted user #id".
     """
     rows = DailyUsage.objects.filter(day__gte=start, day__lte=end)
@@ -135,6 +148,9 @@ def usage_report(
     per_user = list(rows.values("user_id").order_by().annotate(**_SUMS))
     per_team = list(rows.values("team_id").order_by().annotate(**_SUMS))
     per_model = list(rows.values("model").order_by().annotate(**_SUMS))
+    per_endpoint = list(
+        rows.values("provider", "region", "endpoint").order_by().annotate(**_SUMS)
+    )
     chart_by = "user" if chart_by == "user" else "team"
     daily = list(rows.values("day", f"{chart_by}_id").order_by().annotate(cost=Sum("cost_usd")))
 
@@ -150,6 +166,17 @@ def usage_report(
     by_user = _sorted([_row_from(r["user_id"], user_name(r["user_id"]), r) for r in per_user], sort)
     by_team = _sorted([_row_from(r["team_id"], team_name(r["team_id"]), r) for r in per_team], sort)
     by_model = _sorted([_row_from(r["model"], r["model"], r) for r in per_model], sort)
+    by_endpoint = _sorted(
+        [
+            _row_from(
+                (r["provider"], r["region"], r["endpoint"]),
+                endpoint_name(r["provider"], r["region"], r["endpoint"]),
+                r,
+            )
+            for r in per_endpoint
+        ],
+        sort,
+    )
     total = ReportRow(key=None, name="Total")
     for row in by_model:
         for key, _ in REPORT_COLUMNS[1:]:
@@ -164,6 +191,7 @@ def usage_report(
         by_team=by_team,
         by_model=by_model,
         total=total,
+        by_endpoint=by_endpoint,
         days=days,
         series=daily_series(daily, days=days, key=f"{chart_by}_id", namer=namer),
         chart_by=chart_by,

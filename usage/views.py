@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from accounts.audit import request_ip
 from accounts.models import Membership, Team
 from usage import budgets, report
 from usage.charts import daily_chart_svg
@@ -52,7 +53,12 @@ def team_budget(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         form = BudgetForm(request.POST)
         if form.is_valid():
-            budgets.budget_limit_set(team=team, limit_usd=form.cleaned_data["monthly_limit_usd"])
+            budgets.budget_limit_set(
+                team=team,
+                limit_usd=form.cleaned_data["monthly_limit_usd"],
+                actor=request.user,
+                ip=request_ip(request),
+            )
             return redirect("team_budget", slug=team.slug)
     else:
         form = BudgetForm(initial={"monthly_limit_usd": current.limit_usd})

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
 import math
@@ -35,16 +36,37 @@ from pathlib import Path
 from typing import Any
 
 from claude.catalog import ModelInfo, model_info
+from claude.titles import TITLE_SYSTEM_PROMPT
 
+from .batches import (
+    MAX_BATCH_BYTES,
+    BatchInputError,
+    BatchProcessor,
+    BatchStateError,
+    BatchStore,
+    batch_object,
+    is_batch_id,
+    parse_requests,
+)
+from .clouds import (
+    ANTHROPIC,
+    CloudError,
+    Dialect,
+    cloud_route,
+    is_cloud_path,
+    new_request_id,
+)
 from .control import ERROR_STATUS, Control, ControlError, parse_control, strip_directives
 from .files import MAX_UPLOAD_BYTES, FileInputError, FileStore, is_file_id, parse_upload
 from .media import Attachment, MediaError, MediaReader
 from .replies import (
     REFUSAL_TEXT,
     attachments_sentence,
+    compaction_summary,
     reply_tokens,
     split_tokens,
     thinking_tokens,
+    title_text,
 )
 from .tokens import PromptBlock, prompt_blocks
 
@@ -102,7 +124,11 @@ BLOCK_TYPES = (
     "redacted_thinking",
     "tool_use",
     "tool_result",
+    "compaction",
 )
+COMPACTION_BETA = "compact-2026-01-12"
+# The API's default compaction trigger, in input tokens.
+DEFAULT_COMPACT_TRIGGER = 150_000
 EFFORTS = ("low", "medium", "high", "xhigh", "max")
 CACHE_TTLS = {"5m": 300.0, "1h": 3600.0}
 MAX_CACHE_BREAKPOINTS = 4
@@ -128,6 +154,7 @@ ERROR_MESSAGES = {
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 _PING = b'event: ping\ndata: {"type": "ping"}\n\n'
+_PROMPT_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
 def _new_id(prefix: str) -> str:
@@ -164,6 +191,18 @@ def _invalid(message: str) -> ApiError:
     return ApiError("invalid_request_error", message)
 
 
+def _errored(error_type: str, message: str) -> dict[str, Any]:
+    """A batch request's `errored` result: the error body the call would have got."""
+    return {
+        "type": "errored",
+        "error": {
+            "type": "error",
+            "error": {"type": error_type, "message": message},
+            "request_id": _new_id("req_01"),
+        },
+    }
+
+
 # --- Validation -------------------------------------------------------------
 
 
@@ -181,6 +220,65 @@ class ParsedRequest:
     thinking_budget: int | None
     thinking_omitted: bool
     auto_cache_control: dict[str, Any] | None
+    # `context_management` with a `compact_20260112` edit: its trigger in input
+    # tokens (None: no compaction asked for) and whether to stop after it.
+    compact_trigger: int | None = None
+    pause_after_compaction: bool = False
+
+    @property
+    def prefill(self) -> str:
+        """The text of a final assistant message (the start of the reply), or ""."""
+        if not self.messages or self.messages[-1]["role"] != "assistant":
+            return ""
+        content = self.messages[-1]["content"]
+        if isinstance(content, str):
+            return content
+        return "".join(b.get("text", "") for b in content if b.get("type") == "text")
+
+    @property
+    def has_compaction_block(self) -> bool:
+        return any(
+            isinstance(b, dict) and b.get("type") == "compaction"
+            for m in self.messages
+            if isinstance(m.get("content"), list)
+            for b in m["content"]
+        )
+
+
+def _check_context_management(value: object) -> tuple[int | None, bool]:
+    """Validate `context_management`; returns the compaction trigger and its pause flag."""
+    if value is None:
+        return None, False
+    if not isinstance(value, dict):
+        raise _invalid("context_management: Input should be a valid dictionary")
+    edits = value.get("edits", [])
+    if not isinstance(edits, list):
+        raise _invalid("context_management.edits: Input should be a valid list")
+    trigger: int | None = None
+    pause = False
+    for i, edit in enumerate(edits):
+        loc = f"context_management.edits.{i}"
+        if not isinstance(edit, dict):
+            raise _invalid(f"{loc}: Input should be a valid dictionary")
+        kind = edit.get("type")
+        if kind in ("clear_tool_uses_20250919", "clear_thinking_20251015"):
+            continue
+        if kind != "compact_20260112":
+            raise _invalid(
+                f"{loc}.type: Input tag '{kind}' found using 'type' does not match any of the "
+                "expected tags: 'clear_tool_uses_20250919', 'clear_thinking_20251015', "
+                "'compact_20260112'"
+            )
+        spec = edit.get("trigger")
+        trigger = DEFAULT_COMPACT_TRIGGER
+        if spec is not None:
+            if not isinstance(spec, dict) or spec.get("type") != "input_tokens":
+                raise _invalid(f"{loc}.trigger.type: Input should be 'input_tokens'")
+            if not _is_int(spec.get("value")) or spec["value"] < 1:
+                raise _invalid(f"{loc}.trigger.value: Input should be a valid positive integer")
+            trigger = spec["value"]
+        pause = bool(edit.get("pause_after_compaction", False))
+    return trigger, pause
 
 
 def _is_int(value: object) -> bool:
@@ -219,6 +317,13 @@ def _check_block(block: object, loc: str, role: str, version: str) -> int:
             raise _invalid(f"{loc}.text: Input should be a valid string")
         if not block["text"]:
             raise _invalid("messages: text content blocks must be non-empty")
+    elif kind == "compaction":
+        if role != "assistant":
+            raise _invalid(f"{loc}: compaction blocks are only permitted in assistant messages")
+        if block.get("content") is not None and not isinstance(block.get("content"), str):
+            raise _invalid(f"{loc}.content: Input should be a valid string")
+        if block.get("content") == "":
+            raise _invalid(f"{loc}.content: String should have at least 1 character")
     elif kind in ("image", "document"):
         if not isinstance(block.get("source"), dict):
             raise _invalid(f"{loc}.source: Field required")
@@ -383,6 +488,7 @@ def validate(payload: object, version: str, *, count_tokens: bool = False) -> Pa
             f"number of output tokens for {model}"
         )
     thinking, budget, omitted = _check_thinking(payload.get("thinking"), info, model, max_tokens)
+    compact_trigger, pause_after = _check_context_management(payload.get("context_management"))
     if breakpoints > MAX_CACHE_BREAKPOINTS:
         raise _invalid(
             f"A maximum of {MAX_CACHE_BREAKPOINTS} blocks with cache_control may be provided. "
@@ -399,6 +505,8 @@ def validate(payload: object, version: str, *, count_tokens: bool = False) -> Pa
         thinking_budget=budget,
         thinking_omitted=omitted,
         auto_cache_control=auto_cache_control,
+        compact_trigger=compact_trigger,
+        pause_after_compaction=pause_after,
     )
 
 
@@ -541,6 +649,11 @@ class Plan:
     ttft: float  # seconds
     error: str | None  # an error to send mid-stream ...
     error_at: int  # ... after this many text tokens
+    # A compaction first: the summary that replaced the older turns (None: none).
+    compaction: str | None = None
+    # The compaction's own usage (its `iterations` entry), when there was one.
+    compaction_usage: dict[str, Any] | None = None
+    refusal_category: str | None = None
 
     @property
     def thinking_count(self) -> int:
@@ -628,6 +741,8 @@ class FakeClaude:
         default_ttft_ms: int = 0,
         default_tokens: int | None = None,
         files_dir: str | os.PathLike[str] | None = None,
+        batches_dir: str | os.PathLike[str] | None = None,
+        batch_seconds: float = 0,
     ) -> None:
         self.default_tps = default_tps
         self.default_ttft_ms = default_ttft_ms
@@ -636,6 +751,9 @@ class FakeClaude:
         # On disk, so every process given the same folder sees the same files.
         self.files = FileStore(files_dir)
         self.media = MediaReader(self.files)
+        # On disk too: a batch one process submits is polled and read by others.
+        self.batches = BatchStore(batches_dir, delay_seconds=batch_seconds)
+        self._batch_processor = BatchProcessor(held=self._batch_held, result=self._batch_result)
         self.active_streams = 0  # streams being generated now (tests, benchmarks)
         self._error_counts: dict[str, int] = {}
         self._ratelimit_second = -1
@@ -669,7 +787,11 @@ class FakeClaude:
 
     # --- HTTP plumbing ---
 
-    def _headers(self, request_id: str, content_type: bytes) -> _Headers:
+    def _headers(
+        self, request_id: str, content_type: bytes, dialect: Dialect = ANTHROPIC
+    ) -> _Headers:
+        if dialect is not ANTHROPIC:
+            return [(b"content-type", content_type), *dialect.response_headers(request_id)]
         now = int(time.time())
         if now != self._ratelimit_second:
             reset = datetime.fromtimestamp(now + 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ").encode()
@@ -701,9 +823,11 @@ class FakeClaude:
         payload: dict[str, Any],
         request_id: str,
         extra_headers: _Headers | None = None,
+        *,
+        dialect: Dialect = ANTHROPIC,
     ) -> None:
         body = json.dumps(payload).encode()
-        headers = self._headers(request_id, b"application/json")
+        headers = self._headers(request_id, b"application/json", dialect)
         headers.extend(extra_headers or [])
         headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -731,14 +855,26 @@ class FakeClaude:
     ) -> None:
         path = scope["path"]
         method = scope["method"]
+        if is_cloud_path(path):
+            await self._cloud(scope, receive, send, request_id)
+            return
         files_route = path == "/v1/files" or path.startswith("/v1/files/")
-        if not files_route and (
-            method != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens")
+        batches_route = path == "/v1/messages/batches" or path.startswith("/v1/messages/batches/")
+        if (
+            not files_route
+            and not batches_route
+            and (method != "POST" or path not in ("/v1/messages", "/v1/messages/count_tokens"))
         ):
             raise ApiError("not_found_error", "Not found")
         headers = dict(scope["headers"])
 
-        limit = MAX_UPLOAD_BYTES if files_route else MAX_BODY_BYTES
+        limit = (
+            MAX_UPLOAD_BYTES
+            if files_route
+            else MAX_BATCH_BYTES
+            if batches_route
+            else MAX_BODY_BYTES
+        )
         length = headers.get(b"content-length", b"0")
         if length.isdigit() and int(length) > limit:
             raise ApiError("request_too_large", ERROR_MESSAGES["request_too_large"])
@@ -755,6 +891,9 @@ class FakeClaude:
         if files_route:
             await self._files(scope, receive, send, request_id, headers)
             return
+        if batches_route:
+            await self._batches(scope, receive, send, request_id, headers, version)
+            return
         body = await self._read_body(receive)
         if body is None:
             return
@@ -764,7 +903,38 @@ class FakeClaude:
             raise _invalid("There was an issue with your request body: invalid JSON") from None
 
         count_tokens = path == "/v1/messages/count_tokens"
+        await self._messages(
+            payload, version, headers, receive, send, request_id, count_tokens=count_tokens
+        )
+
+    async def _messages(
+        self,
+        payload: Any,
+        version: str,
+        headers: dict[bytes, bytes],
+        receive: _Receive,
+        send: _Send,
+        request_id: str,
+        *,
+        count_tokens: bool = False,
+        dialect: Dialect = ANTHROPIC,
+    ) -> None:
+        """A Messages (or count_tokens) request whose body is parsed: validated,
+        counted, cached and answered in the dialect of the route it came by."""
         request = validate(payload, version, count_tokens=count_tokens)
+        dialect.check_sources(request.messages)
+        betas = {
+            b.strip()
+            for b in headers.get(b"anthropic-beta", b"").decode("latin-1").split(",")
+            if b.strip()
+        }
+        if (request.compact_trigger is not None or request.has_compaction_block) and (
+            COMPACTION_BETA not in betas
+        ):
+            raise _invalid(
+                f"context_management: compaction requires the '{COMPACTION_BETA}' beta "
+                "(the anthropic-beta header)"
+            )
         try:
             attachments = self.media.read(request.messages)
         except MediaError as error:
@@ -773,7 +943,7 @@ class FakeClaude:
         blocks = prompt_blocks(request.system, request.messages, measured)
         if count_tokens:
             total = sum(b.tokens for b in blocks)
-            await self._send_json(send, 200, {"input_tokens": total}, request_id)
+            await self._send_json(send, 200, {"input_tokens": total}, request_id, dialect=dialect)
             return
 
         user_text = _user_text(request.messages)
@@ -789,14 +959,89 @@ class FakeClaude:
         if error is not None and (control.error_at is None or not request.stream):
             raise ApiError(error, ERROR_MESSAGES[error], self._retry_headers(control, error))
 
+        compaction = None
+        compaction_usage = None
+        total = sum(b.tokens for b in blocks)
+        if request.compact_trigger is not None and total >= request.compact_trigger:
+            # The API condenses the prompt into a summary and answers from that.
+            compaction = compaction_summary(request.messages)
+            summary_tokens = len(split_tokens(compaction))
+            compaction_usage = {
+                "type": "compaction",
+                "input_tokens": total,
+                "output_tokens": summary_tokens,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            }
+            system_blocks = [b for b in blocks if b.role == "system"]
+            summary_block = PromptBlock(
+                "assistant",
+                {"type": "compaction", "content": compaction},
+                summary_tokens + 4,
+                None,
+                True,
+            )
+            blocks = [*system_blocks, summary_block, *[b for b in blocks if b.role != "system"][-1:]]
         usage = self.cache.account(request.info, blocks, request.auto_cache_control)
         read = _last_user_attachments(request.messages, attachments)
         opening = attachments_sentence([a.describe() for a in read]) if read else ""
         plan = self._plan(request, control, strip_directives(user_text), error, opening)
+        if compaction is not None:
+            plan = dataclasses.replace(
+                plan, compaction=compaction, compaction_usage=compaction_usage
+            )
+            if request.pause_after_compaction:
+                plan = dataclasses.replace(plan, thinking=None, text=[], stop_reason="compaction")
         if request.stream:
-            await self._stream(receive, send, request_id, request, plan, usage)
+            await self._stream(receive, send, request_id, request, plan, usage, dialect)
         else:
-            await self._respond(send, request_id, request, plan, usage)
+            await self._respond(send, request_id, request, plan, usage, dialect)
+
+    # --- Amazon Bedrock and Google Vertex AI ---
+
+    async def _cloud(
+        self, scope: _Message, receive: _Receive, send: _Send, request_id: str
+    ) -> None:
+        """Bedrock's `/model/{id}/invoke[-with-response-stream]` and Vertex AI's
+        `…/publishers/anthropic/models/{id}:rawPredict|streamRawPredict`: the same
+        replies, in each provider's framing, errors and authentication."""
+        route = cloud_route(scope["method"], scope["path"])
+        dialect = route.dialect
+        request_id = new_request_id(dialect, request_id)
+        try:
+            headers = dict(scope["headers"])
+            length = headers.get(b"content-length", b"0")
+            if length.isdigit() and int(length) > MAX_BODY_BYTES:
+                raise ApiError("request_too_large", ERROR_MESSAGES["request_too_large"])
+            dialect.check_auth(headers)
+            route.check_model()
+            body = await self._read_body(receive)
+            if body is None:
+                return
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                raise dialect.malformed("invalid JSON") from None
+            payload, version = route.prepare(payload)
+            await self._messages(
+                payload,
+                version,
+                headers,
+                receive,
+                send,
+                request_id,
+                count_tokens=route.count_tokens,
+                dialect=dialect,
+            )
+        except CloudError as error:
+            await self._send_json(
+                send, error.status, error.body, request_id, error.headers, dialect=dialect
+            )
+        except ApiError as error:
+            status, error_headers, error_body = dialect.error_response(error, request_id)
+            await self._send_json(
+                send, status, error_body, request_id, error_headers, dialect=dialect
+            )
 
     # --- The Files API ---
 
@@ -863,6 +1108,170 @@ class FakeClaude:
         else:
             raise ApiError("not_found_error", "Not found")
 
+    # --- Message Batches ---
+
+    async def _batches(
+        self,
+        scope: _Message,
+        receive: _Receive,
+        send: _Send,
+        request_id: str,
+        headers: dict[bytes, bytes],
+        version: str,
+    ) -> None:
+        """`/v1/messages/batches[/{id}[/cancel|/results]]`, as the API answers them."""
+        method = scope["method"]
+        parts = scope["path"].split("/")[4:]  # after "", "v1", "messages", "batches"
+        base = f"{scope.get('scheme', 'http')}://{headers.get(b'host', b'fake').decode('latin-1')}"
+        processor = self._batch_processor
+        if not parts or parts == [""]:
+            if method == "POST":
+                body = await self._read_body(receive, MAX_BATCH_BYTES)
+                if body is None:
+                    return
+                try:
+                    payload = json.loads(body)
+                except ValueError:
+                    raise _invalid(
+                        "There was an issue with your request body: invalid JSON"
+                    ) from None
+                header = headers.get(b"x-fake-claude")
+                try:
+                    requests = parse_requests(payload)
+                    control = parse_control([], header.decode("latin-1") if header else None)
+                except (BatchInputError, ControlError) as error:
+                    raise _invalid(str(error)) from None
+                state = self.batches.create(
+                    requests,
+                    version=version,
+                    processor=processor,
+                    delay_seconds=control.batch_seconds,
+                )
+                await self._send_json(send, 200, batch_object(state, results_base=base), request_id)
+                return
+            if method == "GET":
+                query = urllib.parse.parse_qs(scope.get("query_string", b"").decode("latin-1"))
+                limit_text = query.get("limit", [None])[-1]
+                if limit_text is not None and not limit_text.lstrip("-").isdigit():
+                    raise _invalid("limit: Input should be a valid integer")
+                try:
+                    states, has_more = self.batches.page(
+                        limit=int(limit_text) if limit_text is not None else None,
+                        after_id=query.get("after_id", [None])[-1],
+                        before_id=query.get("before_id", [None])[-1],
+                    )
+                except BatchInputError as error:
+                    raise _invalid(str(error)) from None
+                # Each listed batch is moved on to now, as a retrieve would.
+                data = []
+                for listed in states:
+                    state = self.batches.get(listed["id"], processor) or listed
+                    data.append(batch_object(state, results_base=base))
+                page = {
+                    "data": data,
+                    "has_more": has_more,
+                    "first_id": data[0]["id"] if data else None,
+                    "last_id": data[-1]["id"] if data else None,
+                }
+                await self._send_json(send, 200, page, request_id)
+                return
+            raise ApiError("not_found_error", "Not found")
+
+        batch_id = urllib.parse.unquote(parts[0])
+        action = parts[1] if len(parts) > 1 else ""
+        if len(parts) > 2 or action not in ("", "cancel", "results"):
+            raise ApiError("not_found_error", "Not found")
+        state = self.batches.get(batch_id, processor) if is_batch_id(batch_id) else None
+        if state is None:
+            raise ApiError("not_found_error", f"Message batch {batch_id} not found")
+        if action == "cancel":
+            if method != "POST":
+                raise ApiError("not_found_error", "Not found")
+            state = self.batches.cancel(batch_id, processor) or state
+            await self._send_json(send, 200, batch_object(state, results_base=base), request_id)
+        elif action == "results":
+            if method != "GET":
+                raise ApiError("not_found_error", "Not found")
+            if state["status"] != "ended":
+                raise _invalid(f"Message batch {batch_id} has not finished processing")
+            await self._send_results(send, batch_id, request_id)
+        elif method == "GET":
+            await self._send_json(send, 200, batch_object(state, results_base=base), request_id)
+        elif method == "DELETE":
+            try:
+                self.batches.delete(batch_id, processor)
+            except BatchStateError as error:
+                raise _invalid(str(error)) from None
+            deleted = {"id": batch_id, "type": "message_batch_deleted"}
+            await self._send_json(send, 200, deleted, request_id)
+        else:
+            raise ApiError("not_found_error", "Not found")
+
+    async def _send_results(self, send: _Send, batch_id: str, request_id: str) -> None:
+        """The results file as JSONL, streamed a chunk at a time."""
+        headers = self._headers(request_id, b"application/binary")
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for chunk in self.batches.results_chunks(batch_id):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _batch_control(self, params: dict[str, Any]) -> Control:
+        messages = params.get("messages")
+        system = params.get("system")
+        texts: list[str] = []
+        if isinstance(system, str):
+            texts.append(system)
+        elif isinstance(system, list):
+            texts.extend(
+                b["text"] for b in system if isinstance(b, dict) and isinstance(b.get("text"), str)
+            )
+        if isinstance(messages, list):
+            try:
+                texts.append(
+                    _user_text([m for m in messages if isinstance(m, dict) and "role" in m])
+                )
+            except (KeyError, TypeError, AttributeError):
+                pass  # malformed: validation errors it when the batch is processed
+        return parse_control(texts, None)
+
+    def _batch_held(self, params: dict[str, Any]) -> bool:
+        try:
+            return bool(self._batch_control(params).hold)
+        except Exception:
+            return False  # malformed: errored when the batch is processed
+
+    def _batch_result(
+        self, custom_id: str, params: dict[str, Any], version: str, batch_id: str
+    ) -> dict[str, Any]:
+        """One request of a batch, answered as `/v1/messages` would answer it: a
+        result object (`succeeded` with the Message, `errored` with the error body
+        the call would have got, or `expired` for `[[fake expire=1]]`)."""
+        try:
+            request = validate(params, version)
+            control = self._batch_control(params)
+            attachments = self.media.read(request.messages)
+        except ApiError as error:
+            return _errored(error.error_type, error.message)
+        except (ControlError, MediaError) as error:
+            return _errored("invalid_request_error", str(error))
+        if control.expire:
+            return {"type": "expired"}
+        error = self._error_due(control)
+        if error is not None:
+            return _errored(error, ERROR_MESSAGES[error])
+        measured = {key: attachment.tokens for key, attachment in attachments.items()}
+        blocks = prompt_blocks(request.system, request.messages, measured)
+        # Batches read no prompt cache here: every prompt token is input.
+        usage = PromptUsage(input_tokens=sum(b.tokens for b in blocks))
+        read = _last_user_attachments(request.messages, attachments)
+        opening = attachments_sentence([a.describe() for a in read]) if read else ""
+        user_text = strip_directives(_user_text(request.messages))
+        plan = self._plan(request, control, user_text, None, opening)
+        # The same request in the same batch gets the same id (a re-read of the results).
+        digest = hashlib.sha256(f"{batch_id}:{custom_id}".encode()).digest()
+        message_id = "msg_01" + "".join(_ID_ALPHABET[b % len(_ID_ALPHABET)] for b in digest[:22])
+        return {"type": "succeeded", "message": self._message(request, plan, usage, message_id)}
+
     # --- The control ---
 
     def _error_due(self, control: Control) -> str | None:
@@ -912,13 +1321,30 @@ class FakeClaude:
             digest = hashlib.sha256("".join(full).encode()).digest()
             signature = "Eq" + base64.b64encode(digest * 3).decode()
 
+        stop_reason = control.stop_reason
+        prefill = request.prefill
         if control.stop_reason == "refusal":
             full_text = split_tokens(REFUSAL_TEXT)
+        elif TITLE_SYSTEM_PROMPT in _system_texts(request.system):
+            full_text = split_tokens(title_text(user_text))
         elif control.echo:
             full_text = split_tokens(user_text)
         else:
             count = control.tokens if control.tokens is not None else self.default_tokens
             full_text = reply_tokens(request.info.id, user_text, count, opening)
+        if prefill:
+            # A final assistant message is the start of the reply: the reply is the
+            # rest of it (what follows that start, when it is the start of it).
+            whole = "".join(full_text)
+            if whole.startswith(prefill) and len(whole) > len(prefill):
+                full_text = split_tokens(whole[len(prefill) :])
+            elif whole.startswith(prefill):
+                full_text = []
+            if stop_reason == "pause_turn":
+                stop_reason = None  # a paused turn sent back goes on to its end
+        elif stop_reason == "pause_turn":
+            # A long turn paused half-way; sent back, it goes on (above).
+            full_text = full_text[: max(1, len(full_text) // 2)]
         text: list[str] | None
         if budget > 0 or not full_text:
             text = full_text[:budget]
@@ -934,11 +1360,12 @@ class FakeClaude:
             thinking_omitted=request.thinking_omitted,
             signature=signature,
             text=text,
-            stop_reason=control.stop_reason or ("max_tokens" if truncated else "end_turn"),
+            stop_reason=stop_reason or ("max_tokens" if truncated else "end_turn"),
             tps=tps,
             ttft=ttft_ms / 1000,
             error=error,
             error_at=control.error_at or 0,
+            refusal_category=control.refusal_category,
         )
 
     # --- Responses ---
@@ -949,13 +1376,27 @@ class FakeClaude:
         fields["output_tokens"] = plan.output_tokens
         if plan.thinking is not None:
             fields["output_tokens_details"] = {"thinking_tokens": plan.thinking_count}
+        if plan.compaction_usage is not None:
+            # The compaction's tokens are reported here only (not in the totals).
+            message = {
+                "type": "message",
+                "input_tokens": fields["input_tokens"],
+                "output_tokens": plan.output_tokens,
+                "cache_creation_input_tokens": fields["cache_creation_input_tokens"],
+                "cache_read_input_tokens": fields["cache_read_input_tokens"],
+            }
+            fields["iterations"] = [plan.compaction_usage, message]
         return fields
 
     @staticmethod
     def _stop_delta(plan: Plan) -> dict[str, Any]:
         delta: dict[str, Any] = {"stop_reason": plan.stop_reason, "stop_sequence": None}
         if plan.stop_reason == "refusal":
-            delta["stop_details"] = {"type": "refusal", "category": None, "explanation": None}
+            delta["stop_details"] = {
+                "type": "refusal",
+                "category": plan.refusal_category,
+                "explanation": None,
+            }
         return delta
 
     async def _respond(
@@ -965,19 +1406,34 @@ class FakeClaude:
         request: ParsedRequest,
         plan: Plan,
         usage: PromptUsage,
+        dialect: Dialect = ANTHROPIC,
     ) -> None:
         """A non-streaming reply, after as long as the stream would have taken."""
         delay = plan.ttft + (plan.output_tokens / plan.tps if plan.tps > 0 else 0)
         if delay > 0:
             await asyncio.sleep(delay)
+        message = self._message(request, plan, usage, _new_id(dialect.message_prefix))
+        extra = dialect.invoke_headers(
+            input_tokens=sum(usage.as_usage()[k] for k in _PROMPT_FIELDS),
+            output_tokens=plan.output_tokens,
+            latency_ms=int(delay * 1000),
+        )
+        await self._send_json(send, 200, message, request_id, extra, dialect=dialect)
+
+    def _message(
+        self, request: ParsedRequest, plan: Plan, usage: PromptUsage, message_id: str
+    ) -> dict[str, Any]:
+        """The Message object of a non-streaming reply (and of a batch's result)."""
         content: list[dict[str, Any]] = []
+        if plan.compaction is not None:
+            content.append({"type": "compaction", "content": plan.compaction})
         if plan.thinking is not None:
             thinking = "" if plan.thinking_omitted else "".join(plan.thinking)
             content.append({"type": "thinking", "thinking": thinking, "signature": plan.signature})
         if plan.text is not None:
             content.append({"type": "text", "text": "".join(plan.text)})
-        message = {
-            "id": _new_id("msg_01"),
+        return {
+            "id": message_id,
             "type": "message",
             "role": "assistant",
             "model": request.model,
@@ -985,7 +1441,6 @@ class FakeClaude:
             **self._stop_delta(plan),
             "usage": {**self._final_usage(plan, usage), "service_tier": "standard"},
         }
-        await self._send_json(send, 200, message, request_id)
 
     async def _stream(
         self,
@@ -995,13 +1450,15 @@ class FakeClaude:
         request: ParsedRequest,
         plan: Plan,
         usage: PromptUsage,
+        dialect: Dialect = ANTHROPIC,
     ) -> None:
-        """Send the SSE stream; stop generating as soon as the client disconnects."""
-        headers = self._headers(request_id, b"text/event-stream; charset=utf-8")
-        headers.append((b"cache-control", b"no-cache"))
+        """Send the stream (SSE, or Bedrock's event stream); stop generating as soon
+        as the client disconnects."""
+        headers = self._headers(request_id, dialect.stream_content_type, dialect)
+        headers.extend(dialect.stream_headers())
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         self.active_streams += 1
-        generate = asyncio.ensure_future(self._generate(send, request, plan, usage))
+        generate = asyncio.ensure_future(self._generate(send, request, plan, usage, dialect))
         watch = asyncio.ensure_future(_wait_for_disconnect(receive))
         try:
             await asyncio.wait({generate, watch}, return_when=asyncio.FIRST_COMPLETED)
@@ -1015,15 +1472,23 @@ class FakeClaude:
             generate.result()
 
     async def _generate(
-        self, send: _Send, request: ParsedRequest, plan: Plan, usage: PromptUsage
+        self,
+        send: _Send,
+        request: ParsedRequest,
+        plan: Plan,
+        usage: PromptUsage,
+        dialect: Dialect = ANTHROPIC,
     ) -> None:
         async def write(*events: bytes, more: bool = True) -> None:
             await send({"type": "http.response.body", "body": b"".join(events), "more_body": more})
 
+        _event = dialect.event
+        started = time.monotonic()
+
         start = {
             "type": "message_start",
             "message": {
-                "id": _new_id("msg_01"),
+                "id": _new_id(dialect.message_prefix),
                 "type": "message",
                 "role": "assistant",
                 "model": request.model,
@@ -1033,16 +1498,34 @@ class FakeClaude:
                 "usage": {**usage.as_usage(), "output_tokens": 1, "service_tier": "standard"},
             },
         }
-        await write(_event("message_start", start), _PING)
+        await write(_event("message_start", start), dialect.ping)
         pacer = _Pacer(plan.tps, plan.ttft)
         index = 0
+        if plan.compaction is not None:
+            await pacer.next_batch(1)
+            block = {"type": "compaction", "content": None}
+            delta = {"type": "compaction_delta", "content": plan.compaction}
+            await write(
+                _event(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": block},
+                ),
+                _event(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index, "delta": delta},
+                ),
+                _event("content_block_stop", {"type": "content_block_stop", "index": index}),
+            )
+            index += 1
         if plan.thinking is not None:
             block = {"type": "thinking", "thinking": "", "signature": ""}
             if plan.thinking_omitted:
                 pacer.skip(len(plan.thinking))
-                await self._emit_block(write, pacer, index, block, "thinking", [])
+                await self._emit_block(write, pacer, index, block, "thinking", [], None, _event)
             else:
-                await self._emit_block(write, pacer, index, block, "thinking", plan.thinking)
+                await self._emit_block(
+                    write, pacer, index, block, "thinking", plan.thinking, None, _event
+                )
             signature = {"type": "signature_delta", "signature": plan.signature}
             await write(
                 _event(
@@ -1055,26 +1538,29 @@ class FakeClaude:
         if plan.text is not None:
             limit = plan.error_at if plan.error else None
             block = {"type": "text", "text": ""}
-            await self._emit_block(write, pacer, index, block, "text", plan.text, limit)
+            await self._emit_block(write, pacer, index, block, "text", plan.text, limit, _event)
             if plan.error is None:
                 await write(
                     _event("content_block_stop", {"type": "content_block_stop", "index": index})
                 )
         if plan.error is not None:
             # Interrupts the open block, as the API's mid-stream errors do.
-            error = {"type": plan.error, "message": ERROR_MESSAGES[plan.error]}
-            await write(_event("error", {"type": "error", "error": error}), more=False)
+            await write(dialect.stream_error(plan.error, ERROR_MESSAGES[plan.error]), more=False)
             return
         message_delta = {
             "type": "message_delta",
             "delta": self._stop_delta(plan),
             "usage": self._final_usage(plan, usage),
         }
-        await write(
-            _event("message_delta", message_delta),
-            _event("message_stop", {"type": "message_stop"}),
-            more=False,
+        stop = {"type": "message_stop"}
+        stop.update(
+            dialect.stop_metrics(
+                input_tokens=sum(usage.as_usage()[k] for k in _PROMPT_FIELDS),
+                output_tokens=plan.output_tokens,
+                latency_ms=int((time.monotonic() - started) * 1000),
+            )
         )
+        await write(_event("message_delta", message_delta), _event("message_stop", stop), more=False)
 
     @staticmethod
     async def _emit_block(
@@ -1085,6 +1571,7 @@ class FakeClaude:
         kind: str,
         tokens: list[str],
         limit: int | None = None,
+        _event: Callable[[str, dict[str, Any]], bytes] = _event,
     ) -> int:
         """Start a block and stream its deltas as they fall due; returns tokens sent.
 
@@ -1125,14 +1612,19 @@ def create_fake_app(
     default_ttft_ms: int = 0,
     default_tokens: int | None = None,
     files_dir: str | os.PathLike[str] | None = None,
+    batches_dir: str | os.PathLike[str] | None = None,
+    batch_seconds: float = 0,
 ) -> FakeClaude:
     """A fresh fake (its own cache and counters); 0 tokens/s means as fast as possible.
 
-    Uploaded files live in `files_dir`; apps (and processes) given the same
-    folder share them. Without one, the app keeps its files in a temporary
-    folder of its own.
+    Uploaded files live in `files_dir`, Message Batches in `batches_dir`; apps
+    (and processes) given the same folders share them. Without one, the app
+    keeps them in a temporary folder of its own. A batch ends `batch_seconds`
+    after it was created.
     """
-    return FakeClaude(default_tps, default_ttft_ms, default_tokens, files_dir)
+    return FakeClaude(
+        default_tps, default_ttft_ms, default_tokens, files_dir, batches_dir, batch_seconds
+    )
 
 
 def default_files_dir() -> Path:
@@ -1149,11 +1641,26 @@ def default_files_dir() -> Path:
     return Path(var_dir) / "fake-claude-files"
 
 
+def default_batches_dir() -> Path:
+    """`$FAKE_CLAUDE_BATCHES_DIR`, else `fake-claude-batches` in the site's var folder
+    (as `default_files_dir`): the web process, the workers and the command line
+    started from one environment see the same batches."""
+    configured = os.environ.get("FAKE_CLAUDE_BATCHES_DIR")
+    if configured:
+        return Path(configured)
+    var_dir = os.environ.get("CHAT_VAR_DIR") or str(Path(__file__).resolve().parents[2] / "var")
+    return Path(var_dir) / "fake-claude-batches"
+
+
 def fake_app_from_env() -> FakeClaude:
     """The fake for demos: realistic pacing unless FAKE_CLAUDE_TPS/_TTFT_MS say otherwise,
-    and the Files store of `default_files_dir()`."""
+    the Files store of `default_files_dir()`, and the batches of
+    `default_batches_dir()`, each ending FAKE_CLAUDE_BATCH_SECONDS (default 5) after
+    it was created."""
     return create_fake_app(
         default_tps=float(os.environ.get("FAKE_CLAUDE_TPS", "40")),
         default_ttft_ms=int(os.environ.get("FAKE_CLAUDE_TTFT_MS", "300")),
         files_dir=default_files_dir(),
+        batches_dir=default_batches_dir(),
+        batch_seconds=float(os.environ.get("FAKE_CLAUDE_BATCH_SECONDS", "5")),
     )

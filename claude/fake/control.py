@@ -26,7 +26,8 @@ ERROR_STATUS: dict[str, int] = {
     "overloaded_error": 529,
 }
 
-STOP_REASONS = ("end_turn", "max_tokens", "refusal")
+STOP_REASONS = ("end_turn", "max_tokens", "refusal", "pause_turn")
+REFUSAL_CATEGORIES = ("cyber", "bio", "frontier_llm", "reasoning_extraction", "general_harms")
 
 _MARKER = "[[fake"
 _DIRECTIVE = re.compile(r"\[\[fake(?:\s+([^\]]*))?\]\]")
@@ -50,7 +51,13 @@ class Control:
     retry_after: int | None = None
     retry_after_ms: int | None = None
     stop_reason: str | None = None
+    refusal_category: str | None = None
     echo: bool | None = None
+    # Message Batches: this request expires, or waits until its batch is
+    # cancelled (then canceled) or expires; the batch takes this long to process.
+    expire: bool | None = None
+    hold: bool | None = None
+    batch_seconds: float | None = None
     # The directives' own text: requests carrying the same one share an
     # `error_times` counter.
     source: str = ""
@@ -71,13 +78,13 @@ def _non_negative_int(key: str, value: str) -> int:
 
 
 def _convert(key: str, value: str) -> object:
-    if key == "tps":
+    if key in ("tps", "batch_seconds"):
         try:
             tps = float(value)
         except ValueError:
-            raise ControlError(f"fake control: tps must be a number, got {value!r}") from None
+            raise ControlError(f"fake control: {key} must be a number, got {value!r}") from None
         if tps < 0:
-            raise ControlError(f"fake control: tps must be >= 0, got {value!r}")
+            raise ControlError(f"fake control: {key} must be >= 0, got {value!r}")
         return tps
     if key == "error":
         if value not in ERROR_STATUS:
@@ -91,7 +98,13 @@ def _convert(key: str, value: str) -> object:
                 f"fake control: stop_reason must be one of {', '.join(STOP_REASONS)}"
             )
         return value
-    if key == "echo":
+    if key == "refusal_category":
+        if value not in REFUSAL_CATEGORIES:
+            raise ControlError(
+                f"fake control: refusal_category must be one of {', '.join(REFUSAL_CATEGORIES)}"
+            )
+        return value
+    if key in ("echo", "expire", "hold"):
         return value.lower() in ("1", "true", "yes", "on")
     return _non_negative_int(key, value)
 

@@ -218,3 +218,39 @@ def thinking_tokens(model: str, user_text: str, count: int) -> list[str]:
     """Thinking text of exactly `count` tokens ("The user asks about …")."""
     opening = f'The user asks about "{_quote(user_text, 40)}".'
     return _extend(split_tokens(opening), _THINKING_SPLIT, _digest(model, user_text), count)
+
+
+_PERSON = re.compile(r"<person>\s*(.*?)\s*</person>", re.S)
+
+
+def title_text(user_text: str) -> str:
+    """The fake's answer to the product's title request: the first words of what
+    the person asked (at most six), as a model's short title would read."""
+    found = _PERSON.search(user_text)
+    asked = (found.group(1) if found else user_text).strip()
+    first_line = next((line for line in asked.splitlines() if line.strip()), "")
+    words = re.findall(r"[\w'’-]+", first_line)[:6]
+    if not words:
+        return "New conversation"
+    title = " ".join(words)
+    return title[0].upper() + title[1:]
+
+
+def compaction_summary(messages: list[dict]) -> str:
+    """What the fake's compaction condenses a conversation into: one line per user
+    turn, deterministic, so a test can see which turns it covers."""
+    asked = []
+    for message in messages:
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            text = content
+        else:
+            text = " ".join(
+                b.get("text", "") for b in content or () if isinstance(b, dict) and b.get("type") == "text"
+            )
+        if text.strip():
+            asked.append(f"- The user asked: \"{_quote(text, 80)}\"")
+    lines = "\n".join(asked) or "- (no user turns)"
+    return f"Summary of the earlier conversation ({len(asked)} user turns):\n{lines}"

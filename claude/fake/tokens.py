@@ -102,6 +102,9 @@ def block_tokens(block: dict[str, Any]) -> int:
         return IMAGE_TOKENS
     if kind == "document":
         return _document_tokens(block)
+    if kind == "compaction":
+        # The summary that stands for every earlier turn (the API drops those).
+        return estimate_tokens(block.get("content") or "")
     if kind == "tool_use":
         return estimate_tokens(block.get("name", "")) + estimate_tokens(
             json.dumps(block.get("input", {}), separators=(",", ":"))
@@ -153,4 +156,17 @@ def prompt_blocks(
             blocks.append(
                 PromptBlock(role, block, tokens + overhead, block.get("cache_control"), i == 0)
             )
-    return blocks
+    return after_compaction(blocks)
+
+
+def after_compaction(blocks: list[PromptBlock]) -> list[PromptBlock]:
+    """The prompt as the API reads it: a `compaction` block stands for everything
+    before it (the system prompt stays), so the blocks before the last one go."""
+    last = None
+    for index, block in enumerate(blocks):
+        if block.block.get("type") == "compaction":
+            last = index
+    if last is None:
+        return blocks
+    system = [b for b in blocks[:last] if b.role == "system"]
+    return system + blocks[last:]

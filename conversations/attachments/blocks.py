@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.files.storage import storages
 from django.utils import timezone
 
+from claude.files import files_api_available
 from conversations.attachments.checks import (
     API_MAX_REQUEST_BYTES,
     PDF_PAGE_TOKENS,
@@ -206,6 +207,9 @@ def _by_file_id(attachment: Attachment) -> bool:
     return (
         bool(settings.CLAUDE_FILES_API and attachment.claude_file_id)
         and attachment.kind != Attachment.Kind.TEXT
+        # A file uploaded while the site used the Anthropic API goes inline on
+        # Bedrock or Vertex (they take base64 sources only).
+        and files_api_available()
     )
 
 

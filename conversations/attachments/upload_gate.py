@@ -1,5 +1,6 @@
 """The upload's gate: an ASGI middleware in front of Django's HTTP app that
-decides on an upload request (`POST /c/<uuid>/attachments/`) from its headers,
+decides on an upload request (`POST /c/<uuid>/attachments/`, and an import's
+`POST /import/`, each with its own limit: `GATED_VIEWS`) from its headers,
 before any of its body is read.
 
 Django's ASGI handler reads the whole body (to a temporary file) before any
@@ -36,8 +37,15 @@ from conversations.attachments.uploads import (
     attachment_request_max_bytes,
     attachment_too_large,
 )
+from conversations.exports import import_request_max_bytes, import_too_large
 
 UPLOAD_VIEW_NAME = "attachment_upload"
+# The views whose bodies are gated: the largest body each takes, and the refusal
+# past it (an AttachmentRefused with status 413, the size if it is known).
+GATED_VIEWS = {
+    UPLOAD_VIEW_NAME: (attachment_request_max_bytes, attachment_too_large),
+    "conversation_import": (import_request_max_bytes, import_too_large),
+}
 
 
 class _Session:
@@ -74,13 +82,14 @@ def _session_key(scope: dict[str, Any]) -> str | None:
     return morsel.value if morsel else None
 
 
-def _is_upload(scope: dict[str, Any]) -> bool:
+def _gate_of(scope: dict[str, Any]) -> tuple | None:
+    """The limit and refusal of a gated POST, else None."""
     if scope["type"] != "http" or scope.get("method") != "POST":
-        return False
+        return None
     try:
-        return resolve(scope["path"]).view_name == UPLOAD_VIEW_NAME
+        return GATED_VIEWS.get(resolve(scope["path"]).view_name)
     except Resolver404:
-        return False
+        return None
 
 
 async def _send_json(send, status: int, payload: dict[str, str]) -> None:
@@ -123,16 +132,18 @@ class UploadGate:
         self.app = app
 
     async def __call__(self, scope, receive, send) -> None:
-        if not _is_upload(scope):
+        gate = _gate_of(scope)
+        if gate is None:
             await self.app(scope, receive, send)
             return
+        max_bytes_of, too_large = gate
         if not await sync_to_async(_signed_in)(_session_key(scope)):
             path = quote(scope["path"]) + (
                 "?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""
             )
             await _send_redirect(send, redirect_to_login(path)["Location"])
             return
-        max_bytes = attachment_request_max_bytes()
+        max_bytes = max_bytes_of()
         declared = _header(scope, b"content-length")
         try:
             length = int(declared) if declared is not None else None
@@ -148,7 +159,7 @@ class UploadGate:
             await _send_json(send, refused.http_status, refused.as_json())
             return
         if length > max_bytes:
-            await _send_json(send, 413, attachment_too_large(length).as_json())
+            await _send_json(send, 413, too_large(length).as_json())
             return
 
         received = 0
@@ -176,4 +187,4 @@ class UploadGate:
 
         await self.app(scope, counted_receive, watched_send)
         if exceeded and not started:
-            await _send_json(send, 413, attachment_too_large().as_json())
+            await _send_json(send, 413, too_large().as_json())

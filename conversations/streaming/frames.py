@@ -12,6 +12,7 @@ import json
 import uuid
 from typing import Any, Literal, NotRequired, TypedDict
 
+from claude.catalog import model_info
 from claude.errors import error_retryable
 from conversations.models import Attachment, Conversation, Message
 from usage.models import ApiCall
@@ -34,11 +35,42 @@ class MessagePayload(TypedDict):
     stop_reason: str
     client_id: str
     seq: int
+    # The model's display name ("Claude Sonnet 5.5"); `model` is its id.
+    model_label: str
+    # Its versions (edits of a user message, regenerations of an answer): this
+    # one's place among them, 1-based, and their ids oldest first.
+    versions: VersionsPayload
+    # Why it stopped, in words, when that is worth saying: "cut off at the length
+    # limit" (with Continue), a refusal's reason.
+    stop_note: str
+    # Where earlier turns were condensed to fit the context window: what they
+    # were condensed into (readable), else "".
+    condensed: str
     # When it was written (ISO 8601): the time shown on hover.
     created_at: NotRequired[str]
     error: NotRequired[dict[str, Any]]
     # User messages only: the files sent with it, in the order Claude got them.
     attachments: NotRequired[list[AttachmentPayload]]
+    # Finished answers in a `branch.switched`: the sum of their calls.
+    usage: NotRequired[UsagePayload | None]
+    cost_usd: NotRequired[str | None]
+
+
+class VersionsPayload(TypedDict):
+    index: int
+    count: int
+    ids: list[str]
+
+
+class BranchSwitched(TypedDict):
+    """The branch on show changed (a switch, an edit, a regeneration, a Continue):
+    the messages of the new branch from `from_position` down, in order. Every tab
+    keeps what it shows above that position and replaces the rest."""
+
+    type: Literal["branch.switched"]
+    leaf_id: str | None
+    from_position: int
+    messages: list[MessagePayload]
 
 
 class MessageCreated(TypedDict):
@@ -81,12 +113,28 @@ class MessageCompleted(TypedDict):
     html: str
     usage: UsagePayload | None
     cost_usd: str | None
+    model_label: str
+    stop_note: str
+    condensed: str
     error: NotRequired[dict[str, Any]]
 
 
 class MessageDeleted(TypedDict):
     type: Literal["message.deleted"]
     message_id: str
+
+
+class MessageCondensed(TypedDict):
+    """The branch's older turns were condensed, up to `message_id` (a model
+    without compaction): the marker goes there, with what they became."""
+
+    type: Literal["message.condensed"]
+    message_id: str
+    condensed: str
+
+
+def message_condensed(message_id: uuid.UUID | str, summary: str) -> MessageCondensed:
+    return {"type": "message.condensed", "message_id": str(message_id), "condensed": summary}
 
 
 class ConversationUpdated(TypedDict):
@@ -153,6 +201,7 @@ class ErrorFrame(TypedDict):
 
 
 def message_payload(message: Message) -> MessagePayload:
+    index = getattr(message, "version_index", 1)
     payload: MessagePayload = {
         "id": str(message.id),
         "role": message.role,
@@ -165,6 +214,14 @@ def message_payload(message: Message) -> MessagePayload:
         "stop_reason": message.stop_reason,
         "client_id": message.client_id,
         "seq": message.seq,
+        "model_label": model_label(message.model),
+        "versions": {
+            "index": index,
+            "count": getattr(message, "version_count", 1),
+            "ids": getattr(message, "version_ids", None) or [str(message.id)],
+        },
+        "stop_note": stop_note(message),
+        "condensed": condensed_text(message),
     }
     if message.created_at:
         payload["created_at"] = message.created_at.isoformat()
@@ -173,6 +230,82 @@ def message_payload(message: Message) -> MessagePayload:
     if message.role == Message.Role.USER:
         payload["attachments"] = [attachment_payload(a) for a in message_attachments(message)]
     return payload
+
+
+def model_label(model_id: str) -> str:
+    """A model's display name, never its raw id when the catalog knows it."""
+    info = model_info(model_id) if model_id else None
+    return info.label if info else model_id
+
+
+REFUSAL_CATEGORIES = {
+    "cyber": "cyber security",
+    "bio": "biological risk",
+    "frontier_llm": "AI model development",
+    "reasoning_extraction": "revealing its reasoning",
+    "general_harms": "possible harm",
+}
+
+
+def stop_note(message: Message) -> str:
+    """What a reader should know about where an answer stopped ("" for a normal end)."""
+    if message.role != Message.Role.ASSISTANT or message.is_active:
+        return ""
+    if message.stop_reason == "max_tokens":
+        return "This answer was cut off at the length limit."
+    if message.stop_reason == "refusal":
+        details = message.stop_details or {}
+        explanation = (details.get("explanation") or "").strip()
+        category = REFUSAL_CATEGORIES.get(details.get("category") or "", details.get("category"))
+        reason = explanation or (f"Reason: {category}." if category else "No reason was given.")
+        return f"Claude declined to answer. {reason}"
+    if message.stop_reason == "model_context_window_exceeded":
+        return "This answer filled the model's context window and stopped there."
+    return ""
+
+
+def condensed_text(message: Message) -> str:
+    """The summary earlier turns were condensed into at this message: the API's
+    compaction block in an answer, or the summary kept for a model without it."""
+    if message.summary:
+        return message.summary
+    for block in message.content or ():
+        if isinstance(block, dict) and block.get("type") == "compaction":
+            return block.get("content") or "(The earlier turns were condensed.)"
+    return ""
+
+
+def message_usage(message: Message) -> tuple[UsagePayload | None, str | None]:
+    """The sum of an answer's calls (`calls`, prefetched): a continued answer has several."""
+    calls = getattr(message, "calls", None) or []
+    if not calls:
+        return None, None
+    usage: UsagePayload = {
+        "input_tokens": sum(c.input_tokens for c in calls),
+        "output_tokens": sum(c.output_tokens for c in calls),
+        "cache_write_tokens": sum(c.cache_write_5m_tokens + c.cache_write_1h_tokens for c in calls),
+        "cache_read_tokens": sum(c.cache_read_tokens for c in calls),
+    }
+    return usage, str(sum(c.cost_usd for c in calls))
+
+
+def branch_switched(
+    *, leaf_id: uuid.UUID | None, from_position: int, messages: list[Message]
+) -> BranchSwitched:
+    """The branch on show from `from_position` down (messages read by
+    `selectors.message_list_for_page`, with their versions and calls)."""
+    payloads = []
+    for message in messages:
+        payload = message_payload(message)
+        if message.role == Message.Role.ASSISTANT and not message.is_active:
+            payload["usage"], payload["cost_usd"] = message_usage(message)
+        payloads.append(payload)
+    return {
+        "type": "branch.switched",
+        "leaf_id": str(leaf_id) if leaf_id else None,
+        "from_position": from_position,
+        "messages": payloads,
+    }
 
 
 def message_attachments(message: Message) -> list[Attachment]:
@@ -245,6 +378,9 @@ def message_completed(message: Message, call: ApiCall | None) -> MessageComplete
         "html": message.html,
         "usage": usage_payload(call) if call else None,
         "cost_usd": str(call.cost_usd) if call else None,
+        "model_label": model_label(message.model),
+        "stop_note": stop_note(message),
+        "condensed": condensed_text(message),
     }
     if message.error_code:
         frame["error"] = {

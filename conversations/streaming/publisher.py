@@ -63,7 +63,9 @@ async def group_publish(group: str, event: dict[str, Any]) -> None:
     A frame (the frequent kind) goes to the layer only while another process has
     a socket in the group, as far as the layer can tell (it may answer late for
     up to a second: `delivery.py`'s catch-up reads what that missed); a
-    broadcast always does.
+    broadcast always does. On Redis the publish is queued (`group_send_soon`):
+    everything this process publishes reaches the others in the order it was
+    published, and nobody here waits for Redis.
     """
     for socket in tuple(_sockets.get(group, ())):
         try:
@@ -81,7 +83,12 @@ async def group_publish(group: str, event: dict[str, Any]) -> None:
             and not await others_subscribed(group)
         ):
             return
-        await layer.group_send(group, {**event, "origin": PROCESS_ID})
+        message = {**event, "origin": PROCESS_ID}
+        send_soon = getattr(layer, "group_send_soon", None)
+        if send_soon is not None:
+            send_soon(group, message)  # in order, without waiting on Redis
+        else:
+            await layer.group_send(group, message)
     except Exception:
         # Redis is away: sockets elsewhere read a frame from the record when they
         # catch up; a reply must not die of it.
@@ -136,12 +143,23 @@ class FramePublisher:
     connection unusable and the await hanging).
     """
 
-    def __init__(self, *, message_id: uuid.UUID, conversation_id: uuid.UUID) -> None:
+    def __init__(
+        self,
+        *,
+        message_id: uuid.UUID,
+        conversation_id: uuid.UUID,
+        text: str = "",
+        thinking: str = "",
+    ) -> None:
+        """`text`, `thinking`: what the reply holds before its first frame (a
+        continued answer's text so far, which its stored row starts with)."""
         self.message_id = str(message_id)
         self.group = conversation_group(conversation_id)
         self.seq = 0
-        self.text = ""
-        self.thinking = ""
+        self.text = text
+        self.thinking = thinking
+        # Recorded with the first frame, so the record's text is the row's.
+        self._unrecorded = (text, thinking)
         self._pending_text: list[str] = []
         self._pending_thinking: list[str] = []
         self._loop = asyncio.get_running_loop()
@@ -212,7 +230,11 @@ class FramePublisher:
             frame["thinking"] = thinking
         if text:
             frame["text"] = text
-        await self._publish(frame_json(frame), text=text, thinking=thinking)
+        before_text, before_thinking = self._unrecorded
+        self._unrecorded = ("", "")
+        await self._publish(
+            frame_json(frame), text=before_text + text, thinking=before_thinking + thinking
+        )
 
     async def finish(self, completed: dict[str, Any]) -> None:
         """Publish the reply's last frame (`message.completed`, seq = last delta + 1)."""

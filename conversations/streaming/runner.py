@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import logging
 import sys
 import time
@@ -31,15 +32,30 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from claude.client import claude_provider
 from claude.errors import INTERRUPTED_CODE, INTERRUPTED_MESSAGE
 from claude.pricing import Usage, cost
-from claude.stream import ClaudeError, ReplyFinished, ReplyStream, TextDelta, ThinkingDelta
+from claude.providers import endpoint, regional_premium
+from claude.stream import (
+    ChatRequest,
+    ClaudeError,
+    ReplyFinished,
+    ReplyStream,
+    SummaryWritten,
+    TextDelta,
+    ThinkingDelta,
+    summary_write,
+)
+from conversations.context import system_with_summary
 from conversations.models import Conversation, Message
 from conversations.rendering import markdown_to_html
 from conversations.services import ReplyJob, reply_stop_request
-from conversations.streaming.frames import conversation_group, message_completed
+from conversations.streaming.frames import (
+    conversation_group,
+    message_completed,
+    message_condensed,
+)
 from conversations.streaming.publisher import FramePublisher, broadcast
+from conversations.titles import title_queue_after_commit
 from infra.db_threads import db_async
 from infra.rows import rows_insert, rows_update
 from usage.budgets import budget_status
@@ -157,6 +173,7 @@ class _Outcome:
     request_id: str = ""
     ttft_ms: int | None = None
     duration_ms: int | None = None
+    stop_details: dict[str, Any] | None = None
 
 
 @db_async
@@ -171,11 +188,15 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
             content.append({"type": "thinking", "thinking": outcome.thinking, "signature": ""})
         if outcome.text:
             content.append({"type": "text", "text": outcome.text})
+    elif job.prefill_text:
+        content = _continued_content(job.prefill_content, content, job.prefill_text)
     error = outcome.error
     usage = outcome.usage or Usage()
     model = outcome.model or job.request.model
     now = timezone.now()
-    price = cost(model, usage, at=now.date())
+    where = endpoint()
+    premium = regional_premium(model)
+    price = cost(model, usage, at=now.date(), regional=premium)
     html = markdown_to_html(outcome.text) if outcome.text else ""
     if error is not None:
         error_code, error_message = error.code, error.human_message
@@ -185,6 +206,7 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
         error_code, error_message = "", ""
     message = Message(
         id=job.message_id,
+        role=Message.Role.ASSISTANT,
         status=outcome.status,
         seq=outcome.seq,
         text=outcome.text,
@@ -193,6 +215,7 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
         html=html,
         model=model,
         stop_reason=outcome.stop_reason,
+        stop_details=outcome.stop_details or {},
         error_code=error_code,
         error_message=error_message,
     )
@@ -209,6 +232,7 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
                 "html": message.html,
                 "model": message.model,
                 "stop_reason": message.stop_reason,
+                "stop_details": message.stop_details,
                 "error_code": message.error_code,
                 "error_message": message.error_message,
                 "heartbeat_at": None,
@@ -228,7 +252,9 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
             conversation_uuid=job.conversation_id,
             message_id=job.message_id if updated else None,
             purpose=ApiCall.Purpose.CHAT,
-            provider=claude_provider(),
+            provider=where.provider,
+            region=where.region,
+            endpoint=where.kind,
             model=model,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
@@ -239,6 +265,8 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
             cost_usd=price.usd,
             cache_savings_usd=price.cache_savings_usd,
             batch_savings_usd=price.batch_savings_usd,
+            regional=premium,
+            regional_premium_usd=price.regional_premium_usd,
             price_key=price.price_key,
             priced=price.priced,
             request_id=outcome.request_id or (error.request_id if error else ""),
@@ -251,7 +279,135 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
         # A reply that failed before the stream started costs 0: settling to 0 is
         # the release.
         ledger_record_in_transaction(call=call, reservation_id=job.reservation_id)
+        if updated and message.status == Message.Status.COMPLETE:
+            title_queue_after_commit(conversation_id=job.conversation_id, reply_id=job.message_id)
     return message, call
+
+
+# How many times in a row a paused turn is sent back before it is left as it is.
+MAX_PAUSED_ROUNDS = 5
+# What of a block goes back to the API (stored blocks may carry deltas kept aside).
+_SENT_BACK_KEYS = {
+    "text": ("type", "text"),
+    "thinking": ("type", "thinking", "signature"),
+    "redacted_thinking": ("type", "data"),
+    "compaction": ("type", "content", "encrypted_content", "signature", "tool_changes"),
+}
+
+
+def _blocks_to_send_back(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A paused turn's blocks as the API takes them back: unchanged, but an empty
+    text block dropped and the last text without trailing white space (a final
+    assistant turn may not end in it)."""
+    blocks = []
+    for block in content:
+        keys = _SENT_BACK_KEYS.get(block.get("type"))
+        kept = {k: v for k, v in block.items() if keys is None or k in keys}
+        if kept.get("type") == "text" and not kept.get("text"):
+            continue
+        blocks.append(kept)
+    if blocks and blocks[-1].get("type") == "text":
+        blocks[-1] = {**blocks[-1], "text": blocks[-1]["text"].rstrip()}
+    return blocks
+
+
+def _after_pause(
+    finished: ReplyFinished, before: list[dict[str, Any]], usage: Usage
+) -> ReplyFinished:
+    """The rounds of a paused turn as one answer: blocks joined, usage summed."""
+    prefix_blocks = _blocks_to_send_back(before)
+    prefix = prefix_blocks[-1]["text"] if prefix_blocks and prefix_blocks[-1]["type"] == "text" else ""
+    content = (
+        _continued_content(prefix_blocks, finished.content, prefix)
+        if prefix
+        else [*prefix_blocks, *finished.content]
+    )
+    return dataclasses.replace(finished, content=content, usage=_usage_sum(usage, finished.usage))
+
+
+def _usage_sum(first: Usage, second: Usage) -> Usage:
+    return Usage(
+        **{
+            f.name: getattr(first, f.name) + getattr(second, f.name)
+            for f in dataclasses.fields(Usage)
+        }
+    )
+
+
+def _continued_content(
+    before: list[dict[str, Any]], after: list[dict[str, Any]], prefix: str
+) -> list[dict[str, Any]]:
+    """A continued answer's blocks: the earlier ones with the new text written on
+    after the prefix, then any further blocks of the continuation."""
+    merged = [dict(block) for block in before if block.get("type") != "text"]
+    rest = list(after)
+    text = prefix
+    if rest and rest[0].get("type") == "text":
+        text += rest.pop(0).get("text", "")
+    merged.append({"type": "text", "text": text})
+    return merged + rest
+
+
+async def _condense(job: ReplyJob) -> ChatRequest:
+    """Write the summary of a long branch's older turns (conversations/context.py),
+    keep it, and return the answer's request with it. Should the summary fail, the
+    answer is asked with the whole branch, as before."""
+    plan = job.condense
+    try:
+        written = await summary_write(plan.summary_request)
+    except ClaudeError as exc:
+        logger.warning("Condensing older turns failed: %s; sending them all", exc.api_error_type)
+        return job.request
+    if not written.text:
+        return job.request
+    await _summary_store(job, written)
+    try:
+        await broadcast(job.conversation_id, message_condensed(plan.message_id, written.text))
+    except Exception:  # stored: a page reload shows it
+        logger.exception("Announcing condensed turns failed")
+    return dataclasses.replace(
+        plan.answer_request, system=system_with_summary(plan.base_system, written.text)
+    )
+
+
+@db_async
+def _summary_store(job: ReplyJob, written: SummaryWritten) -> None:
+    """The summary on its message and its call on the ledger, together."""
+    now = timezone.now()
+    where = endpoint()
+    premium = regional_premium(written.model)
+    price = cost(written.model, written.usage, at=now.date(), regional=premium)
+    with transaction.atomic():
+        rows_update(Message, {"summary": written.text}, where={"id": job.condense.message_id})
+        call = ApiCall(
+            user_id=job.owner_id,
+            team_id=job.team_id,
+            conversation_id=job.conversation_id,
+            conversation_uuid=job.conversation_id,
+            # Billed with the answer it was written for.
+            message_id=job.message_id,
+            purpose=ApiCall.Purpose.CONDENSE,
+            provider=where.provider,
+            region=where.region,
+            endpoint=where.kind,
+            model=written.model,
+            input_tokens=written.usage.input_tokens,
+            output_tokens=written.usage.output_tokens,
+            cache_write_5m_tokens=written.usage.cache_write_5m_tokens,
+            cache_write_1h_tokens=written.usage.cache_write_1h_tokens,
+            cache_read_tokens=written.usage.cache_read_tokens,
+            cost_usd=price.usd,
+            cache_savings_usd=price.cache_savings_usd,
+            batch_savings_usd=price.batch_savings_usd,
+            regional=premium,
+            regional_premium_usd=price.regional_premium_usd,
+            price_key=price.price_key,
+            priced=price.priced,
+            request_id=written.request_id,
+            stop_reason="end_turn",
+        )
+        rows_insert(call)
+        ledger_record_in_transaction(call=call)
 
 
 @db_async
@@ -304,31 +460,62 @@ async def _stream_reply(
 async def _generate(job: ReplyJob) -> None:
     message_id = job.message_id
     stop_flag = _stop_flags[message_id] = asyncio.Event()
-    publisher = FramePublisher(message_id=job.message_id, conversation_id=job.conversation_id)
+    publisher = FramePublisher(
+        message_id=job.message_id,
+        conversation_id=job.conversation_id,
+        text=job.prefill_text,
+        thinking=job.prefill_thinking,
+    )
     ended = asyncio.Event()
     checkpoints = asyncio.create_task(_checkpoints(publisher, job, stop_flag, ended))
     started = time.monotonic()
-    reply = ReplyStream(job.request)
+    request = job.request
+    reply = ReplyStream(request)
     outcome_status = Message.Status.COMPLETE
     finished: ReplyFinished | None = None
     error: ClaudeError | None = None
+    # A paused turn's earlier rounds: their blocks and usage, one answer with them.
+    paused_content: list[dict[str, Any]] = []
+    paused_usage: Usage | None = None
     try:
-        async with reply:
-            stream_task = asyncio.ensure_future(_stream_reply(publisher, job, reply, stop_flag))
-            stop_wait = asyncio.ensure_future(stop_flag.wait())
-            try:
-                await asyncio.wait({stream_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                stop_wait.cancel()
-            if stream_task.done():
-                finished = stream_task.result()
-            else:
-                # Stopped (by a socket, or the checkpoint saw the database flag):
-                # end the upstream call now.
-                stream_task.cancel()
-                await asyncio.gather(stream_task, return_exceptions=True)
+        if job.condense is not None:
+            request = await _condense(job)
+        for round_number in range(MAX_PAUSED_ROUNDS + 1):
+            reply = ReplyStream(request)
+            finished = None
+            async with reply:
+                stream_task = asyncio.ensure_future(_stream_reply(publisher, job, reply, stop_flag))
+                stop_wait = asyncio.ensure_future(stop_flag.wait())
+                try:
+                    await asyncio.wait(
+                        {stream_task, stop_wait}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                finally:
+                    stop_wait.cancel()
+                if stream_task.done():
+                    finished = stream_task.result()
+                else:
+                    # Stopped (by a socket, or the checkpoint saw the database flag):
+                    # end the upstream call now.
+                    stream_task.cancel()
+                    await asyncio.gather(stream_task, return_exceptions=True)
             if finished is None:
                 outcome_status = Message.Status.STOPPED
+                break
+            if paused_usage is not None:
+                finished = _after_pause(finished, paused_content, paused_usage)
+            if finished.stop_reason != "pause_turn" or round_number == MAX_PAUSED_ROUNDS:
+                break
+            # The API paused a long turn: send what it wrote back, unchanged, and it
+            # goes on (one answer on the page and in the ledger).
+            paused_content, paused_usage = finished.content, finished.usage
+            request = dataclasses.replace(
+                request,
+                messages=[
+                    *request.messages,
+                    {"role": "assistant", "content": _blocks_to_send_back(finished.content)},
+                ],
+            )
     except ClaudeError as exc:
         error = exc
         outcome_status = Message.Status.ERROR
@@ -369,8 +556,16 @@ async def _generate(job: ReplyJob) -> None:
         outcome.content = finished.content
         outcome.usage = finished.usage
         outcome.request_id = finished.request_id or reply.request_id
+        outcome.stop_details = finished.stop_details
+        if paused_usage is not None:
+            # The rounds' text as joined (what streamed may repeat a space at the seam).
+            outcome.text = "".join(
+                b.get("text", "") for b in finished.content if b.get("type") == "text"
+            )
     else:
         outcome.usage = reply.partial_usage()
+        if paused_usage is not None:  # a paused turn's earlier rounds were billed too
+            outcome.usage = _usage_sum(paused_usage, outcome.usage)
         outcome.usage_estimated = True
         if outcome_status == Message.Status.STOPPED:
             outcome.stop_reason = "user_stop"

@@ -486,7 +486,9 @@ export class Composer {
     const estimate = formatCost(data.estimated_cost_usd);
     const most = formatCost(data.max_cost_usd);
     const withFiles = files.length ? `, with ${files.length === 1 ? "1 file" : `${files.length} files`}` : "";
-    this.costEstimate.textContent = `≈ ${estimate} for the next message (${formatInt(data.input_tokens)} tokens in${withFiles}; up to ${most} with a long answer)`;
+    // A local estimate (the provider counts no tokens: Bedrock) says so.
+    const how = data.method === "local" ? `. ${data.note || "Estimated locally."}` : "";
+    this.costEstimate.textContent = `≈ ${estimate} for the next message (${formatInt(data.input_tokens)} tokens in${withFiles}; up to ${most} with a long answer)${how}`;
     this.costEstimate.hidden = false;
     this.thread.followBottom(); // the composer grew: keep the last reply in view
   }

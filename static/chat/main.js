@@ -5,6 +5,7 @@
 import { Composer, initNewChat } from "./composer.js";
 import { STOP_EVENT, initKeys } from "./keys.js";
 import { Outbox } from "./outbox.js";
+import { ReadOnlyComposer } from "./readonly.js";
 import {
   SIGNED_OUT_EVENT,
   applyTitle,
@@ -17,6 +18,7 @@ import {
 } from "./shell.js";
 import { initSearch } from "./search.js";
 import { initSidebar } from "./sidebar.js";
+import { contextMeterUpdate, initSettings } from "./settings.js";
 import { CLOSE_ACCESS_REVOKED, ChatSocket } from "./socket.js";
 import { Thread } from "./thread.js";
 
@@ -42,7 +44,10 @@ class ChatPage {
       onUserAction,
     });
     this.outbox = new Outbox(this.conversationId);
-    this.composer = new Composer(root, { thread: this.thread, outbox: this.outbox, send, onUserAction });
+    // Shared with you read-only: watch, send nothing (the server would refuse it).
+    this.composer = root.dataset.readOnly
+      ? new ReadOnlyComposer()
+      : new Composer(root, { thread: this.thread, outbox: this.outbox, send, onUserAction });
     this.socket = new ChatSocket({
       path: root.dataset.wsPath,
       status: document.getElementById("conn-status"),
@@ -71,7 +76,7 @@ class ChatPage {
   /** Every (re)open: resumes first, then every send not yet confirmed by both its messages. */
   onOpen() {
     this.thread.resumeAll();
-    for (const frame of this.outbox.frames()) this.socket.send(frame);
+    if (!this.root.dataset.readOnly) for (const frame of this.outbox.frames()) this.socket.send(frame);
     this.composer.reconnected();
   }
 
@@ -93,9 +98,17 @@ class ChatPage {
         break;
       case "message.completed":
         this.thread.completed(frame);
+        contextMeterUpdate(frame);
         break;
       case "message.deleted":
         this.thread.deleted(frame);
+        break;
+      case "message.condensed":
+        this.thread.condensed(frame);
+        break;
+      case "branch.switched":
+        this.thread.branchSwitched(frame);
+        this.composer.update();
         break;
       case "conversation.updated":
         if (frame.conversation_id && frame.title) applyTitle(frame.conversation_id, frame.title);
@@ -178,6 +191,7 @@ function main() {
   initSearch();
   initNewChat();
   initHeader();
+  initSettings();
   const root = document.getElementById("chat");
   if (root && root.dataset.wsPath) {
     const page = new ChatPage(root);

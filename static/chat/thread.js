@@ -5,7 +5,7 @@
 // here; nothing here builds a message's markup.
 
 import { attachmentUrls, fileCardMeta } from "./attachments.js";
-import { copyText } from "./browser.js";
+import { copyText, newClientId } from "./browser.js";
 import { enhanceProse, markdownToSafeHtml, placeCursor, sanitizeServerHtml, setProse } from "./render.js";
 import { cloneTemplateElement, flashDone, formatCost, formatInt, toast } from "./ui.js";
 
@@ -147,10 +147,41 @@ export class Thread {
       el.dataset.clientId = payload.client_id || "";
       this.renderFiles(el, payload.attachments);
     } else if (payload.model) {
-      el.querySelector(".msg-model").textContent = modelLabel(payload.model);
+      el.querySelector(".msg-model").textContent = payload.model_label || modelLabel(payload.model);
     }
     showTime(el, payload.created_at ? new Date(payload.created_at) : new Date());
+    this.renderVersions(el, payload.versions);
     return el;
+  }
+
+  /** `< 2/3 >`: this message's place among its versions (edits, regenerations). */
+  renderVersions(el, versions) {
+    const box = el.querySelector(".versions");
+    if (!box || !versions) return;
+    const ids = Array.isArray(versions.ids) ? versions.ids : [];
+    box.dataset.versionIds = ids.join(",");
+    box.hidden = ids.length < 2;
+    box.querySelector(".versions-label").textContent = `${versions.index}/${versions.count}`;
+    const [prev, next] = box.querySelectorAll("button");
+    prev.disabled = versions.index <= 1;
+    next.disabled = versions.index >= versions.count;
+  }
+
+  /** An answer's notes: where it stopped (with Continue), and condensed turns. */
+  renderNotes(el, frame) {
+    if (frame.stop_reason !== undefined) el.dataset.stopReason = frame.stop_reason || "";
+    const note = el.querySelector(".stop-note");
+    if (note && frame.stop_note !== undefined) {
+      note.hidden = !frame.stop_note;
+      note.querySelector(".stop-note-text").textContent = frame.stop_note || "";
+    }
+    const condensed = el.querySelector(".condensed");
+    if (condensed) {
+      condensed.hidden = !frame.condensed;
+      condensed.querySelector(".condensed-body").textContent = frame.condensed || "";
+    }
+    const model = el.querySelector(".msg-model");
+    if (model && frame.model_label) model.textContent = frame.model_label;
   }
 
   /**
@@ -254,8 +285,9 @@ export class Thread {
 
   refreshRetry() {
     const all = this.list.querySelectorAll(".msg[data-message-id]");
-    all.forEach((el) => el.classList.remove("can-retry"));
+    all.forEach((el) => el.classList.remove("can-retry", "is-last"));
     const last = all[all.length - 1];
+    if (last) last.classList.add("is-last");
     if (last && last.dataset.role === "assistant" && RETRYABLE.has(last.dataset.status)) {
       last.classList.add("can-retry");
     }
@@ -386,6 +418,81 @@ export class Thread {
     this.onChange();
   }
 
+  /**
+   * `branch.switched`: the branch on show changed from `from_position` down.
+   * Messages above stay; below, those of the new branch are kept (a reply that
+   * streams keeps its state) or built, the others go.
+   */
+  branchSwitched(frame) {
+    const from = Number(frame.from_position) || 0;
+    const payloads = Array.isArray(frame.messages) ? frame.messages : [];
+    const keep = new Set(payloads.map((p) => p.id));
+    for (const [id, state] of [...this.messages]) {
+      const position = Number(state.el.dataset.position);
+      if (!keep.has(id) && !Number.isNaN(position) && position >= from) {
+        if (state.raf) cancelAnimationFrame(state.raf);
+        state.el.remove();
+        this.messages.delete(id);
+      }
+    }
+    for (const payload of payloads) {
+      const known = this.messages.get(payload.id);
+      if (known) {
+        this.renderVersions(known.el, payload.versions);
+        continue;
+      }
+      this.created(payload);
+      const state = this.messages.get(payload.id);
+    }
+    this.refreshRetry();
+    this.onChange();
+  }
+
+  /** `message.condensed`: the branch's older turns were condensed up to this message. */
+  condensed(frame) {
+    const state = this.messages.get(frame.message_id);
+    if (state) this.renderNotes(state.el, { condensed: frame.condensed });
+  }
+
+  /** The editor of a user message, in place of its bubble (templates: tpl-edit). */
+  openEditor(state) {
+    if (state.el.querySelector(".edit-form")) return;
+    const form = cloneTemplateElement("tpl-edit");
+    if (!form) return;
+    const input = form.querySelector("textarea");
+    input.value = state.text || "";
+    state.el.querySelector(".bubble").after(form);
+    state.el.classList.add("is-editing");
+    input.focus();
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.onUserAction();
+      const sent = this.send({
+        type: "message.edit",
+        message_id: state.id,
+        text: input.value,
+        client_id: newClientId(),
+      });
+      if (!sent) {
+        this.showError("Not connected. Send the edit once the connection is back.");
+        return;
+      }
+      this.closeEditor(state);
+    });
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") this.closeEditor(state);
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      }
+    });
+  }
+
+  closeEditor(state) {
+    state.el.querySelector(".edit-form")?.remove();
+    state.el.classList.remove("is-editing");
+  }
+
   // ---- Resumes -------------------------------------------------------------
 
   /** On every (re)open: catch up on every reply this page believes is still running. */
@@ -508,6 +615,7 @@ export class Thread {
       }
     }
     if (frame.usage || frame.cost_usd) this.renderUsage(state, frame.usage, frame.cost_usd);
+    this.renderNotes(el, frame);
     el.dataset.seq = String(state.lastSeq);
     this.followBottom();
   }
@@ -640,6 +748,25 @@ export class Thread {
         setTimeout(() => {
           if (!this.endedMessage) button.disabled = false;
         }, 3000);
+      }
+    } else if (action === "edit" && state) {
+      if (this.endedMessage) return this.showError(this.endedMessage);
+      this.openEditor(state);
+    } else if (action === "edit-cancel" && state) {
+      this.closeEditor(state);
+    } else if ((action === "version-prev" || action === "version-next") && state) {
+      const ids = (button.closest(".versions")?.dataset.versionIds || "").split(",").filter(Boolean);
+      const target = ids[ids.indexOf(state.id) + (action === "version-prev" ? -1 : 1)];
+      if (!target) return;
+      this.onUserAction();
+      if (!this.send({ type: "branch.switch", message_id: target })) {
+        this.showError("Not connected. Switch once the connection is back.");
+      }
+    } else if ((action === "regenerate" || action === "continue") && state) {
+      if (this.endedMessage) return this.showError(this.endedMessage);
+      this.onUserAction();
+      if (!this.send({ type: `message.${action}`, message_id: state.id })) {
+        this.showError("Not connected. Try again once the connection is back.");
       }
     } else if (action === "usage") {
       const wrap = button.closest(".usage-wrap");

@@ -16,7 +16,15 @@ import pytest
 from .shell import ROOT, free_port, fresh_env, readme_commands, run
 
 MANAGE = r"manage\.py \w"
-COVERED = {"price", "usage_rollup_rebuild", "fakeclaude", "collectstatic", "check"}
+COVERED = {
+    "price",
+    "usage_rollup_rebuild",
+    "fakeclaude",
+    "collectstatic",
+    "check",
+    "seed_demo",
+    "summarize",
+}
 
 
 def command(subcommand: str) -> str:
@@ -53,6 +61,23 @@ def test_price(tmp_path):
 def test_usage_rollup_rebuild(migrated_var_dir):
     result = run(command("usage_rollup_rebuild"), fresh_env(migrated_var_dir))
     assert result.returncode == 0, result.stderr
+
+
+def test_seed_demo_then_summarize_to_the_end(migrated_var_dir):
+    """The demo data, then a job run to its end by the command itself (no worker)."""
+    import json
+
+    env = fresh_env(migrated_var_dir)
+    seeded = run(command("seed_demo"), env, timeout=120)
+    assert seeded.returncode == 0, seeded.stderr
+    assert "Added 200 demo conversations to Acme." in seeded.stdout
+    result = run(command("summarize"), env, timeout=180)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["status"] == "ended"
+    # The 200 and the conversation every seed shares with the team.
+    assert report["counts"]["succeeded"] == 201 and len(report["conversations"]) == 201
+    assert float(report["cost_usd"]) > 0
 
 
 def test_collectstatic_for_production(tmp_path):

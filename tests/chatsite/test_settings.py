@@ -202,3 +202,26 @@ def test_uploads_stay_on_disk_under_var_by_default(tmp_path):
     assert storage["BACKEND"] == "django.core.files.storage.FileSystemStorage"
     assert storage["OPTIONS"]["base_url"] is None
     assert storage["OPTIONS"]["location"].endswith("/attachments")
+
+
+# --- Claude's provider ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        ({"CLAUDE_PROVIDER": "bedrok"}, "CLAUDE_PROVIDER must be one of anthropic, bedrock"),
+        ({"CLAUDE_PROVIDER": "bedrock"}, "CLAUDE_PROVIDER=bedrock: set AWS_REGION"),
+        ({"CLAUDE_PROVIDER": "vertex", "CLOUD_ML_REGION": "us-east5"},
+         "set CLOUD_ML_REGION (e.g. global or us-east5) and ANTHROPIC_VERTEX_PROJECT_ID"),
+        ({"CLAUDE_PROVIDER": "bedrock", "AWS_REGION": "us-west-2", "CLAUDE_BEDROCK_ENDPOINT": "asia"},
+         "CLAUDE_BEDROCK_ENDPOINT must be one of global, us, eu, jp, apac"),
+        ({"CLAUDE_PROVIDER": "vertex", "CLOUD_ML_REGION": "global",
+          "ANTHROPIC_VERTEX_PROJECT_ID": "p", "CLAUDE_FILES_API": "true"},
+         "CLAUDE_FILES_API=true needs the Anthropic API: vertex has no Files API"),
+    ],
+)
+def test_a_provider_set_up_wrong_refuses_to_start_and_says_why(tmp_path, extra, says):
+    result = load_settings(fresh_env(tmp_path, **extra))
+    assert result.returncode != 0
+    assert says in result.stderr

@@ -71,3 +71,11 @@ async def signed_in():
     for session in sessions:
         await session.close()
     await generations_settled()
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    """The fake Claude of this test, keeping the body and headers of each request."""
+    from tests.conversations.recording import recorder_install
+
+    return recorder_install(monkeypatch)

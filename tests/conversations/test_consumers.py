@@ -43,7 +43,14 @@ def calls_for(message_id: str) -> list[ApiCall]:
     return list(ApiCall.objects.filter(message_id=message_id))
 
 
-async def test_full_exchange_streams_saves_and_bills(alice, make_conversation, socket_for):
+# The tests marked `any_provider` run three times: on the Anthropic API's wire, and
+# through the SDK's Bedrock and Vertex clients (tests/conftest.py).
+REQUEST_ID_PREFIX = {"fake": "req_", "bedrock": "", "vertex": "msg_vrtx_"}
+
+
+async def test_full_exchange_streams_saves_and_bills(
+    alice, make_conversation, socket_for, any_provider
+):
     """Alice's message is echoed to her socket, the answer streams in numbered
     coalesced deltas, and the stored reply and its one ApiCall match what she saw."""
     conversation = await sync_to_async(make_conversation)()
@@ -74,7 +81,12 @@ async def test_full_exchange_streams_saves_and_bills(alice, make_conversation, s
     assert reply.content[-1] == {"type": "text", "text": text}
     [call] = await calls_for(reply_id)
     assert call.output_tokens == 60 and call.input_tokens > 0
-    assert call.request_id.startswith("req_")
+    # The API's request id; Bedrock's x-amzn-RequestId (a UUID); on Vertex, which
+    # sends none, the message's id.
+    assert call.request_id.startswith(REQUEST_ID_PREFIX[any_provider])
+    assert len(call.request_id) > 20
+    assert (call.provider, call.endpoint, call.regional) == (any_provider, "global", False)
+    assert call.model == "claude-sonnet-5-5"
     expected = cost(
         call.model,
         Usage(
@@ -104,6 +116,7 @@ async def test_other_tab_watches_the_stream_live(alice, make_conversation, socke
     await watcher.disconnect()
 
 
+@pytest.mark.usefixtures("any_provider")
 async def test_stop_keeps_the_partial_answer(alice, make_conversation, socket_for):
     """Stop mid-answer: the text so far stays, marked stopped, and the call is billed."""
     conversation = await sync_to_async(make_conversation)()
@@ -124,6 +137,7 @@ async def test_stop_keeps_the_partial_answer(alice, make_conversation, socket_fo
     await socket.disconnect()
 
 
+@pytest.mark.usefixtures("any_provider")
 async def test_reconnect_and_resume_gets_the_whole_answer_exactly_once(
     alice, make_conversation, socket_for
 ):
@@ -277,6 +291,7 @@ async def test_sending_while_an_answer_streams_is_refused(alice, make_conversati
         ("error=api_error", "upstream"),
     ],
 )
+@pytest.mark.usefixtures("any_provider")
 async def test_upstream_error_is_shown_and_nothing_is_lost(
     alice, make_conversation, socket_for, directive, code
 ):
@@ -295,6 +310,7 @@ async def test_upstream_error_is_shown_and_nothing_is_lost(
     await socket.disconnect()
 
 
+@pytest.mark.usefixtures("any_provider")
 async def test_mid_stream_error_keeps_partial_text_and_retry_replaces_it(
     alice, make_conversation, socket_for
 ):
@@ -426,6 +442,7 @@ async def test_partial_text_is_checkpointed_with_its_sequence_number(
     await socket.disconnect()
 
 
+@pytest.mark.usefixtures("any_provider")
 async def test_a_long_chat_reads_its_history_from_the_prompt_cache(
     alice, make_conversation, socket_for
 ):

@@ -264,3 +264,45 @@ def test_results_come_newest_first_across_the_chunks_searched(
         made[0].id,
     ]  # i = 6, 3, 0: the newest first
     assert len(search.conversation_search(user=alice, query="note", limit=4)) == 4
+
+
+def test_versions_of_a_message_give_one_result(alice, make_conversation):
+    """A regenerated answer is a sibling at the same position (branches): both
+    versions matching still make one result for the conversation."""
+    conversation = make_conversation()
+    [question, first] = say(conversation, "Tell me about wombats", "Wombats dig burrows.")
+    Message.objects.filter(id=first.id).update(parent=question)
+    Message.objects.create(
+        conversation=conversation,
+        parent=question,
+        position=first.position,
+        role="assistant",
+        status="complete",
+        text="Wombats have cube-shaped droppings.",
+    )
+    results = conversation_search(user=alice, query="wombats")
+    assert [r.conversation_id for r in results] == [conversation.id]
+    assert results[0].role == "assistant"
+
+
+def test_a_conversation_shared_with_me_is_found(alice, make_conversation, django_user_model):
+    """Search lists what `conversations_visible_to` lets one see: a teammate's
+    conversation shared with the whole team, and not once the share ends."""
+    from accounts.models import Membership, Team
+    from conversations.models import ConversationShare
+
+    team = Team.objects.create(name="Wombat Co", slug="wombat-co")
+    sharer = django_user_model.objects.create_user(username="sharer", password="x" * 12)
+    Membership.objects.create(user=alice, team=team, role="member")
+    Membership.objects.create(user=sharer, team=team, role="member")
+    theirs = Conversation.objects.create(owner=sharer, team=team, model="claude-sonnet-5-5")
+    say(theirs, "Marsupial census", "Many marsupials counted.")
+    assert conversation_search(user=alice, query="marsupial") == []
+    share = ConversationShare.objects.create(
+        conversation=theirs, kind=ConversationShare.Kind.TEAM, created_by=sharer
+    )
+    assert [r.conversation_id for r in conversation_search(user=alice, query="marsupial")] == [
+        theirs.id
+    ]
+    share.delete()
+    assert conversation_search(user=alice, query="marsupial") == []

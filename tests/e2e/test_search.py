@@ -127,9 +127,10 @@ def test_esc_stops_the_answer_and_ctrl_shift_o_starts_a_chat(site, new_page):
     expect(page.locator("#first-message")).to_be_visible()
 
 
-def test_up_in_an_empty_composer_asks_to_edit_the_last_message(site, new_page):
-    """Where the page has no edit control, ↑ hands the last message to whatever
-    edits messages (`chat:edit-last`); with text in the composer it is a caret key."""
+def test_up_in_an_empty_composer_edits_the_last_message(site, new_page):
+    """↑ in an empty composer opens the last message's own editor (its Edit
+    control, from message branching), holding its text; the event for pages
+    without one (`chat:edit-last`) is not sent then."""
     page = new_page()
     sign_in(page, "alice", site.password)
     start_chat(page, "[[fake tokens=3 tps=0]] Edit me later.")
@@ -140,10 +141,12 @@ def test_up_in_an_empty_composer_asks_to_edit_the_last_message(site, new_page):
     )
     page.focus("#composer-input")
     page.keyboard.press("ArrowUp")
-    detail = page.evaluate("() => window.__edit")
-    assert detail["text"] == "[[fake tokens=3 tps=0]] Edit me later."
-    user_id = page.locator("article.msg-user").last.get_attribute("data-message-id")
-    assert detail["messageId"] == user_id
+    last = page.locator("article.msg-user").last
+    expect(last).to_have_class(re.compile(r"\bis-editing\b"))
+    expect(last.locator(".edit-form textarea")).to_have_value(
+        "[[fake tokens=3 tps=0]] Edit me later."
+    )
+    assert page.evaluate("() => window.__edit") is None
 
 
 def test_the_entry_menu_renames_pins_and_deletes(site, new_page):

@@ -86,9 +86,13 @@ def test_insert_reads_back_an_auto_increment_key(alice, make_conversation):
 
 def test_insert_keeps_the_database_constraints(make_conversation):
     conversation = make_conversation()
-    rows_insert(Message(conversation=conversation, position=0, role=Message.Role.USER))
+    rows_insert(
+        Message(conversation=conversation, position=0, role=Message.Role.USER, client_id="c1")
+    )
     with pytest.raises(IntegrityError), transaction.atomic():
-        rows_insert(Message(conversation=conversation, position=0, role=Message.Role.USER))
+        rows_insert(
+            Message(conversation=conversation, position=1, role=Message.Role.USER, client_id="c1")
+        )
 
 
 def test_update_matches_equality_null_and_any_of(make_conversation):
@@ -318,7 +322,8 @@ def test_upsert_add_without_returning_sums_every_column(alice):
                     "cost_usd": Decimal("0.000001"),
                 }
             ],
-            unique=("day", "user_id", "team_id", "model"),
+            # The rollup's key (the fields left out take their defaults).
+            unique=("day", "user_id", "team_id", "model", "provider", "region", "endpoint"),
             add=sums,
         )
     row = DailyUsage.objects.get(day=day, user_id=alice.pk)

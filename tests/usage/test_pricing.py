@@ -274,3 +274,39 @@ def test_price_command_on_each_side_of_the_price_change(capsys):
             "price", "--model", "claude-sonnet-5-5", "--cache-read", "1000000", "--at", day
         )
         assert f"cost_usd: {expected}" in capsys.readouterr().out
+
+
+# --- A regional call per provider (the premium as the providers decide it) ------------------
+
+
+@pytest.mark.parametrize(
+    ("provider", "region", "profile", "model", "usd", "premium_usd"),
+    [
+        # Bedrock's EU profile, Sonnet 4.5: (10,000*3 + 2,000*15) * 1.1 = 66,000 micro,
+        # of which 6,000 is the premium.
+        ("bedrock", "eu-west-1", "eu", "claude-sonnet-4-5", "0.066000", "0.006000"),
+        # Vertex in us-east5, Opus 5.5: (10,000*4 + 2,000*20) * 1.1 = 88,000; 8,000 premium.
+        ("vertex", "us-east5", "", "claude-opus-5-5", "0.088000", "0.008000"),
+        # Sonnet 4 predates the premium: (10,000*3 + 2,000*15) = 60,000, none.
+        ("bedrock", "us-east-1", "us", "claude-sonnet-4", "0.060000", "0.000000"),
+        # The global endpoints: list price.
+        ("bedrock", "us-west-2", "global", "claude-sonnet-4-5", "0.060000", "0.000000"),
+        ("vertex", "global", "", "claude-opus-5-5", "0.080000", "0.000000"),
+    ],
+)
+def test_a_regional_call_is_priced_with_the_premium_per_provider(
+    claude_on, provider, region, profile, model, usd, premium_usd
+):
+    from claude.providers import regional_premium
+
+    claude_on(provider, region=region, endpoint=profile or "global")
+    result = cost(model, Usage(10_000, 2_000), at=NOV, regional=regional_premium(model))
+    assert result.usd == Decimal(usd)
+    assert result.regional_premium_usd == Decimal(premium_usd)
+
+
+def test_the_premium_is_halved_with_the_batch_discount():
+    # (1,234*3 + 567*15) = 12,207 -> * 0.1 * 0.5 = 610.35 -> 610 micro.
+    result = cost("claude-sonnet-4-5", Usage(1234, 567), at=NOV, batch=True, regional=True)
+    assert result.regional_premium_usd == Decimal("0.000610")
+    assert result.usd == Decimal("0.006714")

@@ -149,6 +149,7 @@ def test_csv_has_exactly_the_rows_the_page_shows(client, world, spending):
             ("user", page.by_user),
             ("team", page.by_team),
             ("model", page.by_model),
+            ("endpoint", page.by_endpoint),
         )
         for row in rows_
     ]

@@ -35,6 +35,12 @@ class Command(BaseCommand):
             default=None,
             help="Time to first token in ms (default: $FAKE_CLAUDE_TTFT_MS or 300).",
         )
+        parser.add_argument(
+            "--batch-seconds",
+            type=float,
+            default=None,
+            help="Seconds a Message Batch takes to end (default: $FAKE_CLAUDE_BATCH_SECONDS or 5).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         app = fake_app_from_env()
@@ -42,6 +48,8 @@ class Command(BaseCommand):
             app.default_tps = options["tps"]
         if options["ttft_ms"] is not None:
             app.default_ttft_ms = options["ttft_ms"]
+        if options["batch_seconds"] is not None:
+            app.batches.delay_seconds = options["batch_seconds"]
         host, port = options["host"], options["port"]
         self.stdout.write(
             f"Fake Claude API on http://{host}:{port} "

@@ -29,6 +29,6 @@ def backward(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("conversations", "0005_attachment")]
+    dependencies = [("conversations", "0007_sharing_and_presets")]
 
     operations = [migrations.RunPython(forward, backward)]

@@ -2,7 +2,7 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    dependencies = [("conversations", "0006_message_search_index")]
+    dependencies = [("conversations", "0008_message_search_index")]
 
     operations = [
         migrations.AddField(
