@@ -81,6 +81,12 @@ bench-cuts: install
 bench-uploads: install
 	$(BIN)/python bench/uploads.py $(BENCH_ARGS)
 
+# Search over 100,000 messages in 5,000 conversations on PostgreSQL, and the
+# index's cost per message written (its own database). See bench/search.py.
+.PHONY: bench-search
+bench-search: install
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python bench/search.py $(BENCH_ARGS)
+
 # A summary job over 10,000 conversations against the fake, one worker (SQLite and
 # the filesystem broker unless BENCH_ARGS has --pg / --redis). See bench/batch.py.
 .PHONY: bench-batch

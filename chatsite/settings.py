@@ -105,6 +105,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "conversations.context_processors.claude_mode",
+                "conversations.context_processors.ui_preferences",
                 "teams.context_processors.team_switcher",
             ],
         },

@@ -28,6 +28,8 @@ class Conversation(models.Model):
     thinking_effort = models.CharField(
         max_length=16, choices=ThinkingEffort.choices, blank=True, default=ThinkingEffort.OFF
     )
+    # Set when pinned: pinned conversations head the sidebar, the latest pinned first.
+    pinned_at = models.DateTimeField(null=True, blank=True)
     # The team preset it was started from (its name kept, should the preset go).
     preset = models.ForeignKey(
         "conversations.Preset",

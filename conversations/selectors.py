@@ -1,7 +1,8 @@
 """Reads shared by views, consumers and the admin.
 
 Every lookup of a conversation goes through `conversation_for_user` (and every
-list through `conversations_visible_to`), the one place that decides who may
+list through `conversations_visible_to`: the sidebar, exports, search in
+`conversations.search`), the one place that decides who may
 see it:
 
 - a conversation of no team: its owner;
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, prefetch_related_objects
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet, prefetch_related_objects
 
 from accounts.models import Membership, Team, User
 from accounts.sessions import session_row_read, session_stands
@@ -109,18 +110,36 @@ def conversations_visible_to(*, user: User) -> QuerySet[Conversation]:
     return Conversation.objects.filter(own | shared)
 
 
+def _started(current_id: uuid.UUID | None = None) -> Q | Exists:
+    """A conversation something was sent in (a first message refused, or files
+    attached and never sent, leave none), or the one open."""
+    started = Exists(Message.objects.filter(conversation_id=OuterRef("pk")))
+    if current_id is not None:
+        started = started | Q(id=current_id)
+    return started
+
+
 def conversation_list_for_user(
-    *, user: User, team: Team | None = None, limit: int = 100
+    *,
+    user: User,
+    team: Team | None = None,
+    limit: int = 100,
+    current_id: uuid.UUID | None = None,
 ) -> QuerySet[Conversation]:
-    """The sidebar: the user's conversations in `team` (and those of no team), newest
-    activity first. With no team given: those of no team only, plus all of a
-    person who is in no team."""
-    mine = Conversation.objects.filter(owner=user)
+    """The sidebar: the user's own conversations in `team` (and those of no team),
+    pinned ones first (the latest pinned first), then newest activity first. With
+    no team given: those of no team only, plus all of a person who is in no team.
+    A conversation nothing was sent in yet is left out, but for the one open."""
+    mine = conversations_visible_to(user=user).filter(owner=user)
     if team is not None:
         mine = mine.filter(Q(team=team) | Q(team__isnull=True))
     else:
         mine = mine.filter(team__isnull=True)
-    return mine.only("id", "title", "updated_at", "model").order_by("-updated_at")[:limit]
+    return (
+        mine.filter(_started(current_id))
+        .only("id", "title", "updated_at", "model", "pinned_at")
+        .order_by(F("pinned_at").desc(nulls_last=True), "-updated_at")[:limit]
+    )
 
 
 def conversation_list_shared_with(
@@ -137,7 +156,7 @@ def conversation_list_shared_with(
     return list(
         Conversation.objects.filter(team=team)
         .exclude(owner=user)
-        .filter(Exists(listed), _member("owner_id"), viewer_member)
+        .filter(Exists(listed), _member("owner_id"), viewer_member, _started())
         .select_related("owner")
         .only("id", "title", "updated_at", "owner__username", "owner__display_name")
         .order_by("-updated_at")[:limit]

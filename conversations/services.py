@@ -32,6 +32,7 @@ from claude.stream import ChatRequest
 from conversations import context, selectors, tree
 from conversations.attachments import blocks
 from conversations.models import Attachment, Conversation, Message, Preset
+from conversations.rendering import markdown_to_plain_text
 from conversations.streaming.frames import (
     attachment_updated,
     branch_switched,
@@ -155,6 +156,47 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     return conversation
 
 
+def conversation_start(
+    *,
+    owner: User,
+    model: str,
+    system_prompt: str = "",
+    thinking_effort: str = "",
+    team: Team | None = None,
+    preset: Preset | None = None,
+) -> Conversation:
+    """What the empty chat page's form does: `conversation_create`, refused when
+    the budget it would be billed to is used up (a conversation nobody can send
+    in would only sit empty in the sidebar)."""
+    status = new_conversation_budget(user=owner, team=team)
+    if status.level == "exceeded":
+        raise ChatInputError("budget_exceeded", status.as_frame()["message"])
+    return conversation_create(
+        owner=owner,
+        model=model,
+        system_prompt=system_prompt,
+        thinking_effort=thinking_effort,
+        team=team,
+        preset=preset,
+    )
+
+
+def conversation_pin(*, conversation: Conversation, pinned: bool) -> Conversation:
+    """Pin a conversation to the top of the sidebar, or unpin it. Its place among
+    the others (`updated_at`) does not change."""
+    conversation.pinned_at = timezone.now() if pinned else None
+    Conversation.objects.filter(pk=conversation.pk).update(pinned_at=conversation.pinned_at)
+    return conversation
+
+
+def new_conversation_budget(*, user: User, team: Team | None = None) -> budgets.BudgetStatus:
+    """Where the budget a new conversation of `user` in `team` (by default their
+    oldest) would be billed to stands: what the empty chat page says before
+    anyone types."""
+    team = team if team is not None else user_primary_team(user=user)
+    return budgets.budget_status(user_id=user.pk, team_id=team.pk if team else None)
+
+
 def conversation_settings_update(
     *, conversation: Conversation, model: str, system_prompt: str, thinking_effort: str
 ) -> Conversation:
@@ -194,9 +236,12 @@ _FAKE_DIRECTIVE = re.compile(r"\[\[fake\b[^\]]*\]\]")
 
 
 def title_from_text(text: str) -> str:
-    """A sidebar title from the first message: its first line, cut at a word."""
+    """A sidebar title from the first message: its first line without Markdown's
+    marks (a title shows no `#`, `**` or backticks), cut at a word."""
     text = _FAKE_DIRECTIVE.sub("", text)
     first_line = " ".join(text.strip().splitlines()[0].split()) if text.strip() else ""
+    # A line of only marks (a code fence's ```) keeps its own text.
+    first_line = markdown_to_plain_text(first_line) or first_line
     if len(first_line) <= TITLE_MAX_CHARS:
         return first_line or "New conversation"
     cut = first_line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0]

@@ -32,6 +32,7 @@ _ACCESS_NEUTRAL_FIELDS = {
     "model",
     "system_prompt",
     "thinking_effort",
+    "pinned_at",
     "preset",
     "preset_name",
     "active_leaf",

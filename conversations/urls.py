@@ -4,9 +4,11 @@ from conversations import attachment_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("search/", views.conversation_search, name="conversation_search"),
     path("c/new/", views.conversation_create, name="conversation_create"),
     path("c/<uuid:conversation_id>/", views.conversation_detail, name="conversation_detail"),
     path("c/<uuid:conversation_id>/rename/", views.conversation_rename, name="conversation_rename"),
+    path("c/<uuid:conversation_id>/pin/", views.conversation_pin, name="conversation_pin"),
     path("c/<uuid:conversation_id>/delete/", views.conversation_delete, name="conversation_delete"),
     path("c/<uuid:conversation_id>/share/", views.conversation_share, name="conversation_share"),
     path(

@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.audit import request_ip
@@ -20,7 +21,7 @@ from claude.client import token_counting_available, token_counting_unavailable_m
 from claude.providers import default_model, model_choices
 from claude.stream import ClaudeError
 from claude.tokens import input_tokens_count
-from conversations import context, exports, presets, selectors, services, sharing
+from conversations import context, exports, presets, search, selectors, services, sharing
 from conversations.forms import (
     ConversationCreateForm,
     ConversationRenameForm,
@@ -29,17 +30,20 @@ from conversations.forms import (
     EstimateForm,
     ImportForm,
 )
-from conversations.models import Message
+from conversations.models import Conversation, Message
 from conversations.rendering import markdown_to_html
 from conversations.streaming.frames import condensed_text, model_label, stop_note
 from usage.ledger import estimate_priced, estimate_record
 
 
-def _page_context(request: HttpRequest, *, new_chat: bool = False) -> dict:
+def _page_context(request: HttpRequest, *, new_chat: bool = False, current_id=None) -> dict:
     team = request_team_state(request).current
     return {
         "current_team": team,
-        "conversations": selectors.conversation_list_for_user(user=request.user, team=team),
+        "model_labels": dict(model_choices()),
+        "conversations": selectors.conversation_list_for_user(
+            user=request.user, team=team, current_id=current_id
+        ),
         "shared_conversations": selectors.conversation_list_shared_with(
             user=request.user, team=team
         ),
@@ -48,13 +52,7 @@ def _page_context(request: HttpRequest, *, new_chat: bool = False) -> dict:
         # The picker offers what this provider serves.
         "model_choices": model_choices(),
         "default_model": default_model(),
-        "effort_choices": [
-            ("", "Off"),
-            ("low", "Low"),
-            ("medium", "Medium"),
-            ("high", "High"),
-            ("max", "Max"),
-        ],
+        "effort_choices": Conversation.ThinkingEffort.choices,
         "max_message_chars": settings.CHAT_MAX_MESSAGE_CHARS,
     }
 
@@ -65,8 +63,23 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "conversations/chat.html",
-        {**_page_context(request, new_chat=True), "conversation": None},
+        {
+            **_page_context(request, new_chat=True),
+            **_budget_context(request),
+            "conversation": None,
+        },
     )
+
+
+def _budget_context(request: HttpRequest) -> dict:
+    """The empty state's budget note: the warning (from 80%) or the refusal (at
+    100%), one or the other, before anything is typed."""
+    status = services.new_conversation_budget(
+        user=request.user, team=request_team_state(request).current
+    )
+    if status.level not in ("warning", "exceeded"):
+        return {}
+    return {"budget_level": status.level, "budget_message": status.as_frame()["message"]}
 
 
 @login_required
@@ -86,6 +99,7 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
             "conversations/chat.html",
             {
                 **_page_context(request, new_chat=True),
+                **_budget_context(request),
                 "conversation": None,
                 "form_errors": form.errors,
             },
@@ -106,25 +120,32 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
                 "conversations/chat.html",
                 {
                     **_page_context(request, new_chat=True),
+                    **_budget_context(request),
                     "conversation": None,
                     "form_errors": {"preset": [message]},
                 },
                 status=400,
             )
     try:
-        conversation = services.conversation_create(
+        conversation = services.conversation_start(
             owner=request.user, team=team, preset=preset, **fields
         )
     except services.ChatInputError as exc:
         if wants_json:
-            return JsonResponse({"error": exc.message}, status=400)
+            return JsonResponse({"error": exc.message, "code": exc.code}, status=400)
+        if exc.code == "budget_exceeded":
+            # The note says it already (one red box, not two).
+            errors = {}
+        else:
+            errors = {"model": [exc.message]}
         return render(
             request,
             "conversations/chat.html",
             {
                 **_page_context(request, new_chat=True),
+                **_budget_context(request),
                 "conversation": None,
-                "form_errors": {"model": [exc.message]},
+                "form_errors": errors,
             },
             status=400,
         )
@@ -167,7 +188,7 @@ def conversation_detail(request: HttpRequest, conversation_id: str) -> HttpRespo
         request,
         "conversations/chat.html",
         {
-            **_page_context(request),
+            **_page_context(request, current_id=conversation.id),
             "conversation": conversation,
             "read_only": read_only,
             "messages_list": messages,
@@ -317,6 +338,26 @@ def conversation_rename(request: HttpRequest, conversation_id: str) -> HttpRespo
 
 @login_required
 @require_POST
+def conversation_pin(request: HttpRequest, conversation_id: str) -> HttpResponse:
+    """Pin (`pinned=true`) or unpin (`pinned=false`) a conversation in the sidebar:
+    its owner's (a pin is on the conversation; one shared with you is not yours to
+    pin: 404)."""
+    conversation = selectors.conversation_for_user(
+        user=request.user, conversation_id=conversation_id, to_write=True
+    )
+    if conversation is None:
+        raise Http404("No such conversation.")
+    pinned = request.POST.get("pinned", "true")
+    if pinned not in ("true", "false"):
+        return JsonResponse({"error": _("pinned is true or false.")}, status=400)
+    services.conversation_pin(conversation=conversation, pinned=pinned == "true")
+    if request.headers.get("Accept", "").startswith("application/json"):
+        return JsonResponse({"id": str(conversation.id), "pinned": pinned == "true"})
+    return redirect("conversation_detail", conversation_id=conversation.id)
+
+
+@login_required
+@require_POST
 def conversation_delete(request: HttpRequest, conversation_id: str) -> HttpResponse:
     conversation = selectors.conversation_for_user(
         user=request.user, conversation_id=conversation_id, to_write=True
@@ -460,3 +501,39 @@ def conversation_continue(request: HttpRequest, conversation_id: str) -> HttpRes
         raise Http404("No such conversation.")
     copy = sharing.conversation_continue(conversation=conversation, user=request.user)
     return redirect("conversation_detail", conversation_id=copy.id)
+
+
+def _result_url(result: search.SearchResult) -> str:
+    url = reverse("conversation_detail", args=[result.conversation_id])
+    return f"{url}#message-{result.message_id}" if result.message_id else url
+
+
+@login_required
+def conversation_search(request: HttpRequest) -> HttpResponse:
+    """`/search/?q=`: the conversations the person may see whose title or messages
+    have every word, with highlighted snippets. As JSON (`Accept:
+    application/json` or `?format=json`) for the palette (Ctrl+K)."""
+    query = request.GET.get("q", "")[:200]
+    results = search.conversation_search(user=request.user, query=query)
+    too_short = bool(query.strip()) and not search.search_terms(query)
+    if request.GET.get("format") == "json" or request.headers.get("Accept", "").startswith(
+        "application/json"
+    ):
+        return JsonResponse(
+            {
+                "query": query,
+                "results": [{**r.as_json(), "url": _result_url(r)} for r in results],
+                "too_short": too_short,
+            }
+        )
+    return render(
+        request,
+        "conversations/search.html",
+        {
+            **_page_context(request),
+            "conversation": None,
+            "query": query,
+            "results": results,
+            "too_short": too_short,
+        },
+    )

@@ -46,6 +46,8 @@ class MessagePayload(TypedDict):
     # Where earlier turns were condensed to fit the context window: what they
     # were condensed into (readable), else "".
     condensed: str
+    # When it was written (ISO 8601): the time shown on hover.
+    created_at: NotRequired[str]
     error: NotRequired[dict[str, Any]]
     # User messages only: the files sent with it, in the order Claude got them.
     attachments: NotRequired[list[AttachmentPayload]]
@@ -221,6 +223,8 @@ def message_payload(message: Message) -> MessagePayload:
         "stop_note": stop_note(message),
         "condensed": condensed_text(message),
     }
+    if message.created_at:
+        payload["created_at"] = message.created_at.isoformat()
     if message.error_code:
         payload["error"] = {"code": message.error_code, "message": message.error_message}
     if message.role == Message.Role.USER:

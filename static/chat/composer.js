@@ -6,6 +6,9 @@ import { keys, newClientId, postForm, storageGet, storageSet } from "./browser.j
 import { sendFrame } from "./outbox.js";
 import { autoGrow, enterSends, formatCost, formatInt, isSendKey } from "./ui.js";
 
+/** Fired on the document by ↑ in an empty composer, when no edit control took it. */
+export const EDIT_LAST_EVENT = "chat:edit-last";
+
 // The composer asks for a cost estimate only for long drafts, after typing pauses.
 const ESTIMATE_MIN_CHARS = 2000;
 const ESTIMATE_DEBOUNCE_MS = 600;
@@ -22,8 +25,10 @@ export function initNewChat() {
   const area = form.querySelector("#first-message");
   const errorBox = document.getElementById("new-chat-error");
   const maxChars = Number(form.dataset.maxChars) || 100_000;
-  // The keys' hint only where Enter does send: on a touch screen it breaks the line.
+  // The keys' hint only where Enter does send: on a touch screen it breaks the
+  // line, and the placeholder says so.
   if (area.dataset.keysHint && enterSends()) area.placeholder = `${area.placeholder} (${area.dataset.keysHint})`;
+  else if (area.dataset.touchPlaceholder && !enterSends()) area.placeholder = area.dataset.touchPlaceholder;
 
   // A first message that did not make it (a refused form, the back button) comes back.
   const draft = storageGet(keys.newDraft);
@@ -210,6 +215,8 @@ export class Composer {
   }
 
   start() {
+    // On a touch screen Enter breaks the line: the placeholder says what does send.
+    if (this.input.dataset.touchPlaceholder && !enterSends()) this.input.placeholder = this.input.dataset.touchPlaceholder;
     this.restoreDrafts();
     this.bind();
     this.tray.bind({ dropZone: this.root, pasteTarget: this.input });
@@ -260,6 +267,10 @@ export class Composer {
       if (isSendKey(event)) {
         event.preventDefault();
         if (!this.thread.activeReply()) this.submit();
+      } else if (
+        event.key === "ArrowUp" && !this.input.value && !event.shiftKey && !event.altKey && !event.ctrlKey && !event.metaKey
+      ) {
+        if (this.editLast()) event.preventDefault();
       }
     });
     this.form.addEventListener("submit", (event) => {
@@ -270,6 +281,29 @@ export class Composer {
       else this.submit();
     });
     if (!this.pending) this.input.focus({ preventScroll: true });
+  }
+
+  /**
+   * ↑ in an empty composer: edit the last message sent. The message's own edit
+   * control (a `[data-action="edit"]` button in its markup) does it when the
+   * page has one; else EDIT_LAST_EVENT goes to the document with the message's
+   * id and text, for whatever edits messages to act on. True if handled.
+   */
+  editLast() {
+    if (this.disabled || this.thread.activeReply()) return false;
+    const last = this.thread.lastUserMessage();
+    if (!last) return false;
+    const edit = last.el.querySelector('[data-action="edit"]');
+    if (edit && !edit.disabled) {
+      edit.click();
+      return true;
+    }
+    const event = new CustomEvent(EDIT_LAST_EVENT, {
+      detail: { messageId: last.id, text: last.text || "" },
+      cancelable: true,
+    });
+    // A listener that takes it calls preventDefault().
+    return !document.dispatchEvent(event);
   }
 
   /** The text and the files' chips, kept in the tab's session storage. */

@@ -3,6 +3,7 @@
 // loads it; each part starts only if its elements are on the page.
 
 import { Composer, initNewChat } from "./composer.js";
+import { STOP_EVENT, initKeys } from "./keys.js";
 import { Outbox } from "./outbox.js";
 import { ReadOnlyComposer } from "./readonly.js";
 import {
@@ -15,6 +16,8 @@ import {
   initShell,
   removeFromSidebar,
 } from "./shell.js";
+import { initSearch } from "./search.js";
+import { initSidebar } from "./sidebar.js";
 import { contextMeterUpdate, initSettings } from "./settings.js";
 import { CLOSE_ACCESS_REVOKED, ChatSocket } from "./socket.js";
 import { Thread } from "./thread.js";
@@ -57,9 +60,15 @@ class ChatPage {
   start() {
     // A rename or delete that found the session gone ends the chat as a 4403 would.
     document.addEventListener(SIGNED_OUT_EVENT, () => this.accessRevoked());
+    // Esc anywhere on the page stops the answer being written (keys.js).
+    document.addEventListener(STOP_EVENT, () => {
+      const active = this.thread.activeReply();
+      if (active && !this.composer.disabled) this.composer.stop(active);
+    });
     this.thread.start();
     this.composer.start();
     this.thread.scrollToBottom(true);
+    this.thread.revealFound(window.location.hash);
     this.thread.watchQuiet();
     this.socket.start();
   }
@@ -175,7 +184,11 @@ class ChatPage {
 }
 
 function main() {
+  // Before the shell's: its Esc closes the user menu, which must not also stop an answer.
+  initKeys({ homeUrl: document.querySelector(".new-chat")?.getAttribute("href") || "/" });
   initShell();
+  initSidebar();
+  initSearch();
   initNewChat();
   initHeader();
   initSettings();

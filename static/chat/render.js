@@ -6,6 +6,13 @@
 // deferred classic scripts before the modules run (window.markdownit,
 // window.DOMPurify, window.hljs); each is optional, and without them the text
 // is shown as plain text, never as unsanitised HTML.
+//
+// Maths and task lists: the same markup as the server's (conversations/rendering.py,
+// mdit-py-plugins): `<span class="math inline">` / `<div class="math block">`
+// holding the TeX as text (markdown-it-texmath's tokenizer), typeset after
+// sanitising by KaTeX, which builds DOM nodes from the text (its styles are set
+// through the DOM, so the CSP's style-src stays strict); task items are
+// disabled checkboxes (markdown-it-task-lists).
 
 import { cloneTemplateElement } from "./ui.js";
 
@@ -13,8 +20,9 @@ const SANITIZE_CONFIG = {
   ALLOWED_TAGS: [
     "a", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
     "li", "ol", "p", "pre", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul", "s",
+    "span", "div", "input",
   ],
-  ALLOWED_ATTR: ["href", "title", "class", "start", "align"],
+  ALLOWED_ATTR: ["href", "title", "class", "start", "align", "type", "checked", "disabled"],
   ALLOWED_URI_REGEXP: /^(?:(?:https?|mailto):|[^a-z]|[a-z+.-]+(?:[^a-z+.\-:]|$))/i,
   ALLOW_DATA_ATTR: false,
 };
@@ -27,6 +35,20 @@ function markdownRenderer() {
     markdown = window
       .markdownit("commonmark", { html: false, linkify: false, typographer: false })
       .enable(["table", "strikethrough"]);
+    const texmath = mathTokenizer();
+    if (texmath) {
+      markdown.use(texmath, { engine: window.katex || {}, delimiters: "dollars" });
+      const escape = markdown.utils.escapeHtml;
+      for (const [name, block] of [
+        ["math_inline", false], ["math_inline_double", false], ["math_block", true], ["math_block_eqno", true],
+      ]) {
+        markdown.renderer.rules[name] = (tokens, idx) =>
+          block
+            ? `<div class="math block">\n${escape(tokens[idx].content.trim())}\n</div>\n`
+            : `<span class="math inline">${escape(tokens[idx].content)}</span>`;
+      }
+    }
+    if (typeof window.markdownitTaskLists === "function") markdown.use(window.markdownitTaskLists);
     // Table alignment comes out as style="text-align:…", which the CSP forbids
     // (even parsing it for sanitising reports a violation): use align="…".
     markdown.core.ruler.push("align_attribute", (state) => {
@@ -42,16 +64,43 @@ function markdownRenderer() {
   return markdown;
 }
 
+// markdown-it-texmath is a classic script with a top-level declaration: a
+// global binding, not a property of window.
+function mathTokenizer() {
+  // eslint-disable-next-line no-undef
+  return typeof texmath === "function" ? texmath : null;
+}
+
+// The classes each tag may keep (the server's rendering.py keeps the same).
+const KEPT_CLASSES = {
+  CODE: (c) => /^language-[A-Za-z0-9]+$/.test(c),
+  SPAN: (c) => c === "math" || c === "inline",
+  DIV: (c) => c === "math" || c === "block",
+  UL: (c) => c === "contains-task-list",
+  LI: (c) => c === "task-list-item",
+  INPUT: (c) => c === "task-list-item-checkbox",
+};
+
 function purifier() {
   const purify = window.DOMPurify;
   if (!purify || typeof purify.sanitize !== "function") return null;
   if (!purifyReady) {
     purifyReady = true;
-    purify.addHook("uponSanitizeAttribute", (_node, data) => {
+    purify.addHook("uponSanitizeAttribute", (node, data) => {
       if (data.attrName === "class") {
-        const kept = data.attrValue.split(/\s+/).filter((c) => /^language-[A-Za-z0-9]+$/.test(c));
+        const keep = KEPT_CLASSES[node.nodeName] || (() => false);
+        const kept = data.attrValue.split(/\s+/).filter(keep);
         if (kept.length) data.attrValue = kept.join(" ");
         else data.keepAttr = false;
+      } else if (["type", "checked", "disabled"].includes(data.attrName) && node.nodeName !== "INPUT") {
+        data.keepAttr = false;
+      }
+    });
+    // The only input is a task item's checkbox, and it cannot be ticked.
+    purify.addHook("afterSanitizeAttributes", (node) => {
+      if (node.nodeName === "INPUT") {
+        node.setAttribute("type", "checkbox");
+        node.setAttribute("disabled", "");
       }
     });
   }
@@ -133,6 +182,31 @@ export function enhanceProse(prose, { live = false, cache = null } = {}) {
     a.target = "_blank";
     a.rel = "noopener noreferrer nofollow";
   });
+  typesetMath(prose);
+}
+
+/** Typeset the maths of sanitised HTML with KaTeX (its source is the element's text). */
+function typesetMath(prose) {
+  const katex = window.katex;
+  if (!katex || typeof katex.render !== "function") return;
+  for (const el of prose.querySelectorAll("span.math.inline, div.math.block")) {
+    if (el.dataset.typeset) continue;
+    const source = el.textContent.trim();
+    try {
+      // trust: false (no \href, \url, \includegraphics); errors show as red source.
+      katex.render(source, el, {
+        displayMode: el.tagName === "DIV",
+        throwOnError: false,
+        trust: false,
+        strict: "ignore",
+        output: "htmlAndMathml",
+      });
+      el.dataset.typeset = "1";
+      el.setAttribute("title", source);
+    } catch {
+      el.textContent = source;
+    }
+  }
 }
 
 /** Put the blinking cursor at the end of the deepest last text block. */

@@ -1,6 +1,7 @@
 // Every page's frame: the sidebar of conversations, the user menu, the
 // conversation header (rename, delete), and a notice carried to the next page.
-// Light and dark follow the system (prefers-color-scheme, in chat.css).
+// Light and dark follow the system (prefers-color-scheme, in chat.css) unless
+// the theme switch (sidebar.js) chose one.
 
 import { keys, postForm, storageGet, storageSet } from "./browser.js";
 import { toast } from "./ui.js";
@@ -27,7 +28,8 @@ export function initShell() {
     if (menu && !menu.contains(target)) menu.open = false;
   });
   document.addEventListener("keydown", (event) => {
-    if (event.key !== "Escape") return;
+    // An Esc something else took (the entry menu, the palette, a title editor) is not the sidebar's.
+    if (event.key !== "Escape" || event.defaultPrevented) return;
     close();
     const menu = document.querySelector(".user-menu[open]");
     if (menu) menu.open = false;
@@ -51,15 +53,18 @@ export function applyTitle(conversationId, title) {
   }
   const link = sidebarLink(conversationId);
   if (link) {
-    link.textContent = title;
+    const text = link.querySelector(".conv-title");
+    if (text) text.textContent = title;
+    else link.textContent = title;
     link.title = title;
   }
 }
 
 /** A conversation deleted anywhere leaves the sidebar (and its day heading, if it was the last). */
 export function removeFromSidebar(conversationId) {
-  const link = sidebarLink(conversationId);
-  if (!link) return;
+  const found = sidebarLink(conversationId);
+  if (!found) return;
+  const link = found.closest(".conv-item") || found;
   const heading = link.previousElementSibling;
   const next = link.nextElementSibling;
   link.remove();

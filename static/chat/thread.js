@@ -14,6 +14,44 @@ const RETRYABLE = new Set(["stopped", "error", "interrupted"]);
 // Ask for a resume when a running reply has sent nothing for this long.
 const QUIET_RESUME_MS = 5000;
 const STICK_THRESHOLD_PX = 80;
+// The live thinking preview shows this much of the latest thinking.
+const THINKING_PREVIEW_CHARS = 280;
+
+/** Model ids to their display names (the page's json_script "model-labels"). */
+let modelLabels = null;
+export function modelLabel(id) {
+  if (!modelLabels) {
+    try {
+      modelLabels = JSON.parse(document.getElementById("model-labels")?.textContent || "{}") || {};
+    } catch {
+      modelLabels = {};
+    }
+  }
+  return modelLabels[id] || id || "";
+}
+
+// An error message's sentence telling to press Retry, split off as the server
+// does (conversations/templatetags/chat_tags.py, error_parts): the card shows
+// it only while Retry is there.
+const RETRY_SENTENCE = /^(.*?[.:])\s*([^.:]*\bpress retry\b[^.:]*\.?)\s*$/i;
+export function errorParts(message) {
+  const match = RETRY_SENTENCE.exec(message || "");
+  if (!match) return [message || "", ""];
+  const main = match[1].endsWith(":") ? `${match[1].slice(0, -1)}.` : match[1];
+  const hint = match[2].trim();
+  return [main, hint.charAt(0).toUpperCase() + hint.slice(1)];
+}
+
+/** A message's time: local hours and minutes, the full date and time on hover. */
+function showTime(el, date) {
+  const time = el.querySelector(".msg-time");
+  if (!time) return;
+  const when = date || (time.dateTime ? new Date(time.dateTime) : null);
+  if (!when || Number.isNaN(when.getTime())) return;
+  time.dateTime = when.toISOString();
+  time.textContent = when.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  time.title = when.toLocaleString(undefined, { dateStyle: "full", timeStyle: "short" });
+}
 
 export class Thread {
   /**
@@ -64,10 +102,12 @@ export class Thread {
       resumeAskedAt: -1,
     };
     this.messages.set(state.id, state);
+    showTime(el);
     if (state.role === "assistant") {
       const prose = el.querySelector(".prose");
       if (ACTIVE.has(state.status)) {
         el.classList.add("is-live");
+        el.setAttribute("aria-busy", "true");
         this.renderLive(state);
       } else {
         enhanceProse(prose, { cache: state.cache });
@@ -107,8 +147,9 @@ export class Thread {
       el.dataset.clientId = payload.client_id || "";
       this.renderFiles(el, payload.attachments);
     } else if (payload.model) {
-      el.querySelector(".msg-model").textContent = payload.model_label || payload.model;
+      el.querySelector(".msg-model").textContent = payload.model_label || modelLabel(payload.model);
     }
+    showTime(el, payload.created_at ? new Date(payload.created_at) : new Date());
     this.renderVersions(el, payload.versions);
     return el;
   }
@@ -218,6 +259,9 @@ export class Thread {
     state.status = status;
     state.el.dataset.status = status;
     state.el.classList.toggle("is-live", ACTIVE.has(status));
+    // The thread is a live region: a reply is announced once, when it is written.
+    if (ACTIVE.has(status)) state.el.setAttribute("aria-busy", "true");
+    else state.el.removeAttribute("aria-busy");
   }
 
   activeReply() {
@@ -282,7 +326,7 @@ export class Thread {
         this.insertElement(state.el);
       }
       const model = state.el.querySelector(".msg-model");
-      if (model && !model.textContent && payload.model) model.textContent = payload.model;
+      if (model && !model.textContent && payload.model) model.textContent = modelLabel(payload.model);
       if (seq > state.lastSeq) {
         this.setStatus(state, payload.status || "streaming");
         this.adoptCreated(state, payload, seq);
@@ -523,6 +567,14 @@ export class Thread {
     details.hidden = !state.thinking;
     details.querySelector(".thinking-body").textContent = state.thinking;
     this.setThinkingLabel(state, live);
+    // While Claude thinks (and writes nothing yet), its latest thinking shows
+    // under the closed summary; opening it shows all of it.
+    const preview = details.querySelector(".thinking-preview");
+    if (preview) {
+      const thinkingNow = live && Boolean(state.thinking) && !(state.text || "").length;
+      preview.hidden = !thinkingNow;
+      preview.textContent = thinkingNow ? state.thinking.slice(-THINKING_PREVIEW_CHARS).trimStart() : "";
+    }
   }
 
   setThinkingLabel(state, live) {
@@ -551,8 +603,16 @@ export class Thread {
     const failed = Boolean(error) || state.status === "error" || state.status === "interrupted";
     card.hidden = !failed;
     if (failed) {
-      card.querySelector(".error-text").textContent =
-        (error && error.message) || "Something went wrong with this answer.";
+      const [main, hint] = errorParts((error && error.message) || "Something went wrong with this answer.");
+      const text = card.querySelector(".error-text");
+      const mainEl = text.querySelector(".error-main");
+      const hintEl = text.querySelector(".error-retry-hint");
+      if (mainEl && hintEl) {
+        mainEl.textContent = main;
+        hintEl.textContent = hint;
+      } else {
+        text.textContent = hint ? `${main} ${hint}` : main;
+      }
     }
     if (frame.usage || frame.cost_usd) this.renderUsage(state, frame.usage, frame.cost_usd);
     this.renderNotes(el, frame);
@@ -624,6 +684,25 @@ export class Thread {
       if (!target || target.closest(".usage-wrap")) return;
       this.root.querySelectorAll(".usage-wrap.is-open").forEach((w) => w.classList.remove("is-open"));
     });
+  }
+
+  /** A message a search result opened (`#message-<id>`): scrolled to and flashed. */
+  revealFound(hash) {
+    const match = /^#message-([0-9a-f-]{36})$/i.exec(hash || "");
+    const state = match ? this.messages.get(match[1].toLowerCase()) : null;
+    if (!state) return;
+    state.el.scrollIntoView({ block: "center" });
+    state.el.classList.add("is-found");
+    const gap = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight;
+    this.stick = gap < STICK_THRESHOLD_PX;
+    this.jumpButton.hidden = this.stick;
+  }
+
+  /** The last message the person sent (for ↑ in an empty composer), or null. */
+  lastUserMessage() {
+    const all = this.list.querySelectorAll('.msg[data-role="user"][data-message-id]');
+    const el = all[all.length - 1];
+    return el ? this.messages.get(el.dataset.messageId) || null : null;
   }
 
   scrollToBottom(force = false) {

@@ -133,12 +133,15 @@ def test_unknown_model_is_refused_with_a_message(client, alice):
 
 def test_sidebar_lists_only_my_conversations_newest_first(client, alice, bob, make_conversation):
     old = make_conversation()
+    add_turns(old, 1)
     old.title = "Older chat"
     old.save()
     new = make_conversation()
+    add_turns(new, 1)
     new.title = "Newer chat"
     new.save()
     bobs = make_conversation(bob)
+    add_turns(bobs, 1)
     bobs.title = "Bob private chat"
     bobs.save()
     client.force_login(alice)

@@ -149,7 +149,7 @@ def test_after_a_4403_rename_delete_and_retry_are_off(site, new_page):
     screenshot(page, "33-signed-out-controls")
 
 
-def test_the_first_message_hints_at_enter_only_where_enter_sends(site, new_page):
+def test_the_placeholder_says_what_enter_does_on_a_desktop_and_on_a_phone(site, new_page):
     desk = new_page()
     sign_in(desk, "alice", site.password)
     desk.goto("/")
@@ -160,9 +160,11 @@ def test_the_first_message_hints_at_enter_only_where_enter_sends(site, new_page)
     phone = new_page(PHONE, has_touch=True)
     sign_in(phone, "alice", site.password)
     phone.goto("/")
-    assert phone.get_attribute("#first-message", "placeholder") == "Ask anything…"
+    assert phone.get_attribute("#first-message", "placeholder") == (
+        "Ask anything… (Enter adds a line, tap ↑ to send)"
+    )
     screenshot(phone, "34-phone-home")
-    # On a touch screen Enter breaks the line, as the missing hint implies.
+    # On a touch screen Enter breaks the line, as the placeholder says.
     phone.fill("#first-message", "one")
     phone.press("#first-message", "Enter")
     assert phone.url == site.url + "/"

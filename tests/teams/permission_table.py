@@ -78,6 +78,14 @@ URLS: list[tuple[str, str, str, dict[str, str], str]] = [
     ("home", "GET", "/", _all("200"), "The empty state and the sidebar."),
     ("conversation_create", "POST", "/c/new/", _all("done"), "A conversation in the current team."),
     (
+        "conversation_search",
+        "GET",
+        "/search/?q=Plans",
+        _all("200"),
+        "Lists only what `conversation_for_user` lets one see: Plans for its owner and"
+        " the teammate it is shared with, for no one else.",
+    ),
+    (
         "conversation_detail",
         "GET",
         "/c/{c}/",
@@ -85,6 +93,13 @@ URLS: list[tuple[str, str, str, dict[str, str], str]] = [
         "Read-only for a teammate with a share.",
     ),
     ("conversation_rename", "POST", "/c/{c}/rename/", _OWNER_ONLY_ACTION, ""),
+    (
+        "conversation_pin",
+        "POST",
+        "/c/{c}/pin/",
+        _OWNER_ONLY_ACTION,
+        "A pin is the owner's sidebar; one shared with you: 404.",
+    ),
     ("conversation_delete", "POST", "/c/{c}/delete/", _OWNER_ONLY_ACTION, ""),
     (
         "conversation_share",

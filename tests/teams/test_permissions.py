@@ -192,6 +192,23 @@ def test_each_actor_gets_what_the_table_says(perm_world, row):
     assert got == expected
 
 
+@pytest.mark.django_db
+def test_search_lists_only_what_each_actor_may_see(perm_world):
+    """The search row's 200 is not the whole story: bob's shared conversation is in
+    the results of exactly those who may open it."""
+    actors, _, conversation = perm_world
+    may_see = {"owner", "shared_teammate"}
+    for query in ("Plans", "hello"):  # its title, and a message's words
+        for actor, user in actors.items():
+            if user is None:
+                continue
+            client = Client()
+            client.force_login(user)
+            found = client.get("/search/", {"q": query, "format": "json"}).json()["results"]
+            ids = {r["conversation_id"] for r in found}
+            assert (str(conversation.id) in ids) == (actor in may_see), (actor, query)
+
+
 def _admin_pages() -> list[str]:
     pages = [reverse("admin:index"), reverse("admin:usage_report")]
     for model in admin.site._registry:

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import AuditEvent, Membership, Team
-from conversations.models import Conversation, Preset
+from conversations.models import Conversation, Message, Preset
 
 pytestmark = pytest.mark.django_db
 
@@ -124,6 +124,9 @@ def test_the_switcher_moves_new_conversations_to_the_picked_team(team_world):
     bob.post("/c/new/", {"model": "claude-sonnet-5-5"})
     newest = Conversation.objects.filter(owner=w.bob).order_by("-created_at").first()
     assert newest.team == globex
+    # The sidebar lists a conversation once something was sent in it.
+    for conversation in Conversation.objects.filter(owner=w.bob):
+        Message.objects.create(conversation=conversation, position=0, role="user", text="hi")
     # The sidebar lists the picked team's conversations only.
     home = bob.get("/").content.decode()
     assert str(newest.id) in home
