@@ -18,8 +18,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from claude.pricing import cost, worst_case_cost
-from claude.providers import endpoint, regional_premium
+from claude.pricing import worst_case_cost
+from claude.providers import regional_premium
 from claude.titles import TITLE_MAX_TOKENS, TITLE_SYSTEM_PROMPT, title_generate, title_request
 from conversations.models import Conversation, Message
 from conversations.services import title_from_text
@@ -27,7 +27,7 @@ from conversations.streaming.frames import conversation_updated
 from conversations.streaming.publisher import broadcast_after_commit
 from infra.db_threads import after_commit_on_loop
 from usage.budgets import BudgetExceeded, RateLimited, budget_reserve
-from usage.ledger import ledger_record_in_transaction
+from usage.ledger import api_call_priced, ledger_record_in_transaction
 from usage.models import ApiCall
 
 # About three characters a token (an overestimate for English): the hold is a worst case.
@@ -118,37 +118,22 @@ def conversation_title_generate(
         return None
     started = timezone.now()
     reply = async_to_sync(title_generate)(request)
-    where = endpoint()
-    premium = regional_premium(reply.model)
-    price = cost(reply.model, reply.usage, at=started.date(), regional=premium)
     with transaction.atomic():
-        call = ApiCall.objects.create(
+        call = api_call_priced(
+            model=reply.model,
+            usage=reply.usage,
+            on=started.date(),
             user_id=conversation.owner_id,
             team_id=conversation.team_id,
             conversation_id=conversation.id,
             conversation_uuid=conversation.id,
             purpose=ApiCall.Purpose.TITLE,
-            provider=where.provider,
-            region=where.region,
-            endpoint=where.kind,
-            model=reply.model,
-            input_tokens=reply.usage.input_tokens,
-            output_tokens=reply.usage.output_tokens,
-            cache_write_5m_tokens=reply.usage.cache_write_5m_tokens,
-            cache_write_1h_tokens=reply.usage.cache_write_1h_tokens,
-            cache_read_tokens=reply.usage.cache_read_tokens,
-            cost_usd=price.usd,
-            cache_savings_usd=price.cache_savings_usd,
-            batch_savings_usd=price.batch_savings_usd,
-            regional=premium,
-            regional_premium_usd=price.regional_premium_usd,
-            price_key=price.price_key,
-            priced=price.priced,
             request_id=reply.request_id,
             duration_ms=int((timezone.now() - started).total_seconds() * 1000),
             stop_reason=reply.stop_reason,
             error_type=reply.error.api_error_type if reply.error else "",
         )
+        call.save()
         ledger_record_in_transaction(call=call, reservation_id=reservation.id)
         if not reply.title:
             return None

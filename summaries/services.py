@@ -36,9 +36,7 @@ from accounts.audit import audit_record
 from accounts.models import AuditEvent, Membership, Team, User
 from claude import batches as gateway
 from claude.catalog import model_info
-from claude.client import claude_provider
 from claude.errors import ClaudeError
-from claude.pricing import cost
 from conversations.models import Conversation, Message
 from conversations.rendering import markdown_to_html
 from conversations.tree import Tree
@@ -47,7 +45,7 @@ from infra.rows import rows_update
 from summaries import requests as summary_requests
 from summaries.models import Summary, SummaryBatch, SummaryDigest, SummaryJob, SummaryRequest
 from usage.budgets import BudgetExceeded, budget_hold_finish, budget_hold_in_transaction
-from usage.ledger import ledger_record_batch_in_transaction
+from usage.ledger import api_call_priced, ledger_record_batch_in_transaction
 from usage.models import ApiCall, BudgetReservation
 from usage.money import usd_display
 
@@ -712,35 +710,24 @@ def _results_store(batch: SummaryBatch, job: SummaryJob, results: list[gateway.B
             if result.kind == "succeeded":
                 usage = result.usage
                 model = result.model or job.model
-                price = cost(model, usage, at=priced_on, batch=True)
+                call = api_call_priced(
+                    model=model,
+                    usage=usage,
+                    on=priced_on,
+                    batch=True,
+                    user_id=job.created_by_id,
+                    team_id=job.team_id,
+                    conversation_id=row.conversation_id,
+                    conversation_uuid=row.conversation_uuid,
+                    purpose=ApiCall.Purpose.SUMMARY,
+                    request_id=result.message_id[:80],
+                    stop_reason=result.stop_reason[:40],
+                )
                 row.status = SummaryRequest.Status.SUCCEEDED
                 row.input_tokens = usage.prompt_tokens
                 row.output_tokens = usage.output_tokens
-                row.cost_usd = price.usd
-                calls.append(
-                    ApiCall(
-                        user_id=job.created_by_id,
-                        team_id=job.team_id,
-                        conversation_id=row.conversation_id,
-                        conversation_uuid=row.conversation_uuid,
-                        purpose=ApiCall.Purpose.SUMMARY,
-                        provider=claude_provider(),
-                        model=model,
-                        input_tokens=usage.input_tokens,
-                        output_tokens=usage.output_tokens,
-                        cache_write_5m_tokens=usage.cache_write_5m_tokens,
-                        cache_write_1h_tokens=usage.cache_write_1h_tokens,
-                        cache_read_tokens=usage.cache_read_tokens,
-                        cost_usd=price.usd,
-                        batch=True,
-                        cache_savings_usd=price.cache_savings_usd,
-                        batch_savings_usd=price.batch_savings_usd,
-                        price_key=price.price_key,
-                        priced=price.priced,
-                        request_id=result.message_id[:80],
-                        stop_reason=result.stop_reason[:40],
-                    )
-                )
+                row.cost_usd = call.cost_usd
+                calls.append(call)
                 billed.append((row, result))
             elif result.kind == "errored":
                 row.status = SummaryRequest.Status.ERRORED

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, Q, Sum, Value
@@ -46,6 +47,38 @@ def _rollup_upsert(*, key: dict, values: dict) -> None:
     """Add one call to its day's row in one statement, so concurrent writers never
     lose an addition (plain SQL: it runs at the end of every reply)."""
     rows_upsert_add(DailyUsage, [{**key, **values}], unique=_ROLLUP_KEY, add=_ROLLUP_SUMS)
+
+
+def api_call_priced(
+    *, model: str, usage: Usage, on: dt.date, batch: bool = False, **fields: Any
+) -> ApiCall:
+    """An unsaved ledger row for one call to `model` that used `usage`, priced by
+    the price row in force `on` that day: this deployment's provider, region and
+    endpoint, the regional premium where it applies, the batch price with `batch`.
+    `fields` are the row's own (who, what for, request id, timings...)."""
+    where = endpoint()
+    premium = regional_premium(model)
+    price = cost(model, usage, at=on, batch=batch, regional=premium)
+    return ApiCall(
+        provider=where.provider,
+        region=where.region,
+        endpoint=where.kind,
+        model=model,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_write_5m_tokens=usage.cache_write_5m_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cost_usd=price.usd,
+        batch=batch,
+        cache_savings_usd=price.cache_savings_usd,
+        batch_savings_usd=price.batch_savings_usd,
+        regional=premium,
+        regional_premium_usd=price.regional_premium_usd,
+        price_key=price.price_key,
+        priced=price.priced,
+        **fields,
+    )
 
 
 def _rollup_key(call: ApiCall) -> dict:

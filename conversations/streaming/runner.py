@@ -33,8 +33,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from claude.errors import INTERRUPTED_CODE, INTERRUPTED_MESSAGE
-from claude.pricing import Usage, cost
-from claude.providers import endpoint, regional_premium
+from claude.pricing import Usage
 from claude.stream import (
     ChatRequest,
     ClaudeError,
@@ -59,7 +58,7 @@ from conversations.titles import title_queue_after_commit
 from infra.db_threads import db_async
 from infra.rows import rows_insert, rows_update
 from usage.budgets import budget_status
-from usage.ledger import ledger_record_in_transaction
+from usage.ledger import api_call_priced, ledger_record_in_transaction
 from usage.models import ApiCall
 
 logger = logging.getLogger(__name__)
@@ -194,9 +193,6 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
     usage = outcome.usage or Usage()
     model = outcome.model or job.request.model
     now = timezone.now()
-    where = endpoint()
-    premium = regional_premium(model)
-    price = cost(model, usage, at=now.date(), regional=premium)
     html = markdown_to_html(outcome.text) if outcome.text else ""
     if error is not None:
         error_code, error_message = error.code, error.human_message
@@ -245,30 +241,17 @@ def _finalise(job: ReplyJob, outcome: _Outcome) -> tuple[Message, ApiCall]:
         conversation_exists = (
             rows_update(Conversation, {"updated_at": now}, where={"id": job.conversation_id}) == 1
         )
-        call = ApiCall(
+        call = api_call_priced(
+            model=model,
+            usage=usage,
+            on=now.date(),
             user_id=job.owner_id,
             team_id=job.team_id,
             conversation_id=job.conversation_id if conversation_exists else None,
             conversation_uuid=job.conversation_id,
             message_id=job.message_id if updated else None,
             purpose=ApiCall.Purpose.CHAT,
-            provider=where.provider,
-            region=where.region,
-            endpoint=where.kind,
-            model=model,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cache_write_5m_tokens=usage.cache_write_5m_tokens,
-            cache_write_1h_tokens=usage.cache_write_1h_tokens,
-            cache_read_tokens=usage.cache_read_tokens,
             usage_estimated=outcome.usage_estimated,
-            cost_usd=price.usd,
-            cache_savings_usd=price.cache_savings_usd,
-            batch_savings_usd=price.batch_savings_usd,
-            regional=premium,
-            regional_premium_usd=price.regional_premium_usd,
-            price_key=price.price_key,
-            priced=price.priced,
             request_id=outcome.request_id or (error.request_id if error else ""),
             time_to_first_token_ms=outcome.ttft_ms,
             duration_ms=outcome.duration_ms,
@@ -316,7 +299,9 @@ def _after_pause(
 ) -> ReplyFinished:
     """The rounds of a paused turn as one answer: blocks joined, usage summed."""
     prefix_blocks = _blocks_to_send_back(before)
-    prefix = prefix_blocks[-1]["text"] if prefix_blocks and prefix_blocks[-1]["type"] == "text" else ""
+    prefix = (
+        prefix_blocks[-1]["text"] if prefix_blocks and prefix_blocks[-1]["type"] == "text" else ""
+    )
     content = (
         _continued_content(prefix_blocks, finished.content, prefix)
         if prefix
@@ -374,12 +359,12 @@ async def _condense(job: ReplyJob) -> ChatRequest:
 def _summary_store(job: ReplyJob, written: SummaryWritten) -> None:
     """The summary on its message and its call on the ledger, together."""
     now = timezone.now()
-    where = endpoint()
-    premium = regional_premium(written.model)
-    price = cost(written.model, written.usage, at=now.date(), regional=premium)
     with transaction.atomic():
         rows_update(Message, {"summary": written.text}, where={"id": job.condense.message_id})
-        call = ApiCall(
+        call = api_call_priced(
+            model=written.model,
+            usage=written.usage,
+            on=now.date(),
             user_id=job.owner_id,
             team_id=job.team_id,
             conversation_id=job.conversation_id,
@@ -387,22 +372,6 @@ def _summary_store(job: ReplyJob, written: SummaryWritten) -> None:
             # Billed with the answer it was written for.
             message_id=job.message_id,
             purpose=ApiCall.Purpose.CONDENSE,
-            provider=where.provider,
-            region=where.region,
-            endpoint=where.kind,
-            model=written.model,
-            input_tokens=written.usage.input_tokens,
-            output_tokens=written.usage.output_tokens,
-            cache_write_5m_tokens=written.usage.cache_write_5m_tokens,
-            cache_write_1h_tokens=written.usage.cache_write_1h_tokens,
-            cache_read_tokens=written.usage.cache_read_tokens,
-            cost_usd=price.usd,
-            cache_savings_usd=price.cache_savings_usd,
-            batch_savings_usd=price.batch_savings_usd,
-            regional=premium,
-            regional_premium_usd=price.regional_premium_usd,
-            price_key=price.price_key,
-            priced=price.priced,
             request_id=written.request_id,
             stop_reason="end_turn",
         )
