@@ -106,60 +106,76 @@ export function disableHeader() {
   }
 }
 
+/** Rename a conversation in place: an input where `hide` was, holding the title
+ * `label` shows. Enter or leaving the field saves, Esc cancels; the title changes
+ * at once and goes back if the server refuses (`onFail` says why). The chat's
+ * header and each sidebar entry use it. */
+export function renameInline({ label, hide, place, url, conversationId, onFail }) {
+  const input = document.createElement("input");
+  input.type = "text";
+  input.className = "title-input";
+  input.maxLength = 200;
+  input.value = label.textContent.trim();
+  input.setAttribute("aria-label", "Conversation title");
+  hide.hidden = true;
+  place(input);
+  input.focus();
+  input.select();
+  let done = false;
+  const finish = async (save) => {
+    if (done) return;
+    done = true;
+    const title = input.value.trim();
+    const before = label.textContent.trim();
+    input.remove();
+    hide.hidden = false;
+    if (!save || !title || title === before) {
+      hide.focus();
+      return;
+    }
+    label.textContent = title; // optimistic
+    try {
+      const data = await postForm(url, { title });
+      applyTitle(conversationId, data.title || title);
+    } catch (error) {
+      label.textContent = before;
+      onFail(error);
+    }
+  };
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      finish(true);
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      finish(false);
+    }
+  });
+  input.addEventListener("blur", () => finish(true));
+}
+
 export function initHeader() {
   const header = document.getElementById("chat-header");
   if (!header) return;
   const titleButton = document.getElementById("chat-title");
 
-  const startRename = () => {
-    const input = document.createElement("input");
-    input.type = "text";
-    input.className = "title-input";
-    input.maxLength = 200;
-    input.value = titleButton.textContent.trim();
-    input.setAttribute("aria-label", "Conversation title");
-    titleButton.hidden = true;
-    titleButton.after(input);
-    input.focus();
-    input.select();
-    let done = false;
-    const finish = async (save) => {
-      if (done) return;
-      done = true;
-      const title = input.value.trim();
-      const before = titleButton.textContent.trim();
-      input.remove();
-      titleButton.hidden = false;
-      if (!save || !title || title === before) {
-        titleButton.focus();
-        return;
-      }
-      titleButton.textContent = title; // optimistic
-      try {
-        const data = await postForm(header.dataset.renameUrl, { title });
-        applyTitle(header.dataset.conversationId, data.title || title);
-      } catch (error) {
-        titleButton.textContent = before;
+  const startRename = () =>
+    renameInline({
+      label: titleButton,
+      hide: titleButton,
+      place: (input) => titleButton.after(input),
+      url: header.dataset.renameUrl,
+      conversationId: header.dataset.conversationId,
+      onFail: (error) => {
         if (error.signedOut) {
           reportSignedOut(); // first: the notice it shows moves the toast up
           toast("You are signed out: sign in again to rename.");
         } else {
           toast(`The title could not be saved. ${error.message}`);
         }
-      }
-    };
-    input.addEventListener("keydown", (event) => {
-      if (event.key === "Enter") {
-        event.preventDefault();
-        finish(true);
-      } else if (event.key === "Escape") {
-        event.preventDefault();
-        event.stopPropagation();
-        finish(false);
-      }
+      },
     });
-    input.addEventListener("blur", () => finish(true));
-  };
 
   header.addEventListener("click", async (event) => {
     const target = event.target instanceof Element ? event.target : null;

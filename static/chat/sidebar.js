@@ -4,7 +4,12 @@
 // one #conv-menu (_search_palette.html), placed by the button that opened it.
 
 import { postForm } from "./browser.js";
-import { SIGNED_OUT_EVENT, applyTitle, forgetConversation, removeFromSidebar } from "./shell.js";
+import {
+  SIGNED_OUT_EVENT,
+  forgetConversation,
+  removeFromSidebar,
+  renameInline,
+} from "./shell.js";
 import { toast } from "./ui.js";
 
 const THEME_COOKIE = "chat_theme";
@@ -104,49 +109,14 @@ class EntryMenu {
 
   rename(item) {
     const link = item.querySelector(".conv-link");
-    const title = item.querySelector(".conv-title");
-    const input = document.createElement("input");
-    input.type = "text";
-    input.className = "title-input";
-    input.maxLength = 200;
-    input.value = title.textContent.trim();
-    input.setAttribute("aria-label", "Conversation title");
-    link.hidden = true;
-    item.prepend(input);
-    input.focus();
-    input.select();
-    let done = false;
-    const finish = async (save) => {
-      if (done) return;
-      done = true;
-      const next = input.value.trim();
-      const before = title.textContent.trim();
-      input.remove();
-      link.hidden = false;
-      if (!save || !next || next === before) {
-        link.focus();
-        return;
-      }
-      title.textContent = next; // optimistic
-      try {
-        const data = await postForm(item.dataset.renameUrl, { title: next });
-        applyTitle(item.dataset.conversationId, data.title || next);
-      } catch (error) {
-        title.textContent = before;
-        failed("rename", error);
-      }
-    };
-    input.addEventListener("keydown", (event) => {
-      if (event.key === "Enter") {
-        event.preventDefault();
-        finish(true);
-      } else if (event.key === "Escape") {
-        event.preventDefault();
-        event.stopPropagation();
-        finish(false);
-      }
+    renameInline({
+      label: item.querySelector(".conv-title"),
+      hide: link,
+      place: (input) => item.prepend(input),
+      url: item.dataset.renameUrl,
+      conversationId: item.dataset.conversationId,
+      onFail: (error) => failed("rename", error),
     });
-    input.addEventListener("blur", () => finish(true));
   }
 
   async pin(item) {
