@@ -6,6 +6,7 @@ and after a reload. (The search helper adds its step to this file.)
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.e2e.conftest import screenshot
 from tests.e2e.test_chat import sign_in, start_chat, wait_for_status
@@ -87,3 +88,12 @@ def test_edit_a_message_and_switch_between_its_two_versions(new_page, site):
         edited_answer
     )
     screenshot(page, "branches-4-version-2")
+
+    # And the edited words are found with Ctrl+K, as the person typed them.
+    page.keyboard.press("Control+k")
+    expect(page.locator("#search-palette")).to_be_visible()
+    page.fill("#search-input", "rain")
+    results = page.locator("#search-results .search-result")
+    expect(results).to_have_count(1)
+    expect(results.first.locator(".search-snippet mark").first).to_have_text("rain")
+    screenshot(page, "branches-5-search")
