@@ -1,6 +1,6 @@
 """Branches in the browser: edit a sent message, then switch between the two
 versions with the arrows; the answers below follow the version on show, live
-and after a reload. (The search helper adds its step to this file.)
+and after a reload; then search finds the edited words.
 """
 
 from __future__ import annotations
