@@ -58,7 +58,10 @@ def test_reaper_task_marks_a_dead_process_reply_interrupted(alice, make_conversa
     Message.objects.filter(id=sent.assistant_message.id).update(
         status="streaming", text="partial", heartbeat_at=timezone.now() - dt.timedelta(minutes=10)
     )
-    generation_reap_task.apply_async(queue=REAPER_QUEUE)
+    # A connection of its own, to this test's broker folder: the app's pooled
+    # producer may still point at the one an earlier test's send opened.
+    with worker_app.connection_for_write() as connection:
+        generation_reap_task.apply_async(queue=REAPER_QUEUE, connection=connection)
     deadline = time.monotonic() + 60  # a busy host starts the worker thread slowly
     while Message.objects.get(id=sent.assistant_message.id).status != "interrupted":
         assert time.monotonic() < deadline, "the worker never reaped the reply"
