@@ -659,11 +659,18 @@ export class Thread {
   // ---- Scrolling and clicks --------------------------------------------------
 
   bind() {
+    // Following the end stops only when the person scrolls up: a scroll that a
+    // layout change caused (the composer's dock growing, a card above the end
+    // wrapping) must not stop it before the resize observer below catches up.
+    let lastTop = this.scroller.scrollTop;
     this.scroller.addEventListener(
       "scroll",
       () => {
-        const gap = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight;
-        this.stick = gap < STICK_THRESHOLD_PX;
+        const top = this.scroller.scrollTop;
+        const gap = this.scroller.scrollHeight - top - this.scroller.clientHeight;
+        if (gap < STICK_THRESHOLD_PX) this.stick = true;
+        else if (top < lastTop) this.stick = false;
+        lastTop = top;
         this.jumpButton.hidden = this.stick;
       },
       { passive: true },
