@@ -10,6 +10,7 @@ from django.db import transaction
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent, Membership, Team, User
+from accounts.teams import team_setting_store
 
 
 def user_primary_team(*, user: User) -> Team | None:
@@ -24,28 +25,15 @@ def user_primary_team(*, user: User) -> Team | None:
 
 
 @transaction.atomic
-def team_mfa_requirement_set(*, team: Team, required: bool, actor: User, ip: str | None = None) -> Team:
+def team_mfa_requirement_set(
+    *, team: Team, required: bool, actor: User, ip: str | None = None
+) -> Team:
     """Require (or stop requiring) two-factor sign-in of the team's owners and
     admins. Only an owner of the team may; anyone else gets PermissionDenied."""
-    is_owner = Membership.objects.filter(
-        team=team, user=actor, role=Membership.Role.OWNER
-    ).exists()
+    is_owner = Membership.objects.filter(team=team, user=actor, role=Membership.Role.OWNER).exists()
     if not is_owner:
         raise PermissionDenied("Only an owner of the team can change its two-factor rule.")
-    team = Team.objects.select_for_update().get(pk=team.pk)
-    if team.mfa_required == required:
-        return team
-    team.mfa_required = required
-    team.save(update_fields=["mfa_required"])
-    audit_record(
-        action=AuditEvent.Action.SETTINGS_CHANGED,
-        actor=actor,
-        team=team,
-        target=f"team:{team.pk}",
-        ip=ip,
-        details={"mfa_required": required},
-    )
-    return team
+    return team_setting_store(team=team, actor=actor, field="mfa_required", value=required, ip=ip)
 
 
 def user_mfa_required(*, user: User) -> bool:

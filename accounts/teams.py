@@ -215,16 +215,25 @@ def team_share_links_set(*, team: Team, actor: User, enabled: bool, ip: str | No
     mine = Membership.objects.filter(team=team, user=actor).first()
     if mine is None or mine.role != Membership.Role.OWNER:
         raise TeamActionRefused("Only a team owner can change this.")
-    if team.share_links_enabled == enabled:
+    return team_setting_store(
+        team=team, actor=actor, field="share_links_enabled", value=enabled, ip=ip
+    )
+
+
+def team_setting_store(*, team: Team, actor: User, field: str, value, ip: str | None) -> Team:
+    """Store one of the team's settings and audit the change (nothing when it is
+    already so). The caller has checked that `actor` may; inside its transaction."""
+    team = Team.objects.select_for_update().get(pk=team.pk)
+    if getattr(team, field) == value:
         return team
-    team.share_links_enabled = enabled
-    team.save(update_fields=["share_links_enabled"])
+    setattr(team, field, value)
+    team.save(update_fields=[field])
     audit_record(
         action=AuditEvent.Action.SETTINGS_CHANGED,
         actor=actor,
         team=team,
         target=f"team:{team.pk}",
         ip=ip,
-        details={"share_links_enabled": enabled},
+        details={field: value},
     )
     return team
