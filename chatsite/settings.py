@@ -31,6 +31,7 @@ from chatsite.env import (
     env_list,
     env_str,
 )
+from chatsite.languages import translated_languages
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("CHAT_VAR_DIR", str(BASE_DIR / "var")))
@@ -78,6 +79,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The reader's language from Accept-Language, among those LANGUAGES lists.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -533,6 +536,12 @@ TEAM_INVITE_DAYS = env_int("TEAM_INVITE_DAYS", 7)
 
 # --- I18N, static ----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
+# Translations live in locale/<language>/LC_MESSAGES (README: "Translating").
+# The site offers English and each language with a compiled catalog there, and
+# no other: Django ships catalogs of its own for a hundred languages, and a page
+# in one of those would be Django's words translated around ours in English.
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGES = [("en", "English"), *translated_languages(LOCALE_PATHS[0])]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
