@@ -11,7 +11,7 @@ export DEMO_PASSWORD
 TEST_DATABASE_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/test)
 TEST_REDIS_URL ?= $(or $(REDIS_URL),redis://127.0.0.1:6379/0)
 
-.PHONY: install run test test-fast e2e bench lint chromium clean
+.PHONY: install run test test-fast e2e bench lint chromium gettext messages compilemessages clean
 
 install: $(VENV)/.installed
 
@@ -36,9 +36,29 @@ chromium:
 	  echo "Installing Chromium (Debian package) for the browser tests"; \
 	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
+# GNU gettext: makemessages and compilemessages run its xgettext and msgfmt.
+gettext:
+	@command -v xgettext >/dev/null 2>&1 || { \
+	  echo "Installing GNU gettext (Debian package) for the translation catalogs"; \
+	  apt-get update -qq && apt-get install -y -qq gettext >/dev/null; }
+
+# The words to translate into LOCALE (README: "Translating"): creates or updates
+# locale/$(LOCALE)/LC_MESSAGES/django.po (templates, Python) and djangojs.po
+# (static/chat/). Vendored libraries, tests and local state are not the product's words.
+MESSAGES_IGNORE := --ignore '*.egg-info' --ignore 'var/*' --ignore 'build/*' \
+  --ignore 'static/vendor/*' --ignore 'tests/*' --ignore 'bench/*'
+messages: install gettext
+	@test -n "$(LOCALE)" || { echo "Say which language, for example: make messages LOCALE=de"; exit 2; }
+	$(BIN)/python manage.py makemessages --locale $(LOCALE) --domain django $(MESSAGES_IGNORE)
+	$(BIN)/python manage.py makemessages --locale $(LOCALE) --domain djangojs $(MESSAGES_IGNORE)
+
+# Every catalog in locale/ into the .mo files the site reads (restart it after).
+compilemessages: install gettext
+	$(BIN)/python manage.py compilemessages --ignore '.venv' --ignore 'var' --ignore 'build'
+
 # Everything: SQLite + in-memory layer (with browser tests), then the socket,
 # model and service suites again on PostgreSQL and Redis.
-test: install chromium
+test: install chromium gettext
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 	@DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python tests/check_backends.py; \

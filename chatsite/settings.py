@@ -536,11 +536,12 @@ TEAM_INVITE_DAYS = env_int("TEAM_INVITE_DAYS", 7)
 
 # --- I18N, static ----------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
-# Translations live in locale/<language>/LC_MESSAGES (README: "Translating").
+# Translations live in locale/<language>/LC_MESSAGES (README: "Translating";
+# CHAT_LOCALE_DIR keeps them elsewhere).
 # The site offers English and each language with a compiled catalog there, and
 # no other: Django ships catalogs of its own for a hundred languages, and a page
 # in one of those would be Django's words translated around ours in English.
-LOCALE_PATHS = [BASE_DIR / "locale"]
+LOCALE_PATHS = [Path(env_str("CHAT_LOCALE_DIR", str(BASE_DIR / "locale")))]
 LANGUAGES = [("en", "English"), *translated_languages(LOCALE_PATHS[0])]
 TIME_ZONE = "UTC"
 USE_I18N = True
