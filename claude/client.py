@@ -14,6 +14,7 @@ from typing import Any
 import anthropic
 import httpx2
 from django.conf import settings
+from django.utils.translation import gettext
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 _fake_app: Any = None
@@ -57,10 +58,10 @@ def token_counting_available() -> bool:
 
 
 def token_counting_unavailable_message() -> str:
-    return (
-        f"Estimated on this site: {claude_provider_name()} has no token counting, "
+    return gettext(
+        "Estimated on this site: %(provider)s has no token counting, "
         "so the count is a conservative local estimate."
-    )
+    ) % {"provider": claude_provider_name()}
 
 
 def claude_is_fake() -> bool:
