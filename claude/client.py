@@ -36,7 +36,9 @@ _PROVIDER_NAMES = {"bedrock": "Amazon Bedrock", "vertex": "Google Vertex AI"}
 
 def claude_provider_name() -> str:
     """The provider as a person reads it: "Amazon Bedrock", "Google Vertex AI", ..."""
-    return _PROVIDER_NAMES.get(settings.CLAUDE_PROVIDER, "the Anthropic API")
+    # Within a sentence ("... is not offered on the Anthropic API here"): marked,
+    # as the others are names no language translates.
+    return _PROVIDER_NAMES.get(settings.CLAUDE_PROVIDER) or gettext("the Anthropic API")
 
 
 def batches_available() -> bool:
@@ -46,10 +48,10 @@ def batches_available() -> bool:
 
 def batches_unavailable_message() -> str:
     """What to tell a person who asked for a batch where there are none."""
-    return (
-        f"Batch jobs need the Anthropic API: this site reaches Claude through "
-        f"{claude_provider_name()}, which has no Message Batches."
-    )
+    return gettext(
+        "Batch jobs need the Anthropic API: this site reaches Claude through "
+        "%(provider)s, which has no Message Batches."
+    ) % {"provider": claude_provider_name()}
 
 
 def token_counting_available() -> bool:
