@@ -14,6 +14,7 @@ from typing import Any
 import anthropic
 import httpx2
 from django.conf import settings
+from django.utils.translation import gettext
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 _fake_app: Any = None
@@ -35,7 +36,9 @@ _PROVIDER_NAMES = {"bedrock": "Amazon Bedrock", "vertex": "Google Vertex AI"}
 
 def claude_provider_name() -> str:
     """The provider as a person reads it: "Amazon Bedrock", "Google Vertex AI", ..."""
-    return _PROVIDER_NAMES.get(settings.CLAUDE_PROVIDER, "the Anthropic API")
+    # Within a sentence ("... is not offered on the Anthropic API here"): marked,
+    # as the others are names no language translates.
+    return _PROVIDER_NAMES.get(settings.CLAUDE_PROVIDER) or gettext("the Anthropic API")
 
 
 def batches_available() -> bool:
@@ -45,10 +48,10 @@ def batches_available() -> bool:
 
 def batches_unavailable_message() -> str:
     """What to tell a person who asked for a batch where there are none."""
-    return (
-        f"Batch jobs need the Anthropic API: this site reaches Claude through "
-        f"{claude_provider_name()}, which has no Message Batches."
-    )
+    return gettext(
+        "Batch jobs need the Anthropic API: this site reaches Claude through "
+        "%(provider)s, which has no Message Batches."
+    ) % {"provider": claude_provider_name()}
 
 
 def token_counting_available() -> bool:
@@ -57,10 +60,10 @@ def token_counting_available() -> bool:
 
 
 def token_counting_unavailable_message() -> str:
-    return (
-        f"Estimated on this site: {claude_provider_name()} has no token counting, "
+    return gettext(
+        "Estimated on this site: %(provider)s has no token counting, "
         "so the count is a conservative local estimate."
-    )
+    ) % {"provider": claude_provider_name()}
 
 
 def claude_is_fake() -> bool:

@@ -10,23 +10,32 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
+from django.utils.translation import gettext_noop
 
+# Marked for translation but kept in English here: a message is stored with the
+# failed reply (`Message.error_message`) and shown later to whoever reads the
+# conversation, so the display translates it then, in the reader's language
+# (conversations.streaming.frames.error_text).
 _HUMAN_MESSAGES = {
-    "rate_limited": "Claude is getting too many requests right now. Wait a moment, then press Retry.",
-    "overloaded": "Claude is overloaded right now. Your message is saved: press Retry in a moment.",
-    "auth": "This site's Claude API key was refused. Ask an administrator to check it.",
-    "permission": "This site's Claude account may not use this model. Ask an administrator.",
-    "billing": "The Claude account behind this site has a billing problem. Ask an administrator.",
-    "context_too_long": (
+    "rate_limited": gettext_noop("Claude is getting too many requests right now. Wait a moment, then press Retry."),
+    "overloaded": gettext_noop("Claude is overloaded right now. Your message is saved: press Retry in a moment."),
+    "auth": gettext_noop("This site's Claude API key was refused. Ask an administrator to check it."),
+    "permission": gettext_noop("This site's Claude account may not use this model. Ask an administrator."),
+    "billing": gettext_noop("The Claude account behind this site has a billing problem. Ask an administrator."),
+    "context_too_long": gettext_noop(
         "This conversation is too long for the model. Start a new conversation or shorten your message."
     ),
-    "not_found": "Claude does not know this model. Pick another model for a new conversation.",
-    "upstream": "Claude had an internal error. Press Retry.",
-    "timeout": "Claude took too long to answer. Press Retry.",
-    "connection": "Could not reach Claude. Check the connection, then press Retry.",
-    "bad_request": "Claude rejected the request.",
-    "unsupported": "This site's Claude provider does not offer that.",
+    "not_found": gettext_noop("Claude does not know this model. Pick another model for a new conversation."),
+    "upstream": gettext_noop("Claude had an internal error. Press Retry."),
+    "timeout": gettext_noop("Claude took too long to answer. Press Retry."),
+    "connection": gettext_noop("Could not reach Claude. Check the connection, then press Retry."),
+    "bad_request": gettext_noop("Claude rejected the request."),
+    "unsupported": gettext_noop("This site's Claude provider does not offer that."),
 }
+
+
+# The API's own words in brackets after ours (error_text reads them back out).
+BAD_REQUEST_WITH_DETAIL = gettext_noop("Claude rejected the request. (%(detail)s)")
 
 
 class ClaudeError(Exception):
@@ -54,7 +63,7 @@ class ClaudeError(Exception):
         if self.code == "unsupported" and self.detail:
             return self.detail
         if self.code == "bad_request" and self.detail:
-            message = f"{message} ({self.detail})"
+            message = BAD_REQUEST_WITH_DETAIL % {"detail": self.detail}
         return message
 
     @property
@@ -64,7 +73,9 @@ class ClaudeError(Exception):
 
 # A reply cut by a server restart: not Claude's error, but stored and shown like one.
 INTERRUPTED_CODE = "interrupted"
-INTERRUPTED_MESSAGE = "The answer was interrupted by a server restart. Press Retry for a new one."
+INTERRUPTED_MESSAGE = gettext_noop(
+    "The answer was interrupted by a server restart. Press Retry for a new one."
+)
 
 _RETRYABLE = {"rate_limited", "overloaded", "upstream", "timeout", "connection", INTERRUPTED_CODE}
 

@@ -12,6 +12,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.files.uploadedfile import UploadedFile
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -26,7 +27,8 @@ def _refused(exc: uploads.AttachmentRefused) -> JsonResponse:
 
 
 def _not_found(what: str = "file") -> JsonResponse:
-    return JsonResponse({"error": f"No such {what}.", "code": "not_found"}, status=404)
+    error = gettext("No such conversation.") if what == "conversation" else gettext("No such file.")
+    return JsonResponse({"error": error, "code": "not_found"}, status=404)
 
 
 # Exempt here only because Django's CSRF check reads the body, and the upload

@@ -13,10 +13,14 @@ from typing import Any
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.mfa import session_mfa_missing
 from accounts.sessions import socket_session, user_sockets_group
 from conversations import selectors, services
+from conversations.language import scope_language
 from conversations.protocol import (
     BranchSwitch,
     FrameError,
@@ -51,17 +55,17 @@ logger = logging.getLogger(__name__)
 # someone else's): the client does not reconnect.
 CLOSE_ACCESS_REVOKED = 4403
 REVOKED_BECAUSE = {
-    CLOSE_ACCESS_REVOKED: ("access_revoked", "You were signed out. Sign in again."),
-    CLOSE_CONVERSATION_DELETED: ("conversation_deleted", "This conversation was deleted."),
+    CLOSE_ACCESS_REVOKED: ("access_revoked", _("You were signed out. Sign in again.")),
+    CLOSE_CONVERSATION_DELETED: ("conversation_deleted", _("This conversation was deleted.")),
 }
 
 
 # A teammate watching a conversation shared with them sent a frame that writes.
 # What a watcher is told when the share ended (or they left the team, or signed out).
-WATCH_ENDED = ("access_revoked", "This conversation is no longer shared with you.")
+WATCH_ENDED = ("access_revoked", _("This conversation is no longer shared with you."))
 READ_ONLY_ERROR = (
     "read_only",
-    "This conversation is shared with you read-only. Continue in your own chat to reply.",
+    _("This conversation is shared with you read-only. Continue in your own chat to reply."),
 )
 
 
@@ -69,6 +73,17 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     delivery: SocketDelivery | None = None
     revoked = False
     read_only = False
+    language = settings.LANGUAGE_CODE
+
+    async def __call__(self, scope, receive, send) -> None:
+        # The whole connection in the person's language, picked once at the
+        # handshake: error frames, the budget note, frames rebuilt from rows for
+        # a catch-up and those answering the group's events. (The database
+        # threads of `db_async` run in a copy of this context, so the services'
+        # messages too.)
+        self.language = scope_language(scope)
+        with translation.override(self.language):
+            await super().__call__(scope, receive, send)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -154,7 +169,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 await self._revoke(CLOSE_CONVERSATION_DELETED, say=False)
         except Exception:  # the database or Redis failed: say so, keep the socket
             logger.exception("A client frame failed")
-            await self._error("server_error", "Something went wrong on our side. Try again.")
+            await self._error(
+                "server_error", gettext("Something went wrong on our side. Try again.")
+            )
         finally:
             if self.delivery is not None:
                 await self.delivery.release()
@@ -162,7 +179,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def _receive_frame(self, text_data: str | None) -> None:
         # A frame far larger than any valid message is refused before parsing.
         if text_data is None or len(text_data) > settings.CHAT_MAX_MESSAGE_CHARS * 2 + 1024:
-            raise FrameError("frame_too_large", "That frame is too large or not text.")
+            raise FrameError("frame_too_large", gettext("That frame is too large or not text."))
         frame = frame_parse(frame_decode(text_data))
         if self.revoked:
             return  # closing: nothing more is answered
@@ -195,7 +212,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return
         elif isinstance(frame, Resume):
             if not await self.delivery.resume(str(frame.message_id), frame.last_seq):
-                await self._error("not_found", "No such message in this conversation.")
+                await self._error("not_found", gettext("No such message in this conversation."))
 
     async def _message_send(self, frame: MessageSend | MessageEdit, *, edit: bool = False) -> None:
         if edit:

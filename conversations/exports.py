@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
+from django.utils.translation import gettext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from accounts.audit import audit_record
@@ -35,7 +36,13 @@ from conversations.attachments import blocks
 from conversations.attachments.uploads import AttachmentRefused
 from conversations.models import Conversation, Message
 from conversations.rendering import markdown_to_html
-from conversations.streaming.frames import condensed_text, message_usage, model_label, stop_note
+from conversations.streaming.frames import (
+    condensed_text,
+    error_text,
+    message_usage,
+    model_label,
+    stop_note,
+)
 
 EXPORT_FORMAT = "teamchat.conversation"
 EXPORT_VERSION = 1
@@ -123,28 +130,45 @@ def conversation_export_markdown(*, conversation: Conversation, actor: User, ip:
     """The branch on show as readable Markdown; recorded in the audit log."""
     branches = _tree(conversation)
     active = branches.active_path(conversation.active_leaf_id)
-    lines = [f"# {conversation.title or 'New conversation'}", ""]
-    lines.append(
-        f"_Model: {model_label(conversation.model)} · exported "
-        f"{timezone.now().strftime('%Y-%m-%d %H:%M UTC')}_"
-    )
+    # A document for people: its words in the reader's language (the JSON export's
+    # keys are the API's shapes and stay as they are).
+    lines = [f"# {conversation.title or gettext('New conversation')}", ""]
+    exported = gettext("Model: %(model)s · exported %(when)s UTC") % {
+        "model": model_label(conversation.model),
+        "when": timezone.now().strftime("%Y-%m-%d %H:%M"),
+    }
+    lines.append(f"_{exported}_")
     lines.append("")
     if conversation.system_prompt:
-        lines += ["**System prompt:**", "", _quoted(conversation.system_prompt), ""]
+        lines += [f"**{gettext('System prompt:')}**", "", _quoted(conversation.system_prompt), ""]
     for message in active:
         versions = len(branches.siblings(message))
-        more = f" · version {branches.version_of(message)[0]} of {versions}" if versions > 1 else ""
+        version = {"index": branches.version_of(message)[0], "count": versions}
         if message.role == Message.Role.USER:
-            lines += [f"## You{more}", ""]
+            heading = (
+                gettext("You · version %(index)s of %(count)s") % version
+                if versions > 1
+                else gettext("You")
+            )
+            lines += [f"## {heading}", ""]
             for a in getattr(message, "attachment_list", ()):
-                lines.append(f"_Attached: {a.name}_")
+                attached = gettext("Attached: %(name)s") % {"name": a.name}
+                lines.append(f"_{attached}_")
             lines += [message.text, ""]
         else:
             condensed = condensed_text(message)
             if condensed:
-                lines += ["> **Earlier turns were condensed here:**", _quoted(condensed), ""]
-            lines += [f"## Claude ({model_label(message.model)}){more}", ""]
-            lines += [message.text or f"_{message.error_message or 'No answer.'}_", ""]
+                marker = gettext("Earlier turns were condensed here:")
+                lines += [f"> **{marker}**", _quoted(condensed), ""]
+            model = {"model": model_label(message.model), **version}
+            heading = (
+                gettext("Claude (%(model)s) · version %(index)s of %(count)s") % model
+                if versions > 1
+                else gettext("Claude (%(model)s)") % model
+            )
+            lines += [f"## {heading}", ""]
+            fallback = error_text(message.error_message) or gettext("No answer.")
+            lines += [message.text or f"_{fallback}_", ""]
             note = stop_note(message)
             if note:
                 lines += [f"_{note}_", ""]
@@ -195,9 +219,12 @@ def import_request_max_bytes() -> int:
 def import_too_large(size: int | None = None) -> AttachmentRefused:
     """The 413 for an import over the limit (the upload gate's shape)."""
     limit = filesizeformat(settings.IMPORT_MAX_BYTES).replace("\xa0", " ")
-    message = f"This file is over the {limit} import limit."
+    message = gettext("This file is over the %(limit)s import limit.") % {"limit": limit}
     if size is not None:
-        message = f"This request is {filesizeformat(size).replace(chr(160), ' ')}; the import limit is {limit}."
+        message = gettext("This request is %(size)s; the import limit is %(limit)s.") % {
+            "size": filesizeformat(size).replace("\xa0", " "),
+            "limit": limit,
+        }
     return AttachmentRefused("import_too_large", message, 413)
 
 
@@ -207,9 +234,12 @@ class _In(BaseModel):
 
 def _text_limit(text: str) -> str:
     if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
-        raise ValueError(f"a message is over {settings.CHAT_MAX_MESSAGE_CHARS:,} characters")
+        raise ValueError(
+            gettext("a message is over %(limit)s characters")
+            % {"limit": f"{settings.CHAT_MAX_MESSAGE_CHARS:,}"}
+        )
     if "\x00" in text:
-        raise ValueError("a message contains a NUL character")
+        raise ValueError(gettext("a message contains a NUL character"))
     return text
 
 
@@ -270,24 +300,37 @@ def import_document_parse(raw: bytes) -> _Document:
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise ImportRefused("This file is not UTF-8 text; export a conversation as .json.") from exc
+        raise ImportRefused(
+            gettext("This file is not UTF-8 text; export a conversation as .json.")
+        ) from exc
     except (ValueError, RecursionError) as exc:
-        raise ImportRefused(f"This file is not valid JSON ({exc}).") from exc
+        raise ImportRefused(
+            gettext("This file is not valid JSON (%(error)s).") % {"error": exc}
+        ) from exc
     if not isinstance(data, dict):
-        raise ImportRefused("This file is not a conversation: expected a JSON object.")
+        raise ImportRefused(gettext("This file is not a conversation: expected a JSON object."))
     try:
         document = _Document.model_validate(data)
     except ValidationError as exc:
-        raise ImportRefused(f"This file is not a conversation export: {_fields(exc)}.") from exc
+        raise ImportRefused(
+            gettext("This file is not a conversation export: %(problems)s.")
+            % {"problems": _fields(exc)}
+        ) from exc
     if model_info(document.model) is None:
-        raise ImportRefused(f"This file names an unknown model: {document.model[:100]!r}.")
+        raise ImportRefused(
+            gettext("This file names an unknown model: %(model)s.")
+            % {"model": repr(document.model[:100])}
+        )
     if not document.messages and not document.turns:
-        raise ImportRefused("This file has no messages.")
+        raise ImportRefused(gettext("This file has no messages."))
     for index, message in enumerate(document.messages):
         if index == 0 and message.role != "user":
-            raise ImportRefused("messages.0: the first message must be the user's.")
+            raise ImportRefused(gettext("messages.0: the first message must be the user's."))
         if index and message.role == document.messages[index - 1].role:
-            raise ImportRefused(f"messages.{index}: the roles must alternate (user, assistant).")
+            raise ImportRefused(
+                gettext("messages.%(index)s: the roles must alternate (user, assistant).")
+                % {"index": index}
+            )
         try:
             _text_limit(_block_text(message.content))
         except ValueError as exc:
@@ -296,9 +339,15 @@ def import_document_parse(raw: bytes) -> _Document:
         ids = set()
         for index, turn in enumerate(document.turns):
             if turn.parent_id is not None and turn.parent_id not in ids:
-                raise ImportRefused(f"turns.{index}: its parent comes later or is missing.")
+                raise ImportRefused(
+                    gettext("turns.%(index)s: its parent comes later or is missing.")
+                    % {"index": index}
+                )
             if turn.id in ids:
-                raise ImportRefused(f"turns.{index}: the id {turn.id[:40]!r} is used twice.")
+                raise ImportRefused(
+                    gettext("turns.%(index)s: the id %(id)s is used twice.")
+                    % {"index": index, "id": repr(turn.id[:40])}
+                )
             ids.add(turn.id)
     return document
 
@@ -314,7 +363,9 @@ def conversation_import(*, owner: User, raw: bytes) -> Conversation:
     try:
         return _conversation_from(owner, document)
     except ValueError as exc:  # a text past the limits, found while storing
-        raise ImportRefused(f"This file does not fit: {exc}.") from exc
+        raise ImportRefused(
+            gettext("This file does not fit: %(problem)s.") % {"problem": exc}
+        ) from exc
 
 
 def _conversation_from(owner: User, document: _Document) -> Conversation:
@@ -326,7 +377,7 @@ def _conversation_from(owner: User, document: _Document) -> Conversation:
     conversation = Conversation.objects.create(
         owner=owner,
         team=user_primary_team(user=owner),
-        title=" ".join(document.title.split())[:200] or "Imported conversation",
+        title=" ".join(document.title.split())[:200] or gettext("Imported conversation"),
         model=info.id,
         system_prompt=_text_limit(system)[: settings.CHAT_MAX_MESSAGE_CHARS],
         thinking_effort=effort,

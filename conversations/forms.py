@@ -5,19 +5,26 @@ import uuid
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from claude.providers import model_choices
 from conversations.models import Conversation
 
 
 class ConversationCreateForm(forms.Form):
-    model = forms.ChoiceField(choices=model_choices)
+    # The labels name the fields in the page's list of errors (views._form_errors).
+    model = forms.ChoiceField(label=_("Model"), choices=model_choices)
     system_prompt = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 3}), max_length=20_000
+        label=_("System prompt"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=20_000,
     )
-    thinking_effort = forms.ChoiceField(choices=Conversation.ThinkingEffort.choices, required=False)
+    thinking_effort = forms.ChoiceField(
+        label=_("Thinking"), choices=Conversation.ThinkingEffort.choices, required=False
+    )
     # A preset of the current team: its model, system prompt and thinking win.
-    preset = forms.IntegerField(required=False, min_value=1)
+    preset = forms.IntegerField(label=_("Preset"), required=False, min_value=1)
 
 
 class ConversationShareForm(forms.Form):

@@ -4,15 +4,17 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext, pgettext_lazy
 
 
 class Conversation(models.Model):
     class ThinkingEffort(models.TextChoices):
-        OFF = "", "Off"
-        LOW = "low", "Low"
-        MEDIUM = "medium", "Medium"
-        HIGH = "high", "High"
-        MAX = "max", "Max"
+        # Labels people pick from (the chat's Thinking menu); the values are stored.
+        OFF = "", pgettext_lazy("thinking effort", "Off")
+        LOW = "low", pgettext_lazy("thinking effort", "Low")
+        MEDIUM = "medium", pgettext_lazy("thinking effort", "Medium")
+        HIGH = "high", pgettext_lazy("thinking effort", "High")
+        MAX = "max", pgettext_lazy("thinking effort", "Max")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     owner = models.ForeignKey(
@@ -65,7 +67,7 @@ class Conversation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.title or "New conversation"
+        return self.title or gettext("New conversation")
 
 
 class Message(models.Model):

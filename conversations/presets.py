@@ -4,6 +4,7 @@ owners and admins and picked by its members when they start a chat."""
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent, Membership, Team, User
@@ -45,18 +46,20 @@ def _manager_check(team: Team, actor: User) -> None:
     if not Membership.objects.filter(
         team=team, user=actor, role__in=[Membership.Role.OWNER, Membership.Role.ADMIN]
     ).exists():
-        raise PresetRefused("Only the team's owners and admins can change its presets.")
+        raise PresetRefused(gettext("Only the team's owners and admins can change its presets."))
 
 
 def _cleaned(name: str, model: str, system_prompt: str, thinking_effort: str) -> dict:
     name = " ".join(name.split())[:NAME_MAX_CHARS]
     if not name:
-        raise PresetRefused("A preset needs a name.")
+        raise PresetRefused(gettext("A preset needs a name."))
     info = model_info(model)
     if info is None:
-        raise PresetRefused(f"Unknown model {model!r}.")
+        raise PresetRefused(gettext("Unknown model %(model)s.") % {"model": repr(model)})
     if thinking_effort not in Conversation.ThinkingEffort.values:
-        raise PresetRefused(f"Unknown thinking effort {thinking_effort!r}.")
+        raise PresetRefused(
+            gettext("Unknown thinking effort %(effort)s.") % {"effort": repr(thinking_effort)}
+        )
     if info.thinking == "none":
         thinking_effort = ""
     return {
@@ -101,7 +104,10 @@ def preset_save(
                 details={"op": op, **{k: v for k, v in fields.items() if k != "system_prompt"}},
             )
     except IntegrityError:
-        raise PresetRefused(f"{team.name} already has a preset called {fields['name']}.") from None
+        raise PresetRefused(
+            gettext("%(team)s already has a preset called %(name)s.")
+            % {"team": team.name, "name": fields["name"]}
+        ) from None
     return preset
 
 

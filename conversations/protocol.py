@@ -11,6 +11,7 @@ import uuid
 from typing import Annotated, Literal
 
 from django.conf import settings
+from django.utils.translation import gettext
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -145,7 +146,7 @@ def frame_decode(text_data: str) -> object:
     try:
         return json.loads(text_data)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-        raise FrameError("bad_json", "That frame is not valid JSON.") from exc
+        raise FrameError("bad_json", gettext("That frame is not valid JSON.")) from exc
 
 
 class FrameError(Exception):
@@ -158,13 +159,20 @@ class FrameError(Exception):
 def frame_parse(data: object) -> ClientFrame:
     """Validate a decoded JSON frame, or raise FrameError with a readable reason."""
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        raise FrameError("bad_frame", "A frame must be a JSON object with a string 'type'.")
+        raise FrameError(
+            "bad_frame", gettext("A frame must be a JSON object with a string 'type'.")
+        )
     if data["type"] not in KNOWN_TYPES:
-        raise FrameError("unknown_type", f"Unknown frame type {data['type'][:40]!r}.")
+        raise FrameError(
+            "unknown_type",
+            gettext("Unknown frame type %(type)s.") % {"type": repr(data["type"][:40])},
+        )
     try:
         return _adapter.validate_python(data)
     except ValidationError as exc:
         fields = ", ".join(
             ".".join(str(part) for part in err["loc"][1:]) or "frame" for err in exc.errors()
         )
-        raise FrameError("bad_frame", f"Missing or invalid field(s): {fields}.") from exc
+        raise FrameError(
+            "bad_frame", gettext("Missing or invalid field(s): %(fields)s.") % {"fields": fields}
+        ) from exc

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import nh3
 from django.db import connection
+from django.utils.translation import gettext
 
 from accounts.models import User
 from conversations.models import Conversation, Message
@@ -108,8 +109,8 @@ def conversation_search(*, user: User, query: str, limit: int = SEARCH_LIMIT) ->
     return [
         SearchResult(
             conversation_id=_uuid(conversation_id),
-            title=title or "New conversation",
-            title_html=_title_html(title or "New conversation", terms),
+            title=title or gettext("New conversation"),
+            title_html=_title_html(title or gettext("New conversation"), terms),
             snippet_html=_snippet_html(snippet) if snippet else "",
             message_id=_uuid(message_id) if message_id else None,
             role=role or "",

@@ -20,6 +20,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext
 
 from accounts.models import Team, User
 from accounts.services import user_primary_team
@@ -49,7 +51,8 @@ TITLE_MAX_CHARS = 60
 
 
 class ChatInputError(Exception):
-    """Input a person can correct; `message` is shown to them as is."""
+    """Input a person can correct; `message` is shown to them as is (translated when
+    raised: the request's or the socket's language)."""
 
     def __init__(self, code: str, message: str) -> None:
         self.code = code
@@ -57,11 +60,18 @@ class ChatInputError(Exception):
         super().__init__(message)
 
 
+def _model_unavailable(label: str) -> str:
+    return gettext("%(model)s is not offered on %(provider)s here. Pick another model.") % {
+        "model": label,
+        "provider": claude_provider_name(),
+    }
+
+
 class ConversationGone(ChatInputError):
     """The conversation was deleted while a socket still had it open."""
 
     def __init__(self) -> None:
-        super().__init__("conversation_deleted", "This conversation was deleted.")
+        super().__init__("conversation_deleted", gettext("This conversation was deleted."))
 
 
 @dataclass(frozen=True)
@@ -111,26 +121,30 @@ def conversation_create(
     oldest), billed to it. From a `preset` of that team, the model, system prompt
     and thinking are the preset's, and the conversation remembers which it was."""
     if team is not None and not team_is_member(user_id=owner.pk, team_id=team.pk):
-        raise ChatInputError("not_member", "You are not a member of that team.")
+        raise ChatInputError("not_member", gettext("You are not a member of that team."))
     team = team if team is not None else user_primary_team(user=owner)
     if preset is not None:
         if team is None or preset.team_id != team.pk:
-            raise ChatInputError("unknown_preset", "That preset is not one of your team's.")
+            raise ChatInputError("unknown_preset", gettext("That preset is not one of your team's."))
         model, system_prompt, thinking_effort = (
             preset.model,
             preset.system_prompt,
             preset.thinking_effort,
         )
     if model_info(model) is None:
-        raise ChatInputError("unknown_model", f"Unknown model {model!r}.")
+        raise ChatInputError(
+            "unknown_model", gettext("Unknown model %(model)s.") % {"model": repr(model)}
+        )
     if not model_offered(model):
         raise ChatInputError(
             "model_unavailable",
-            f"{model_info(model).label} is not offered on {claude_provider_name()} here. "
-            "Pick another model.",
+            _model_unavailable(model_info(model).label),
         )
     if thinking_effort not in Conversation.ThinkingEffort.values:
-        raise ChatInputError("bad_effort", f"Unknown thinking effort {thinking_effort!r}.")
+        raise ChatInputError(
+            "bad_effort",
+            gettext("Unknown thinking effort %(effort)s.") % {"effort": repr(thinking_effort)},
+        )
     if model_info(model).thinking == "none":
         thinking_effort = ""
     return Conversation.objects.create(
@@ -148,7 +162,7 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
     """Set a title; an empty one is refused."""
     title = " ".join(title.split())[:200]
     if not title:
-        raise ChatInputError("empty_title", "A title cannot be empty.")
+        raise ChatInputError("empty_title", gettext("A title cannot be empty."))
     with transaction.atomic():
         conversation.title = title
         conversation.save(update_fields=["title", "updated_at"])
@@ -204,14 +218,19 @@ def conversation_settings_update(
     the next answer uses them (each answer keeps the model that wrote it)."""
     info = model_info(model)
     if info is None:
-        raise ChatInputError("unknown_model", f"Unknown model {model!r}.")
+        raise ChatInputError(
+            "unknown_model", gettext("Unknown model %(model)s.") % {"model": repr(model)}
+        )
     if not model_offered(model):
         raise ChatInputError(
             "model_unavailable",
-            f"{info.label} is not offered on {claude_provider_name()} here. Pick another model.",
+            _model_unavailable(info.label),
         )
     if thinking_effort not in Conversation.ThinkingEffort.values:
-        raise ChatInputError("bad_effort", f"Unknown thinking effort {thinking_effort!r}.")
+        raise ChatInputError(
+            "bad_effort",
+            gettext("Unknown thinking effort %(effort)s.") % {"effort": repr(thinking_effort)},
+        )
     if info.thinking == "none":
         thinking_effort = ""
     with transaction.atomic():
@@ -243,7 +262,7 @@ def title_from_text(text: str) -> str:
     # A line of only marks (a code fence's ```) keeps its own text.
     first_line = markdown_to_plain_text(first_line) or first_line
     if len(first_line) <= TITLE_MAX_CHARS:
-        return first_line or "New conversation"
+        return first_line or gettext("New conversation")
     cut = first_line[:TITLE_MAX_CHARS].rsplit(" ", 1)[0]
     return f"{cut or first_line[:TITLE_MAX_CHARS]}…"
 
@@ -507,16 +526,22 @@ def message_send(
     """
     text = text.strip()
     if not text and not attachment_ids:
-        raise ChatInputError("empty_message", "Type a message first.")
+        raise ChatInputError("empty_message", gettext("Type a message first."))
     if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
         raise ChatInputError(
             "message_too_long",
-            f"That message is {len(text):,} characters; the limit is "
-            f"{settings.CHAT_MAX_MESSAGE_CHARS:,}. Shorten it or split it.",
+            gettext(
+                "That message is %(length)s characters; the limit is %(limit)s. "
+                "Shorten it or split it."
+            )
+            % {
+                "length": number_format(len(text), force_grouping=True),
+                "limit": number_format(settings.CHAT_MAX_MESSAGE_CHARS, force_grouping=True),
+            },
         )
     conversation = _conversation_locked(conversation)
     if conversation.owner_id != author.pk:  # given to someone else since it was opened
-        raise ChatInputError("not_found", "This conversation is no longer yours.")
+        raise ChatInputError("not_found", gettext("This conversation is no longer yours."))
     # One read serves every check below and the request itself (the generator
     # sends the whole history anyway).
     stored = _conversation_messages(conversation)
@@ -551,7 +576,7 @@ def _not_busy(stored: Sequence[Message]) -> None:
     """One answer at a time per conversation, whichever branch it is on."""
     if any(m.status in Message.ACTIVE_STATUSES for m in stored):
         raise ChatInputError(
-            "generation_in_progress", "Claude is still answering. Wait for it or press Stop."
+            "generation_in_progress", gettext("Claude is still answering. Wait for it or press Stop.")
         )
 
 
@@ -623,7 +648,7 @@ def _user_message_store(
     try:
         rows_insert(user_message, assistant_message)
     except IntegrityError as exc:
-        raise ChatInputError("duplicate", "That message was already sent.") from exc
+        raise ChatInputError("duplicate", gettext("That message was already sent.")) from exc
     if files_again:
         for copy in files:
             copy.message_id = user_message.id
@@ -721,7 +746,7 @@ def _attachment_copy(attachment: Attachment) -> Attachment:
 def _title_from_files(files: Sequence[Attachment]) -> str:
     """A sidebar title for a first message of files only: their names."""
     names = ", ".join(a.name for a in files)
-    return title_from_text(names) if names else "New conversation"
+    return title_from_text(names) if names else gettext("New conversation")
 
 
 def _reply_store(
@@ -822,7 +847,7 @@ def _path_message(
     for index, message in enumerate(history):
         if message.id == message_id and message.role == role:
             return index, message
-    raise ChatInputError("not_found", "That message is not on the branch on show.")
+    raise ChatInputError("not_found", gettext("That message is not on the branch on show."))
 
 
 @transaction.atomic
@@ -839,9 +864,9 @@ def message_retry(
     last = history.pop() if history else None
     retryable = {Message.Status.ERROR, Message.Status.STOPPED, Message.Status.INTERRUPTED}
     if last is None or last.id != message_id or last.role != Message.Role.ASSISTANT:
-        raise ChatInputError("not_retryable", "Only the last reply can be retried.")
+        raise ChatInputError("not_retryable", gettext("Only the last reply can be retried."))
     if last.status not in retryable:
-        raise ChatInputError("not_retryable", "This reply cannot be retried.")
+        raise ChatInputError("not_retryable", gettext("This reply cannot be retried."))
     Message.objects.filter(id=last.id).delete()
     reply, job = _reply_store(conversation=conversation, history=history)
     broadcast_after_commit(conversation.id, message_deleted(message_id))
@@ -881,12 +906,18 @@ def message_edit(
     if len(text) > settings.CHAT_MAX_MESSAGE_CHARS:
         raise ChatInputError(
             "message_too_long",
-            f"That message is {len(text):,} characters; the limit is "
-            f"{settings.CHAT_MAX_MESSAGE_CHARS:,}. Shorten it or split it.",
+            gettext(
+                "That message is %(length)s characters; the limit is %(limit)s. "
+                "Shorten it or split it."
+            )
+            % {
+                "length": number_format(len(text), force_grouping=True),
+                "limit": number_format(settings.CHAT_MAX_MESSAGE_CHARS, force_grouping=True),
+            },
         )
     conversation = _conversation_locked(conversation)
     if conversation.owner_id != author.pk:
-        raise ChatInputError("not_found", "This conversation is no longer yours.")
+        raise ChatInputError("not_found", gettext("This conversation is no longer yours."))
     stored = _conversation_messages(conversation)
     if client_id:
         sent = next((m for m in stored if m.client_id == client_id), None)
@@ -899,7 +930,7 @@ def message_edit(
     index, original = _path_message(history, message_id, Message.Role.USER)
     files = list(Attachment.objects.filter(message_id=original.id).order_by("created_at", "id"))
     if not text and not files:
-        raise ChatInputError("empty_message", "Type a message first.")
+        raise ChatInputError("empty_message", gettext("Type a message first."))
     result = _user_message_store(
         conversation=conversation,
         author=author,
@@ -923,7 +954,7 @@ def branch_switch(*, conversation: Conversation, message_id: uuid.UUID) -> uuid.
     branches = tree.Tree.of(stored)
     target = branches.by_id.get(message_id)
     if target is None:
-        raise ChatInputError("not_found", "No such message in this conversation.")
+        raise ChatInputError("not_found", gettext("No such message in this conversation."))
     leaf_id = branches.leaf_below(target.id)
     now = timezone.now()
     path_ids = [m.id for m in branches.path_to(leaf_id)]
@@ -947,10 +978,10 @@ def message_continue(
     history = tree.Tree.of(stored).active_path(conversation.active_leaf_id)
     last = history[-1] if history else None
     if last is None or last.id != message_id or last.role != Message.Role.ASSISTANT:
-        raise ChatInputError("not_continuable", "Only the last answer can be continued.")
+        raise ChatInputError("not_continuable", gettext("Only the last answer can be continued."))
     cut = Message.objects.get(id=last.id)
     if cut.stop_reason != "max_tokens" or cut.status != Message.Status.COMPLETE or not cut.text:
-        raise ChatInputError("not_continuable", "Only an answer cut off at the length limit can be continued.")
+        raise ChatInputError("not_continuable", gettext("Only an answer cut off at the length limit can be continued."))
     reply, job = _reply_store(
         conversation=conversation, history=history[:-1], model=cut.model, prefill=cut
     )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils.translation import gettext
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent, Membership, Team, User
@@ -70,11 +71,13 @@ def conversation_share_set(
     only while the team's owner allows them. Each share and each unshare is in
     the audit log."""
     if conversation.owner_id != actor.pk:
-        raise ShareRefused("Only the conversation's owner can share it.")
+        raise ShareRefused(gettext("Only the conversation's owner can share it."))
     wanted_users = {int(pk) for pk in user_ids} - {actor.pk}
     if conversation.team_id is None:
         if team or link or wanted_users:
-            raise ShareRefused("This conversation belongs to no team, so it cannot be shared.")
+            raise ShareRefused(
+                gettext("This conversation belongs to no team, so it cannot be shared.")
+            )
         return ShareState(team=False, user_ids=frozenset(), link=False)
     # Read afresh (the caller's copy may be stale), and locked: a link is not made
     # while a team owner turns links off.
@@ -83,13 +86,14 @@ def conversation_share_set(
         Membership.objects.filter(team_id=conversation.team_id).values_list("user_id", flat=True)
     )
     if actor.pk not in members:
-        raise ShareRefused("You are no longer a member of this conversation's team.")
+        raise ShareRefused(gettext("You are no longer a member of this conversation's team."))
     outsiders = wanted_users - members
     if outsiders:
-        raise ShareRefused("A conversation can be shared only with members of its team.")
+        raise ShareRefused(gettext("A conversation can be shared only with members of its team."))
     if link and not team_row.share_links_enabled:
         raise ShareRefused(
-            f"Links are turned off for {team_row.name}; a team owner can allow them."
+            gettext("Links are turned off for %(team)s; a team owner can allow them.")
+            % {"team": team_row.name}
         )
     before = share_state(conversation=conversation)
     # Locked rows: two tabs saving at once must not both create the same share.
@@ -172,7 +176,7 @@ def conversation_continue(*, conversation: Conversation, user: User) -> Conversa
     copy = Conversation.objects.create(
         owner=user,
         team_id=conversation.team_id,
-        title=(conversation.title or "New conversation")[:200],
+        title=(conversation.title or gettext("New conversation"))[:200],
         model=conversation.model,
         system_prompt=conversation.system_prompt,
         thinking_effort=conversation.thinking_effort,

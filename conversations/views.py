@@ -32,7 +32,7 @@ from conversations.forms import (
 )
 from conversations.models import Conversation, Message
 from conversations.rendering import markdown_to_html
-from conversations.streaming.frames import condensed_text, model_label, stop_note
+from conversations.streaming.frames import condensed_text, error_text, model_label, stop_note
 from usage.ledger import estimate_priced, estimate_record
 
 
@@ -82,6 +82,16 @@ def _budget_context(request: HttpRequest) -> dict:
     return {"budget_level": status.level, "budget_message": status.as_frame()["message"]}
 
 
+def _form_errors(errors: dict) -> dict:
+    """The new-chat form's errors keyed by what the page calls each field (its
+    label, in the reader's language), "__all__" for the form's own."""
+    fields = ConversationCreateForm.base_fields
+    return {
+        (str(fields[name].label) if name in fields else name): field_errors
+        for name, field_errors in errors.items()
+    }
+
+
 @login_required
 @require_POST
 def conversation_create(request: HttpRequest) -> HttpResponse:
@@ -101,7 +111,7 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
                 **_page_context(request, new_chat=True),
                 **_budget_context(request),
                 "conversation": None,
-                "form_errors": form.errors,
+                "form_errors": _form_errors(form.errors),
             },
             status=400,
         )
@@ -112,7 +122,7 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
     if preset_id:
         preset = presets.preset_for_team(team=team, preset_id=preset_id) if team else None
         if preset is None:
-            message = "That preset is not one of your team's."
+            message = _("That preset is not one of your team's.")
             if wants_json:
                 return JsonResponse({"error": message}, status=400)
             return render(
@@ -122,7 +132,7 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
                     **_page_context(request, new_chat=True),
                     **_budget_context(request),
                     "conversation": None,
-                    "form_errors": {"preset": [message]},
+                    "form_errors": _form_errors({"preset": [message]}),
                 },
                 status=400,
             )
@@ -137,7 +147,7 @@ def conversation_create(request: HttpRequest) -> HttpResponse:
             # The note says it already (one red box, not two).
             errors = {}
         else:
-            errors = {"model": [exc.message]}
+            errors = _form_errors({"model": [exc.message]})
         return render(
             request,
             "conversations/chat.html",
@@ -297,7 +307,9 @@ def conversation_import(request: HttpRequest) -> HttpResponse:
     form = ImportForm(request.POST, request.FILES)
     try:
         if not form.is_valid():
-            raise exports.ImportRefused("Choose a .json conversation export to import (field 'file').")
+            raise exports.ImportRefused(
+                _("Choose a .json conversation export to import (field 'file').")
+            )
         upload = form.cleaned_data["file"]
         if upload.size > settings.IMPORT_MAX_BYTES:
             raise exports.ImportRefused(exports.import_too_large(upload.size).message, 413)
@@ -326,7 +338,7 @@ def conversation_rename(request: HttpRequest, conversation_id: str) -> HttpRespo
         raise Http404("No such conversation.")
     form = ConversationRenameForm(request.POST)
     if not form.is_valid():
-        return JsonResponse({"error": "A title cannot be empty."}, status=400)
+        return JsonResponse({"error": _("A title cannot be empty.")}, status=400)
     try:
         services.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
     except services.ChatInputError as exc:
@@ -385,7 +397,7 @@ async def conversation_estimate(request: HttpRequest, conversation_id: str) -> H
         raise Http404("No such conversation.")
     form = EstimateForm(request.POST)
     if not form.is_valid() or len(form.cleaned_data["text"]) > settings.CHAT_MAX_MESSAGE_CHARS:
-        return JsonResponse({"error": "Nothing to estimate."}, status=400)
+        return JsonResponse({"error": _("Nothing to estimate.")}, status=400)
     chat_request = await sync_to_async(services.chat_request_for_draft)(
         conversation=conversation,
         text=form.cleaned_data["text"],
@@ -416,7 +428,7 @@ async def conversation_estimate(request: HttpRequest, conversation_id: str) -> H
     try:
         tokens = await input_tokens_count(chat_request)
     except ClaudeError as exc:
-        return JsonResponse({"error": exc.human_message}, status=502)
+        return JsonResponse({"error": error_text(exc.human_message)}, status=502)
     estimate = await sync_to_async(estimate_record)(
         user_id=user.pk,
         team_id=conversation.team_id,
@@ -466,10 +478,10 @@ def conversation_share(request: HttpRequest, conversation_id: str) -> HttpRespon
             except sharing.ShareRefused as exc:
                 error = exc.message
             else:
-                flash.success(request, "Stopped sharing." if stop else "Sharing saved.")
+                flash.success(request, _("Stopped sharing.") if stop else _("Sharing saved."))
                 return redirect("conversation_share", conversation_id=conversation.id)
         else:
-            error = "Pick teammates from the list."
+            error = _("Pick teammates from the list.")
     state = sharing.share_state(conversation=conversation)
     return render(
         request,

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent, Team, User
@@ -39,16 +40,35 @@ class BudgetExceeded(Exception):
         self.limit = limit
         self.left = left
         self.resets_at = resets_at
-        whose = "Your team's" if scope == "team" else "Your personal"
-        self.message = (
-            f"{whose} monthly budget of {usd_display(limit)} is used up"
-            + (
-                f" ({usd_display(max(left, ZERO))} left, not enough for another message)"
-                if left > 0
-                else ""
+        # One whole sentence per case, for translators (gettext at raise time: the
+        # person's language, the request's or the socket's).
+        if scope == "team" and left > 0:
+            text = gettext(
+                "Your team's monthly budget of %(limit)s is used up (%(left)s left, not enough "
+                "for another message). It resets on %(reset)s. Ask your team owner or an admin "
+                "to raise it."
             )
-            + f". It resets on {reset_label(resets_at)}. Ask your team owner or an admin to raise it."
-        )
+        elif scope == "team":
+            text = gettext(
+                "Your team's monthly budget of %(limit)s is used up. It resets on %(reset)s. "
+                "Ask your team owner or an admin to raise it."
+            )
+        elif left > 0:
+            text = gettext(
+                "Your personal monthly budget of %(limit)s is used up (%(left)s left, not "
+                "enough for another message). It resets on %(reset)s. Ask your team owner or "
+                "an admin to raise it."
+            )
+        else:
+            text = gettext(
+                "Your personal monthly budget of %(limit)s is used up. It resets on %(reset)s. "
+                "Ask your team owner or an admin to raise it."
+            )
+        self.message = text % {
+            "limit": usd_display(limit),
+            "left": usd_display(max(left, ZERO)),
+            "reset": reset_label(resets_at),
+        }
         super().__init__(self.message)
 
 
@@ -57,10 +77,13 @@ class RateLimited(Exception):
 
     def __init__(self, *, limit: int) -> None:
         self.limit = limit
-        self.message = (
-            f"You are sending messages too fast (the limit is {limit} a minute). "
-            "Wait a minute, then send again."
-        )
+        self.message = ngettext(
+            "You are sending messages too fast (the limit is %(limit)s a minute). "
+            "Wait a minute, then send again.",
+            "You are sending messages too fast (the limit is %(limit)s a minute). "
+            "Wait a minute, then send again.",
+            limit,
+        ) % {"limit": limit}
         super().__init__(self.message)
 
 
@@ -456,18 +479,33 @@ class BudgetStatus:
         """The `budget.status` websocket frame (docs/websocket-protocol.md)."""
         message = ""
         if self.level in ("warning", "exceeded"):
-            whose = "your team's" if self.scope == "team" else "your"
-            if self.level == "exceeded":
-                message = (
-                    f"You have used {whose} monthly budget of {usd_display(self.limit_usd)}. "
-                    f"New messages are refused until {reset_label(self.resets_at)}."
+            team = self.scope == "team"
+            if self.level == "exceeded" and team:
+                text = gettext(
+                    "You have used your team's monthly budget of %(limit)s. "
+                    "New messages are refused until %(reset)s."
+                )
+            elif self.level == "exceeded":
+                text = gettext(
+                    "You have used your monthly budget of %(limit)s. "
+                    "New messages are refused until %(reset)s."
+                )
+            elif team:
+                text = gettext(
+                    "You have used %(percent)s%% of your team's monthly budget "
+                    "(%(spent)s of %(limit)s). It resets on %(reset)s."
                 )
             else:
-                message = (
-                    f"You have used {self.percent}% of {whose} monthly budget "
-                    f"({usd_display(self.spent_usd)} of {usd_display(self.limit_usd)}). "
-                    f"It resets on {reset_label(self.resets_at)}."
+                text = gettext(
+                    "You have used %(percent)s%% of your monthly budget "
+                    "(%(spent)s of %(limit)s). It resets on %(reset)s."
                 )
+            message = text % {
+                "percent": self.percent,
+                "spent": usd_display(self.spent_usd),
+                "limit": usd_display(self.limit_usd),
+                "reset": reset_label(self.resets_at),
+            }
         return {
             "type": "budget.status",
             "level": self.level,

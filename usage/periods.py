@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.utils import timezone
+from django.utils import dateformat, timezone
+from django.utils.translation import gettext
 
 
 def month_start(when: dt.datetime | None = None) -> dt.date:
@@ -20,5 +21,5 @@ def month_reset_at(month: dt.date) -> dt.datetime:
 
 
 def reset_label(when: dt.datetime) -> str:
-    """'1 December 2026, 00:00 UTC'."""
-    return f"{when.day} {when:%B %Y}, 00:00 UTC"
+    """'1 December 2026, 00:00 UTC', the month named in the reader's language."""
+    return gettext("%(date)s, 00:00 UTC") % {"date": dateformat.format(when, "j F Y")}

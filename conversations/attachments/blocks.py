@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.storage import storages
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from claude.files import files_api_available
 from conversations.attachments.checks import (
@@ -85,7 +86,7 @@ class AttachmentRefused(Exception):
 # conversation: another user's, another conversation's, a deleted one, a made-up
 # one. Telling them apart would tell a prober which ids exist.
 NOT_FOUND = AttachmentRefused(
-    "attachment_not_found", "One of the files is not in this conversation."
+    "attachment_not_found", gettext_lazy("One of the files is not in this conversation.")
 )
 
 
@@ -121,7 +122,8 @@ def attachments_link(*, files: Sequence[Attachment], message_id: uuid.UUID, auth
     )
     if linked != len(files):
         raise AttachmentRefused(
-            "attachment_changed", "One of the files changed while it was being sent. Try again."
+            "attachment_changed",
+            gettext("One of the files changed while it was being sent. Try again."),
         )
     for attachment in files:
         attachment.message_id = message_id
@@ -153,7 +155,12 @@ def attachments_for_send(
     if len(ids) > settings.ATTACHMENT_MAX_PER_MESSAGE:
         raise AttachmentRefused(
             "too_many_attachments",
-            f"A message can carry at most {settings.ATTACHMENT_MAX_PER_MESSAGE} files.",
+            ngettext(
+                "A message can carry at most %(count)s file.",
+                "A message can carry at most %(count)s files.",
+                settings.ATTACHMENT_MAX_PER_MESSAGE,
+            )
+            % {"count": settings.ATTACHMENT_MAX_PER_MESSAGE},
         )
     wanted = {uuid.UUID(str(i)) for i in ids}
     mine = {a.id: a for a in available if a.id in wanted and a.uploaded_by_id == author_id}
@@ -164,18 +171,31 @@ def attachments_for_send(
         if attachment.message_id is not None:
             raise AttachmentRefused(
                 "attachment_sent",
-                f"{attachment.name} was already sent with an earlier message. Attach it again "
-                "to send it once more.",
+                gettext(
+                    "%(name)s was already sent with an earlier message. Attach it again "
+                    "to send it once more."
+                )
+                % {"name": attachment.name},
             )
     for attachment in chosen:
         if attachment.status == Attachment.Status.REJECTED:
             raise AttachmentRefused(
                 "attachment_rejected",
-                f"{attachment.name} cannot be sent: {attachment.reason or 'it did not pass the checks.'}"
-                " Remove it to send the rest.",
+                (
+                    gettext("%(name)s cannot be sent: %(reason)s Remove it to send the rest.")
+                    % {"name": attachment.name, "reason": attachment.reason}
+                    if attachment.reason
+                    else gettext(
+                        "%(name)s cannot be sent: it did not pass the checks. "
+                        "Remove it to send the rest."
+                    )
+                    % {"name": attachment.name}
+                ),
             )
     if any(a.status != Attachment.Status.READY or not a.prepared_path for a in chosen):
-        raise AttachmentRefused("attachment_checking", "Wait for the files to finish checking.")
+        raise AttachmentRefused(
+            "attachment_checking", gettext("Wait for the files to finish checking.")
+        )
     return chosen
 
 
@@ -255,18 +275,31 @@ def request_limits_check(
         before = pages - sum(a.pages or 0 for a in new if a.kind == Attachment.Kind.PDF)
         raise AttachmentRefused(
             "attachment_limit",
-            f"Claude reads at most {settings.ATTACHMENT_MAX_PDF_PAGES} PDF pages in one "
-            f"conversation turn, and these files would make it {pages}"
-            + (f" ({before} are already in this conversation)" if before else "")
-            + ". Send fewer pages, or start a new conversation for these files.",
+            (
+                gettext(
+                    "Claude reads at most %(limit)s PDF pages in one conversation turn, and "
+                    "these files would make it %(pages)s (%(before)s are already in this "
+                    "conversation). Send fewer pages, or start a new conversation for these files."
+                )
+                if before
+                else gettext(
+                    "Claude reads at most %(limit)s PDF pages in one conversation turn, and "
+                    "these files would make it %(pages)s. Send fewer pages, or start a new "
+                    "conversation for these files."
+                )
+            )
+            % {"limit": settings.ATTACHMENT_MAX_PDF_PAGES, "pages": pages, "before": before},
         )
     images = sum(1 for a in every if a.kind == Attachment.Kind.IMAGE)
     if images > API_MAX_IMAGES:
         raise AttachmentRefused(
             "attachment_limit",
-            f"Claude takes at most {API_MAX_IMAGES} images in one conversation turn, and "
-            f"these would make it {images}. Send fewer images, or start a new conversation "
-            "for these files.",
+            gettext(
+                "Claude takes at most %(limit)s images in one conversation turn, and "
+                "these would make it %(images)s. Send fewer images, or start a new conversation "
+                "for these files."
+            )
+            % {"limit": API_MAX_IMAGES, "images": images},
         )
     limit = API_MAX_REQUEST_BYTES - REQUEST_BYTES_HEADROOM
     # Texts are read for their escapes only when the bound that reads nothing
@@ -276,17 +309,22 @@ def request_limits_check(
     size = text_bytes + sum(_inline_bytes(a) for a in every)
     if size > limit:
         # Files earlier in the conversation go with every turn: a new one leaves them behind.
-        where = (
-            "Start a new conversation for these files, or send fewer or smaller ones."
-            if any(_inline_bytes(a, text_at_most=True) for a in earlier)
-            else "Send fewer or smaller files."
-        )
-        raise AttachmentRefused(
-            "attachment_limit",
-            f"With these files the request to Claude would be {size / 1_000_000:.1f} MB; it "
-            f"takes at most {API_MAX_REQUEST_BYTES // 1_000_000} MB, files and conversation "
-            f"together. {where}",
-        )
+        sizes = {
+            "size": f"{size / 1_000_000:.1f}",
+            "limit": API_MAX_REQUEST_BYTES // 1_000_000,
+        }
+        if any(_inline_bytes(a, text_at_most=True) for a in earlier):
+            message = gettext(
+                "With these files the request to Claude would be %(size)s MB; it takes at most "
+                "%(limit)s MB, files and conversation together. Start a new conversation for "
+                "these files, or send fewer or smaller ones."
+            )
+        else:
+            message = gettext(
+                "With these files the request to Claude would be %(size)s MB; it takes at most "
+                "%(limit)s MB, files and conversation together. Send fewer or smaller files."
+            )
+        raise AttachmentRefused("attachment_limit", message % sizes)
 
 
 def attachment_tokens(attachment: Attachment) -> int:

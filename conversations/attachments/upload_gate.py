@@ -31,6 +31,8 @@ from django.conf import settings
 from django.contrib.auth import get_user
 from django.contrib.auth.views import redirect_to_login
 from django.urls import Resolver404, resolve
+from django.utils import translation
+from django.utils.translation import gettext
 
 from conversations.attachments.uploads import (
     AttachmentRefused,
@@ -38,6 +40,7 @@ from conversations.attachments.uploads import (
     attachment_too_large,
 )
 from conversations.exports import import_request_max_bytes, import_too_large
+from conversations.language import scope_language
 
 UPLOAD_VIEW_NAME = "attachment_upload"
 # The views whose bodies are gated: the largest body each takes, and the refusal
@@ -137,6 +140,12 @@ class UploadGate:
             await self.app(scope, receive, send)
             return
         max_bytes_of, too_large = gate
+        # Refused before Django (and its LocaleMiddleware) runs: said in the
+        # language the page would have been.
+        with translation.override(scope_language(scope)):
+            await self._gated(scope, receive, send, max_bytes_of, too_large)
+
+    async def _gated(self, scope, receive, send, max_bytes_of, too_large) -> None:
         if not await sync_to_async(_signed_in)(_session_key(scope)):
             path = quote(scope["path"]) + (
                 "?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else ""
@@ -152,8 +161,10 @@ class UploadGate:
         if length is None or length < 0:
             refused = AttachmentRefused(
                 "length_required",
-                "The upload must say its size (a Content-Length header); "
-                "a browser sends one with every file.",
+                gettext(
+                    "The upload must say its size (a Content-Length header); "
+                    "a browser sends one with every file."
+                ),
                 411,
             )
             await _send_json(send, refused.http_status, refused.as_json())

@@ -30,6 +30,7 @@ from django.db.models import Sum
 from django.http import FileResponse, HttpRequest
 from django.template.defaultfilters import filesizeformat
 from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext
 from PIL import Image, UnidentifiedImageError
 
 from accounts.models import User
@@ -102,9 +103,12 @@ def attachment_request_max_bytes() -> int:
 def attachment_too_large(size: int | None = None) -> AttachmentRefused:
     limit = _size_words(settings.ATTACHMENT_MAX_BYTES)
     if size is None:
-        message = f"This file is over the {limit} limit."
+        message = gettext("This file is over the %(limit)s limit.") % {"limit": limit}
     else:
-        message = f"This file is {_size_words(size)}; the limit is {limit}."
+        message = gettext("This file is %(size)s; the limit is %(limit)s.") % {
+            "size": _size_words(size),
+            "limit": limit,
+        }
     return AttachmentRefused("file_too_large", message, 413)
 
 
@@ -155,7 +159,7 @@ def attachment_upload_read(request: HttpRequest) -> UploadedFile:
         raise attachment_too_large(declared)
     if not request.content_type.startswith("multipart/form-data"):
         raise AttachmentRefused(
-            "not_multipart", "Send the file as multipart/form-data in the field `file`."
+            "not_multipart", gettext("Send the file as multipart/form-data in the field `file`.")
         )
     limit = UploadLimitHandler(request, max_bytes=settings.ATTACHMENT_MAX_BYTES)
     request.upload_handlers = [
@@ -166,15 +170,18 @@ def attachment_upload_read(request: HttpRequest) -> UploadedFile:
     try:
         files = request.FILES.getlist("file")
     except Exception as exc:  # a malformed multipart body (MultiPartParserError, too many parts)
-        raise AttachmentRefused("bad_upload", "The upload could not be read; try again.") from exc
+        raise AttachmentRefused(
+            "bad_upload", gettext("The upload could not be read; try again.")
+        ) from exc
     if limit.exceeded:
         raise attachment_too_large()
     if not files:
         raise AttachmentRefused(
-            "missing_file", "No file was sent: the field `file` is missing or has no file name."
+            "missing_file",
+            gettext("No file was sent: the field `file` is missing or has no file name."),
         )
     if len(files) > 1:
-        raise AttachmentRefused("one_file_only", "Send one file per request.")
+        raise AttachmentRefused("one_file_only", gettext("Send one file per request."))
     return files[0]
 
 
@@ -223,15 +230,16 @@ def _quota_check(*, user: User, size: int) -> None:
     if used + size <= quota:
         return
     if used >= quota:
-        message = (
-            f"Your files use {_size_words(used)} of {_size_words(quota)}; "
+        message = gettext(
+            "Your files use %(used)s of %(quota)s; "
             "delete some conversations with files to make room."
         )
     else:
-        message = (
-            f"Your files use {_size_words(used)} of {_size_words(quota)} and this one is "
-            f"{_size_words(size)}; delete some conversations with files to make room."
+        message = gettext(
+            "Your files use %(used)s of %(quota)s and this one is "
+            "%(size)s; delete some conversations with files to make room."
         )
+    message %= {"used": _size_words(used), "quota": _size_words(quota), "size": _size_words(size)}
     raise AttachmentRefused("quota_exceeded", message, 413)
 
 
@@ -245,7 +253,7 @@ def attachment_upload(
     only its owner may add files. Raises `AttachmentRefused`."""
     if conversation.owner_id != user.pk:
         raise AttachmentRefused(
-            "not_owner", "Only the conversation's owner can add files to it.", 403
+            "not_owner", gettext("Only the conversation's owner can add files to it."), 403
         )
     size = uploaded_file.size or 0
     if size > settings.ATTACHMENT_MAX_BYTES:
@@ -291,7 +299,7 @@ def attachment_discard(*, attachment: Attachment, user: User) -> None:
     (then this refuses) or waits and finds it gone."""
     if attachment.uploaded_by_id != user.pk:
         raise AttachmentRefused(
-            "not_uploader", "Only the person who uploaded this file can remove it.", 403
+            "not_uploader", gettext("Only the person who uploaded this file can remove it."), 403
         )
     with transaction.atomic():
         locked = Attachment.objects.select_for_update().filter(id=attachment.id).first()
@@ -300,7 +308,9 @@ def attachment_discard(*, attachment: Attachment, user: User) -> None:
         if locked.message_id is not None:
             raise AttachmentRefused(
                 "already_sent",
-                "This file was sent with a message; it goes when the conversation is deleted.",
+                gettext(
+                    "This file was sent with a message; it goes when the conversation is deleted."
+                ),
                 409,
             )
         paths = [

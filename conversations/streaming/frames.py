@@ -12,8 +12,10 @@ import json
 import uuid
 from typing import Any, Literal, NotRequired, TypedDict
 
+from django.utils.translation import gettext, pgettext_lazy
+
 from claude.catalog import model_info
-from claude.errors import error_retryable
+from claude.errors import BAD_REQUEST_WITH_DETAIL, error_retryable
 from conversations.models import Attachment, Conversation, Message
 from usage.models import ApiCall
 
@@ -226,7 +228,7 @@ def message_payload(message: Message) -> MessagePayload:
     if message.created_at:
         payload["created_at"] = message.created_at.isoformat()
     if message.error_code:
-        payload["error"] = {"code": message.error_code, "message": message.error_message}
+        payload["error"] = {"code": message.error_code, "message": error_text(message.error_message)}
     if message.role == Message.Role.USER:
         payload["attachments"] = [attachment_payload(a) for a in message_attachments(message)]
     return payload
@@ -239,12 +241,29 @@ def model_label(model_id: str) -> str:
 
 
 REFUSAL_CATEGORIES = {
-    "cyber": "cyber security",
-    "bio": "biological risk",
-    "frontier_llm": "AI model development",
-    "reasoning_extraction": "revealing its reasoning",
-    "general_harms": "possible harm",
+    "cyber": pgettext_lazy("refusal category", "cyber security"),
+    "bio": pgettext_lazy("refusal category", "biological risk"),
+    "frontier_llm": pgettext_lazy("refusal category", "AI model development"),
+    "reasoning_extraction": pgettext_lazy("refusal category", "revealing its reasoning"),
+    "general_harms": pgettext_lazy("refusal category", "possible harm"),
 }
+
+
+def error_text(message: str) -> str:
+    """A failed reply's stored message in the reader's language.
+
+    Stored in English, the source language (claude/errors.py marks the messages
+    and keeps them so): a message the catalog knows is its own msgid, the API's
+    detail after "Claude rejected the request." is put back into that sentence's
+    translation, and anything else (older rows, the API's words) shows as stored.
+    """
+    if not message:
+        return ""
+    prefix, _, suffix = BAD_REQUEST_WITH_DETAIL.partition("%(detail)s")
+    if message.startswith(prefix) and message.endswith(suffix) and len(message) > len(prefix):
+        detail = message[len(prefix) : len(message) - len(suffix)]
+        return gettext(BAD_REQUEST_WITH_DETAIL) % {"detail": detail}
+    return gettext(message)
 
 
 def stop_note(message: Message) -> str:
@@ -252,15 +271,23 @@ def stop_note(message: Message) -> str:
     if message.role != Message.Role.ASSISTANT or message.is_active:
         return ""
     if message.stop_reason == "max_tokens":
-        return "This answer was cut off at the length limit."
+        return gettext("This answer was cut off at the length limit.")
     if message.stop_reason == "refusal":
         details = message.stop_details or {}
         explanation = (details.get("explanation") or "").strip()
         category = REFUSAL_CATEGORIES.get(details.get("category") or "", details.get("category"))
-        reason = explanation or (f"Reason: {category}." if category else "No reason was given.")
-        return f"Claude declined to answer. {reason}"
+        # The explanation is the model's own words (data); the rest is ours.
+        if explanation:
+            return gettext("Claude declined to answer. %(explanation)s") % {
+                "explanation": explanation
+            }
+        if category:
+            return gettext("Claude declined to answer. Reason: %(category)s.") % {
+                "category": category
+            }
+        return gettext("Claude declined to answer. No reason was given.")
     if message.stop_reason == "model_context_window_exceeded":
-        return "This answer filled the model's context window and stopped there."
+        return gettext("This answer filled the model's context window and stopped there.")
     return ""
 
 
@@ -271,7 +298,7 @@ def condensed_text(message: Message) -> str:
         return message.summary
     for block in message.content or ():
         if isinstance(block, dict) and block.get("type") == "compaction":
-            return block.get("content") or "(The earlier turns were condensed.)"
+            return block.get("content") or gettext("(The earlier turns were condensed.)")
     return ""
 
 
@@ -385,7 +412,7 @@ def message_completed(message: Message, call: ApiCall | None) -> MessageComplete
     if message.error_code:
         frame["error"] = {
             "code": message.error_code,
-            "message": message.error_message,
+            "message": error_text(message.error_message),
             "retryable": error_retryable(message.error_code),
         }
     return frame
@@ -404,7 +431,8 @@ def conversation_deleted(conversation_id: uuid.UUID | str) -> ConversationDelete
 
 
 def error_frame(code: str, message: str, *, client_id: str = "") -> ErrorFrame:
-    frame: ErrorFrame = {"type": "error", "code": code, "message": message}
+    # str(): a module's message may be lazy (gettext_lazy), and json cannot dump that.
+    frame: ErrorFrame = {"type": "error", "code": code, "message": str(message)}
     if client_id:
         frame["client_id"] = client_id
     return frame

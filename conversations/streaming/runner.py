@@ -30,7 +30,7 @@ from typing import Any
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from claude.errors import INTERRUPTED_CODE, INTERRUPTED_MESSAGE
 from claude.pricing import Usage
@@ -76,9 +76,13 @@ def reply_start(job: ReplyJob) -> asyncio.Task[None]:
     # A fresh context: the reply must not inherit the socket's (asgiref ties
     # thread-sensitive database calls to the consumer that started them, and
     # that consumer may be long gone while the reply still streams).
+    # Only the language is carried over: the reply's frames (its stop note, the
+    # budget note after it) speak the language of the person who asked.
     message_id = job.message_id
     task = asyncio.get_running_loop().create_task(
-        _generate(job), name=f"reply-{message_id}", context=contextvars.Context()
+        _generate_in(job, translation.get_language()),
+        name=f"reply-{message_id}",
+        context=contextvars.Context(),
     )
     _running[message_id] = task
     task.add_done_callback(lambda _: _running.pop(message_id, None))
@@ -424,6 +428,11 @@ async def _stream_reply(
         elif isinstance(event, ReplyFinished):
             return event
     return None
+
+
+async def _generate_in(job: ReplyJob, language: str | None) -> None:
+    with translation.override(language):
+        await _generate(job)
 
 
 async def _generate(job: ReplyJob) -> None:

@@ -7,6 +7,7 @@ import re
 from django import template
 
 from claude.catalog import model_info
+from conversations.streaming import frames
 
 register = template.Library()
 
@@ -48,3 +49,9 @@ def error_main(message: str) -> str:
 @register.filter
 def error_retry_hint(message: str) -> str:
     return error_parts(message)[1]
+
+
+@register.filter
+def error_text(message: str) -> str:
+    """A failed reply's stored message in the reader's language (frames.error_text)."""
+    return frames.error_text(message)
