@@ -12,6 +12,7 @@
 // as text only.
 
 import { RequestError, csrfToken } from "./browser.js";
+import { format, gettext, ngettext } from "./i18n.js";
 import { cloneTemplateElement, formatInt } from "./ui.js";
 
 // The placeholder id in the URL patterns of templates/conversations/_attachment_urls.html.
@@ -39,19 +40,20 @@ export function attachmentUrls(el) {
 /** "340 KB", "2.4 MB": a file's size as a person reads it. */
 export function formatSize(bytes) {
   const n = Number(bytes) || 0;
-  if (n < 1024) return `${formatInt(n)} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10 * 1024 ? 1 : 0)} KB`;
-  if (n < 1024 * 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MB`;
-  return `${(n / (1024 * 1024 * 1024)).toFixed(1)} GB`;
+  if (n < 1024) return format(gettext("%(size)s B"), { size: formatInt(n) });
+  if (n < 1024 * 1024) return format(gettext("%(size)s KB"), { size: (n / 1024).toFixed(n < 10 * 1024 ? 1 : 0) });
+  if (n < 1024 * 1024 * 1024) return format(gettext("%(size)s MB"), { size: (n / (1024 * 1024)).toFixed(1) });
+  return format(gettext("%(size)s GB"), { size: (n / (1024 * 1024 * 1024)).toFixed(1) });
 }
 
-function plural(n, word) {
-  return `${formatInt(n)} ${word}${n === 1 ? "" : "s"}`;
+/** "12 pages": a PDF's length. */
+function pageCount(n) {
+  return format(ngettext("%(count)s page", "%(count)s pages", n), { count: formatInt(n) });
 }
 
 /** A reason as a sentence that ends with its stop. */
 function sentence(text) {
-  const t = (text || "This file can’t be used").trim();
+  const t = (text || gettext("This file can’t be used")).trim();
   return /[.!?…]$/.test(t) ? t : `${t}.`;
 }
 
@@ -197,12 +199,27 @@ export class AttachmentTray {
   /** Why a send cannot go now, in words, or "" when it can. */
   blocker() {
     const refused = this.refused();
-    if (refused.length === 1) return `“${refused[0].name}” can’t be sent: ${sentence(refused[0].reason)} Remove it to send.`;
-    if (refused.length) return `${plural(refused.length, "file")} can’t be sent. Remove them to send.`;
+    if (refused.length === 1) {
+      const [{ name, reason }] = refused;
+      return format(gettext("“%(name)s” can’t be sent: %(reason)s Remove it to send."), { name, reason: sentence(reason) });
+    }
+    if (refused.length) {
+      return format(
+        ngettext("%(count)s file can’t be sent. Remove them to send.", "%(count)s files can’t be sent. Remove them to send.", refused.length),
+        { count: formatInt(refused.length) },
+      );
+    }
     const waiting = this.waiting();
-    if (waiting.length) {
-      const uploading = waiting.some((i) => i.status === "uploading");
-      return `Waiting for ${waiting.length === 1 ? "your file" : `${formatInt(waiting.length)} files`} to finish ${uploading ? "uploading" : "checking"}…`;
+    const count = waiting.length;
+    const uploading = waiting.some((i) => i.status === "uploading");
+    if (count === 1) {
+      return uploading ? gettext("Waiting for your file to finish uploading…") : gettext("Waiting for your file to finish checking…");
+    }
+    if (count) {
+      const message = uploading
+        ? ngettext("Waiting for %(count)s file to finish uploading…", "Waiting for %(count)s files to finish uploading…", count)
+        : ngettext("Waiting for %(count)s file to finish checking…", "Waiting for %(count)s files to finish checking…", count);
+      return format(message, { count: formatInt(count) });
     }
     return "";
   }
@@ -263,13 +280,14 @@ export class AttachmentTray {
       // A pasted screenshot is "image.png" every time: give each its own name.
       if (pasted && /^image\.\w+$/i.test(file.name)) {
         const stamp = new Date().toTimeString().slice(0, 8).replaceAll(":", "-");
-        file = new File([file], `Pasted image ${stamp}.${file.name.split(".").pop()}`, { type: file.type });
+        const name = format(gettext("Pasted image %(time)s"), { time: stamp });
+        file = new File([file], `${name}.${file.name.split(".").pop()}`, { type: file.type });
       }
       const item = {
         key: this.nextKey++,
         id: null,
         file,
-        name: file.name || "file",
+        name: file.name || gettext("file"),
         size: file.size,
         status: "uploading",
         reason: "",
@@ -292,7 +310,7 @@ export class AttachmentTray {
     if (item.id) this.discard(item.id);
     const next = this.items[index + 1] || this.items[index - 1];
     this.drop(item);
-    this.announce(`${item.name} removed.`);
+    this.announce(format(gettext("%(name)s removed."), { name: item.name }));
     if (focusNext) (next ? next.el.querySelector(".chip-remove") : document.querySelector(".composer-box textarea"))?.focus();
     this.changed();
   }
@@ -304,7 +322,7 @@ export class AttachmentTray {
     const item = this.items.find((i) => i.id === id);
     if (!item) return;
     this.drop(item);
-    this.announce(`${item.name} was removed.`);
+    this.announce(format(gettext("%(name)s was removed."), { name: item.name }));
     this.changed();
   }
 
@@ -340,12 +358,12 @@ export class AttachmentTray {
     try {
       url = this.urls.upload(await this.conversationId());
     } catch (error) {
-      this.fail(item, error instanceof RequestError ? error.message : "The file could not be attached here.");
+      this.fail(item, error instanceof RequestError ? error.message : gettext("The file could not be attached here."));
       return;
     }
     if (item.gone) return;
     if (!url) {
-      this.fail(item, "Files cannot be attached here.");
+      this.fail(item, gettext("Files cannot be attached here."));
       return;
     }
     const xhr = new XMLHttpRequest();
@@ -368,16 +386,17 @@ export class AttachmentTray {
       }
       // A followed redirect to the sign-in page answers 200 with HTML.
       if (xhr.responseURL && new URL(xhr.responseURL).pathname !== new URL(url, location.href).pathname) {
-        this.fail(item, "You are signed out. Sign in again to attach files.");
+        this.fail(item, gettext("You are signed out. Sign in again to attach files."));
       } else if (xhr.status === 202 && data && data.id) {
         this.uploaded(item, data);
       } else {
-        this.fail(item, (data && data.error) || `The upload failed (the server answered ${xhr.status}).`);
+        const reason = format(gettext("The upload failed (the server answered %(status)s)."), { status: xhr.status });
+        this.fail(item, (data && data.error) || reason);
       }
     });
     xhr.addEventListener("error", () => {
       item.xhr = null;
-      this.fail(item, "The upload failed: the server could not be reached.");
+      this.fail(item, gettext("The upload failed: the server could not be reached."));
     });
     const body = new FormData();
     body.append("file", item.file, item.name);
@@ -452,7 +471,7 @@ export class AttachmentTray {
       }
       if (item.gone) return;
       if (response && response.status === 404) {
-        this.fail(item, "This file is no longer available.");
+        this.fail(item, gettext("This file is no longer available."));
         return;
       }
       const data = response && response.ok ? await response.json().catch(() => null) : null;
@@ -478,13 +497,13 @@ export class AttachmentTray {
     el.dataset.kind = item.kind || "text";
     const name = el.querySelector(".chip-name");
     name.textContent = item.name;
-    el.title = item.status === "rejected" ? `${item.name}: ${item.reason}` : item.name;
-    el.querySelector(".chip-remove").setAttribute("aria-label", `Remove ${item.name}`);
+    el.title = item.status === "rejected" ? format(gettext("%(name)s: %(reason)s"), item) : item.name;
+    el.querySelector(".chip-remove").setAttribute("aria-label", format(gettext("Remove %(name)s"), item));
     el.querySelector(".chip-meta").textContent = this.meta(item);
     const progress = el.querySelector(".chip-progress");
     progress.hidden = item.status !== "uploading";
     progress.value = Math.round((item.progress || 0) * 100);
-    progress.setAttribute("aria-label", `Uploading ${item.name}`);
+    progress.setAttribute("aria-label", format(gettext("Uploading %(name)s"), item));
     const img = el.querySelector(".chip-img");
     const thumbnail = item.status === "ready" && item.kind === "image" ? this.urls.thumbnail(item.id) : "";
     if (thumbnail && img.getAttribute("src") !== thumbnail) img.src = thumbnail;
@@ -495,22 +514,23 @@ export class AttachmentTray {
   meta(item) {
     switch (item.status) {
       case "uploading":
-        return item.progress > 0 ? `Uploading… ${Math.round(item.progress * 100)}%` : "Uploading…";
+        if (!(item.progress > 0)) return gettext("Uploading…");
+        return format(gettext("Uploading… %(percent)s%"), { percent: Math.round(item.progress * 100) });
       case "checking":
-        return "Checking…";
+        return gettext("Checking…");
       case "rejected":
-        return item.reason || "This file can’t be used.";
+        return item.reason || gettext("This file can’t be used.");
       default:
-        if (item.kind === "pdf" && item.pages) return plural(item.pages, "page");
+        if (item.kind === "pdf" && item.pages) return pageCount(item.pages);
         return formatSize(item.size);
     }
   }
 
   /** Say the outcome once, for screen readers: ready, or why not. */
   settled(item) {
-    if (item.status === "ready") this.announce(`${item.name} is ready.`);
-    else if (item.status === "rejected") this.announce(`${item.name} can’t be sent: ${item.reason}`);
-    else if (item.status === "checking") this.announce(`${item.name} uploaded; checking it.`);
+    if (item.status === "ready") this.announce(format(gettext("%(name)s is ready."), item));
+    else if (item.status === "rejected") this.announce(format(gettext("%(name)s can’t be sent: %(reason)s"), item));
+    else if (item.status === "checking") this.announce(format(gettext("%(name)s uploaded; checking it."), item));
   }
 
   announce(text) {
@@ -522,7 +542,7 @@ export class AttachmentTray {
 export function fileCardMeta(attachment) {
   if (attachment.kind === "pdf") {
     const pages = Number(attachment.pages) || 0;
-    return pages ? `PDF · ${pages} page${pages === 1 ? "" : "s"}` : "PDF";
+    return pages ? format(ngettext("PDF · %(count)s page", "PDF · %(count)s pages", pages), { count: pages }) : "PDF";
   }
-  return "Text";
+  return gettext("Text");
 }

@@ -1,6 +1,8 @@
 // What the browser offers, made safe to call anywhere: session storage that
 // may be full or disabled, the clipboard outside a secure context, ids, CSRF.
 
+import { format, gettext } from "./i18n.js";
+
 export function storageGet(key) {
   try {
     const raw = sessionStorage.getItem(key);
@@ -76,14 +78,14 @@ export async function postForm(url, params) {
       body: new URLSearchParams(params || {}),
     });
   } catch {
-    throw new RequestError("The server could not be reached.");
+    throw new RequestError(gettext("The server could not be reached."));
   }
   if (response.type === "opaqueredirect" || response.redirected) {
-    throw new RequestError("You are signed out.", { signedOut: true });
+    throw new RequestError(gettext("You are signed out."), { signedOut: true });
   }
   const data = await response.json().catch(() => null);
   if (!response.ok || data === null || typeof data !== "object") {
-    throw new RequestError((data && data.error) || `The server answered ${response.status}.`, {
+    throw new RequestError((data && data.error) || format(gettext("The server answered %(status)s."), { status: response.status }), {
       status: response.status,
     });
   }

@@ -3,6 +3,7 @@
 
 import { AttachmentTray } from "./attachments.js";
 import { keys, newClientId, postForm, storageGet, storageSet } from "./browser.js";
+import { format, gettext, ngettext } from "./i18n.js";
 import { sendFrame } from "./outbox.js";
 import { autoGrow, enterSends, formatCost, formatInt, isSendKey } from "./ui.js";
 
@@ -18,6 +19,29 @@ const NEW_DRAFT_MAX_AGE_MS = 5 * 60_000;
 // (the server removes uploads never sent after a day).
 const NEW_FILES_MAX_AGE_MS = 12 * 3600_000;
 
+/** Why a message over the limit cannot be sent (`advice`: how to make it fit). */
+function tooLong(length, limit, advice = false) {
+  const values = { length: formatInt(length), limit: formatInt(limit) };
+  if (advice) {
+    return format(
+      ngettext(
+        "That message is %(length)s character; the limit is %(limit)s. Shorten it or split it.",
+        "That message is %(length)s characters; the limit is %(limit)s. Shorten it or split it.",
+        length,
+      ),
+      values,
+    );
+  }
+  return format(
+    ngettext(
+      "That message is %(length)s character; the limit is %(limit)s.",
+      "That message is %(length)s characters; the limit is %(limit)s.",
+      length,
+    ),
+    values,
+  );
+}
+
 /** The empty state: a new conversation and its first message. */
 export function initNewChat() {
   const form = document.getElementById("new-chat-form");
@@ -27,8 +51,12 @@ export function initNewChat() {
   const maxChars = Number(form.dataset.maxChars) || 100_000;
   // The keys' hint only where Enter does send: on a touch screen it breaks the
   // line, and the placeholder says so.
-  if (area.dataset.keysHint && enterSends()) area.placeholder = `${area.placeholder} (${area.dataset.keysHint})`;
-  else if (area.dataset.touchPlaceholder && !enterSends()) area.placeholder = area.dataset.touchPlaceholder;
+  if (area.dataset.keysHint && enterSends()) {
+    // Translators: the first message's placeholder, then the keys that send, as "Ask anything… (Enter to send, Shift+Enter for a new line)".
+    area.placeholder = format(gettext("%(placeholder)s (%(keys)s)"), { placeholder: area.placeholder, keys: area.dataset.keysHint });
+  } else if (area.dataset.touchPlaceholder && !enterSends()) {
+    area.placeholder = area.dataset.touchPlaceholder;
+  }
 
   // A first message that did not make it (a refused form, the back button) comes back.
   const draft = storageGet(keys.newDraft);
@@ -61,13 +89,13 @@ export function initNewChat() {
     }
     if (!text.trim()) {
       event.preventDefault();
-      showError("Type a message first.");
+      showError(gettext("Type a message first."));
       area.focus();
       return;
     }
     if (text.length > maxChars) {
       event.preventDefault();
-      showError(`That message is ${formatInt(text.length)} characters; the limit is ${formatInt(maxChars)}.`);
+      showError(tooLong(text.length, maxChars));
       return;
     }
     // Messages travel over the websocket: keep the text until the new page sends it.
@@ -132,7 +160,7 @@ function newChatFiles(form, showError) {
       const blocker = tray.blocker();
       button.classList.toggle("is-waiting", Boolean(blocker));
       button.setAttribute("aria-disabled", String(Boolean(blocker)));
-      button.title = blocker || "Send (Enter)";
+      button.title = blocker || gettext("Send (Enter)");
       if (!blocker && errorBox().dataset.fromFiles) showError("");
     },
   });
@@ -156,11 +184,9 @@ function newChatFiles(form, showError) {
         errorBox().dataset.fromFiles = blocker ? "1" : "";
       };
       if (blocker) return say(blocker);
-      if (!text.trim() && !tray.ready().length) return say("Type a message first.");
-      if (text.length > maxChars) {
-        return say(`That message is ${formatInt(text.length)} characters; the limit is ${formatInt(maxChars)}.`);
-      }
-      if (!created) return say("The conversation is not ready yet; try again in a moment.");
+      if (!text.trim() && !tray.ready().length) return say(gettext("Type a message first."));
+      if (text.length > maxChars) return say(tooLong(text.length, maxChars));
+      if (!created) return say(gettext("The conversation is not ready yet; try again in a moment."));
       storageSet(keys.newDraft, {
         text,
         client_id: newClientId(),
@@ -328,9 +354,7 @@ export class Composer {
       return;
     }
     if (text.length > this.maxChars) {
-      this.showError(
-        `That message is ${formatInt(text.length)} characters; the limit is ${formatInt(this.maxChars)}. Shorten it or split it.`,
-      );
+      this.showError(tooLong(text.length, this.maxChars, true));
       return;
     }
     this.onUserAction();
@@ -349,7 +373,7 @@ export class Composer {
       this.stopRequested.add(state.id);
       this.update();
     } else {
-      this.showError("Not connected: the stop will be possible once the connection is back.");
+      this.showError(gettext("Not connected: the stop will be possible once the connection is back."));
     }
   }
 
@@ -371,7 +395,7 @@ export class Composer {
     if (!this.input.value) this.input.value = entry.text;
     if (entry.attachments) this.tray.restore(entry.attachments);
     autoGrow(this.input);
-    this.showError(message || "That message could not be sent.");
+    this.showError(message || gettext("That message could not be sent."));
     this.update();
   }
 
@@ -430,14 +454,15 @@ export class Composer {
       button.disabled = true;
     } else if (active) {
       const stopping = this.stopRequested.has(active.id);
-      button.setAttribute("aria-label", stopping ? "Stopping…" : "Stop");
-      button.title = stopping ? "Stopping…" : "Stop the answer";
+      button.setAttribute("aria-label", stopping ? gettext("Stopping…") : gettext("Stop"));
+      button.title = stopping ? gettext("Stopping…") : gettext("Stop the answer");
       button.disabled = stopping;
     } else {
       // Not `disabled`: a click still says why (and the button keeps its focus).
       const blocker = pending ? "" : this.tray.blocker();
-      button.setAttribute("aria-label", pending ? "Sending…" : blocker ? `Send: ${blocker}` : "Send");
-      button.title = pending ? "Sending…" : blocker || "Send (Enter)";
+      const label = blocker ? format(gettext("Send: %(reason)s"), { reason: blocker }) : gettext("Send");
+      button.setAttribute("aria-label", pending ? gettext("Sending…") : label);
+      button.title = pending ? gettext("Sending…") : blocker || gettext("Send (Enter)");
       button.disabled = false;
     }
     const waiting = !this.disabled && !active && !pending && Boolean(this.tray.blocker());
@@ -485,10 +510,26 @@ export class Composer {
     if (seq !== this.estimateSeq || !data) return; // the draft changed meanwhile
     const estimate = formatCost(data.estimated_cost_usd);
     const most = formatCost(data.max_cost_usd);
-    const withFiles = files.length ? `, with ${files.length === 1 ? "1 file" : `${files.length} files`}` : "";
+    const values = { estimate, tokens: formatInt(data.input_tokens), count: files.length, most };
+    let sentence = files.length
+      ? format(
+          ngettext(
+            "≈ %(estimate)s for the next message (%(tokens)s tokens in, with %(count)s file; up to %(most)s with a long answer)",
+            "≈ %(estimate)s for the next message (%(tokens)s tokens in, with %(count)s files; up to %(most)s with a long answer)",
+            files.length,
+          ),
+          values,
+        )
+      : format(
+          gettext("≈ %(estimate)s for the next message (%(tokens)s tokens in; up to %(most)s with a long answer)"),
+          values,
+        );
     // A local estimate (the provider counts no tokens: Bedrock) says so.
-    const how = data.method === "local" ? `. ${data.note || "Estimated locally."}` : "";
-    this.costEstimate.textContent = `≈ ${estimate} for the next message (${formatInt(data.input_tokens)} tokens in${withFiles}; up to ${most} with a long answer)${how}`;
+    if (data.method === "local") {
+      // Translators: the estimate's sentence, then how it was made ("Estimated locally.").
+      sentence = format(gettext("%(estimate)s. %(note)s"), { estimate: sentence, note: data.note || gettext("Estimated locally.") });
+    }
+    this.costEstimate.textContent = sentence;
     this.costEstimate.hidden = false;
     this.thread.followBottom(); // the composer grew: keep the last reply in view
   }

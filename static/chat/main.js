@@ -3,6 +3,7 @@
 // loads it; each part starts only if its elements are on the page.
 
 import { Composer, initNewChat } from "./composer.js";
+import { gettext } from "./i18n.js";
 import { STOP_EVENT, initKeys } from "./keys.js";
 import { Outbox } from "./outbox.js";
 import { ReadOnlyComposer } from "./readonly.js";
@@ -143,14 +144,14 @@ class ChatPage {
       return;
     }
     if (frame.code === "not_found" && Date.now() - this.lastUserActionAt > RECENT_ACTION_MS) return;
-    this.composer.showError(frame.message || "Something went wrong.");
+    this.composer.showError(frame.message || gettext("Something went wrong."));
   }
 
   /** Closed with 4403: signed out, deactivated, password changed, or no longer allowed here. */
   accessRevoked() {
     if (this.signedOut) return;
     this.signedOut = true;
-    this.end("You are signed out: sign in again to retry.");
+    this.end(gettext("You are signed out: sign in again to retry."));
     disableHeader();
     this.showNotice("notice-signed-out");
   }
@@ -159,11 +160,11 @@ class ChatPage {
   conversationDeleted() {
     if (this.deleted) return;
     this.deleted = true;
-    this.end("This conversation was deleted.");
+    this.end(gettext("This conversation was deleted."));
     removeFromSidebar(this.conversationId);
     forgetConversation(this.conversationId);
     const notice = this.showNotice("notice-deleted");
-    flashNext("This conversation was deleted.");
+    flashNext(gettext("This conversation was deleted."));
     const home = notice?.querySelector("a")?.href || "/";
     setTimeout(() => window.location.assign(home), DELETED_REDIRECT_MS);
   }

@@ -14,6 +14,7 @@
 // through the DOM, so the CSP's style-src stays strict); task items are
 // disabled checkboxes (markdown-it-task-lists).
 
+import { gettext } from "./i18n.js";
 import { cloneTemplateElement } from "./ui.js";
 
 const SANITIZE_CONFIG = {
@@ -174,7 +175,7 @@ export function enhanceProse(prose, { live = false, cache = null } = {}) {
     if (pre.parentElement && pre.parentElement.classList.contains("codeblock")) return;
     const frame = cloneTemplateElement("tpl-codeblock");
     if (!frame) return;
-    frame.querySelector(".codeblock-lang").textContent = lang || "code";
+    frame.querySelector(".codeblock-lang").textContent = lang || gettext("code");
     pre.replaceWith(frame);
     frame.append(pre);
   });

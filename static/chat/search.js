@@ -4,6 +4,7 @@
 // (conversations/search.py); each result's markup is
 // templates/conversations/_search_result.html, cloned from its <template>.
 
+import { format, gettext, ngettext } from "./i18n.js";
 import { cloneTemplateElement } from "./ui.js";
 
 const DEBOUNCE_MS = 150;
@@ -124,19 +125,23 @@ export class SearchPalette {
         signal: controller.signal,
       });
       if (response.type === "opaqueredirect") {
-        this.say("You are signed out: sign in again to search.");
+        this.say(gettext("You are signed out: sign in again to search."));
         return;
       }
       data = await response.json();
     } catch (error) {
       if (error && error.name === "AbortError") return;
-      this.say("The search could not reach the server.");
+      this.say(gettext("The search could not reach the server."));
       return;
     }
     if (controller !== this.controller) return; // a newer query is on its way
     const results = Array.isArray(data.results) ? data.results : [];
     this.render(results);
-    this.say(results.length ? (results.length === 1 ? "1 conversation" : `${results.length} conversations`) : "Nothing found in your chats.");
+    this.say(
+      results.length
+        ? format(ngettext("%(count)s conversation", "%(count)s conversations", results.length), { count: results.length })
+        : gettext("Nothing found in your chats."),
+    );
   }
 
   say(text) {

@@ -3,6 +3,7 @@
 // markup is chat.html's; this only opens it, saves it and fills the meter.
 
 import { postForm } from "./browser.js";
+import { format, gettext } from "./i18n.js";
 import { formatInt, toast } from "./ui.js";
 
 export function initSettings() {
@@ -26,7 +27,7 @@ export function initSettings() {
       const meter = document.getElementById("context-meter");
       if (meter && data.context_window) meter.dataset.window = String(data.context_window);
       dialog.close();
-      toast(`The next answer uses ${data.model_label || data.model}.`);
+      toast(format(gettext("The next answer uses %(model)s."), { model: data.model_label || data.model }));
     } catch (failure) {
       error.textContent = failure.message;
       error.hidden = false;
@@ -47,6 +48,10 @@ export function contextMeterUpdate(frame) {
   const percent = Math.min(100, Math.round((used * 100) / window));
   meter.hidden = false;
   meter.querySelector("progress").value = percent;
-  meter.querySelector(".meter-text").textContent = `${percent || "<1"}% of context`;
-  meter.title = `${formatInt(used)} of ${formatInt(window)} tokens of the model's context window used`;
+  // Translators: the share of the model's context window used, as "42% of context" ("<1" under one per cent).
+  meter.querySelector(".meter-text").textContent = format(gettext("%(percent)s% of context"), { percent: percent || "<1" });
+  meter.title = format(gettext("%(used)s of %(window)s tokens of the model's context window used"), {
+    used: formatInt(used),
+    window: formatInt(window),
+  });
 }

@@ -4,6 +4,7 @@
 // the theme switch (sidebar.js) chose one.
 
 import { keys, postForm, storageGet, storageSet } from "./browser.js";
+import { format, gettext } from "./i18n.js";
 import { toast } from "./ui.js";
 
 export function initShell() {
@@ -49,7 +50,7 @@ export function applyTitle(conversationId, title) {
   if (header && header.dataset.conversationId === conversationId) {
     const button = document.getElementById("chat-title");
     if (button) button.textContent = title;
-    document.title = `${title} · Team chat`;
+    document.title = format(gettext("%(title)s · Team chat"), { title });
   }
   const link = sidebarLink(conversationId);
   if (link) {
@@ -102,7 +103,7 @@ export function disableHeader() {
   if (!header) return;
   for (const button of header.querySelectorAll('[data-action="rename"], [data-action="delete"]')) {
     button.disabled = true;
-    button.title = "Sign in again first";
+    button.title = gettext("Sign in again first");
   }
 }
 
@@ -116,7 +117,7 @@ export function renameInline({ label, hide, place, url, conversationId, onFail }
   input.className = "title-input";
   input.maxLength = 200;
   input.value = label.textContent.trim();
-  input.setAttribute("aria-label", "Conversation title");
+  input.setAttribute("aria-label", gettext("Conversation title"));
   hide.hidden = true;
   place(input);
   input.focus();
@@ -170,9 +171,9 @@ export function initHeader() {
       onFail: (error) => {
         if (error.signedOut) {
           reportSignedOut(); // first: the notice it shows moves the toast up
-          toast("You are signed out: sign in again to rename.");
+          toast(gettext("You are signed out: sign in again to rename."));
         } else {
-          toast(`The title could not be saved. ${error.message}`);
+          toast(format(gettext("The title could not be saved. %(reason)s"), { reason: error.message }));
         }
       },
     });
@@ -184,15 +185,15 @@ export function initHeader() {
     if (button.dataset.action === "rename") {
       startRename();
     } else if (button.dataset.action === "delete") {
-      if (!window.confirm("Delete this conversation? This cannot be undone.")) return;
+      if (!window.confirm(gettext("Delete this conversation? This cannot be undone."))) return;
       try {
         await postForm(header.dataset.deleteUrl);
       } catch (error) {
         if (error.signedOut) {
           reportSignedOut(); // first: the notice it shows moves the toast up
-          toast("You are signed out: sign in again to delete.");
+          toast(gettext("You are signed out: sign in again to delete."));
         } else {
-          toast(`The conversation could not be deleted. ${error.message}`);
+          toast(format(gettext("The conversation could not be deleted. %(reason)s"), { reason: error.message }));
         }
         return;
       }

@@ -10,6 +10,7 @@ import {
   removeFromSidebar,
   renameInline,
 } from "./shell.js";
+import { format, gettext } from "./i18n.js";
 import { toast } from "./ui.js";
 
 const THEME_COOKIE = "chat_theme";
@@ -20,12 +21,27 @@ function setCookie(name, value) {
   document.cookie = `${name}=${encodeURIComponent(value)}; path=/; max-age=${YEAR_SECONDS}; SameSite=Lax`;
 }
 
-function failed(what, error) {
+/** What a toast says when an entry's `action` failed: signed out, or another reason. */
+function failure(action) {
+  switch (action) {
+    case "rename":
+      return [gettext("You are signed out: sign in again to rename."), gettext("That did not work (rename). %(reason)s")];
+    case "pin":
+      return [gettext("You are signed out: sign in again to pin."), gettext("That did not work (pin). %(reason)s")];
+    case "unpin":
+      return [gettext("You are signed out: sign in again to unpin."), gettext("That did not work (unpin). %(reason)s")];
+    default:
+      return [gettext("You are signed out: sign in again to delete."), gettext("That did not work (delete). %(reason)s")];
+  }
+}
+
+function failed(action, error) {
+  const [signedOut, other] = failure(action);
   if (error && error.signedOut) {
     document.dispatchEvent(new CustomEvent(SIGNED_OUT_EVENT));
-    toast(`You are signed out: sign in again to ${what}.`);
+    toast(signedOut);
   } else {
-    toast(`That did not work (${what}). ${error ? error.message : ""}`);
+    toast(format(other, { reason: error ? error.message : "" }));
   }
 }
 
@@ -134,7 +150,7 @@ class EntryMenu {
   async remove(item) {
     const id = item.dataset.conversationId;
     const title = item.querySelector(".conv-title")?.textContent.trim() || "";
-    if (!window.confirm(`Delete “${title}”? This cannot be undone.`)) return;
+    if (!window.confirm(format(gettext("Delete “%(title)s”? This cannot be undone."), { title }))) return;
     try {
       await postForm(item.dataset.deleteUrl);
     } catch (error) {

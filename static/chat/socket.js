@@ -3,6 +3,8 @@
 // (re)open (resumes, unacknowledged sends) is the caller's: see main.js and
 // docs/websocket-protocol.md.
 
+import { gettext } from "./i18n.js";
+
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 const PING_EVERY_MS = 25_000;
@@ -13,7 +15,12 @@ export const CLOSE_ACCESS_REVOKED = 4403;
 export const CLOSE_CONVERSATION_DELETED = 4404;
 const FINAL_CLOSE_CODES = new Set([CLOSE_ACCESS_REVOKED, CLOSE_CONVERSATION_DELETED]);
 
-const STATUS_TEXT = { connecting: "Connecting…", offline: "Offline, reconnecting…" };
+/** What the connection state line says (nothing while open). */
+function statusText(state) {
+  if (state === "connecting") return gettext("Connecting…");
+  if (state === "offline") return gettext("Offline, reconnecting…");
+  return "";
+}
 
 export class ChatSocket {
   /**
@@ -136,7 +143,7 @@ export class ChatSocket {
   setStatus(state) {
     if (!this.status) return;
     this.status.dataset.state = state;
-    this.status.textContent = STATUS_TEXT[state] || "";
+    this.status.textContent = statusText(state);
   }
 
   /** Send a frame if the socket is open; false if it is not (the caller decides). */

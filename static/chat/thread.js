@@ -6,6 +6,7 @@
 
 import { attachmentUrls, fileCardMeta } from "./attachments.js";
 import { copyText, newClientId } from "./browser.js";
+import { format, gettext } from "./i18n.js";
 import { enhanceProse, markdownToSafeHtml, placeCursor, sanitizeServerHtml, setProse } from "./render.js";
 import { cloneTemplateElement, flashDone, formatCost, formatInt, toast } from "./ui.js";
 
@@ -474,7 +475,7 @@ export class Thread {
         client_id: newClientId(),
       });
       if (!sent) {
-        this.showError("Not connected. Send the edit once the connection is back.");
+        this.showError(gettext("Not connected. Send the edit once the connection is back."));
         return;
       }
       this.closeEditor(state);
@@ -580,7 +581,7 @@ export class Thread {
   setThinkingLabel(state, live) {
     const label = state.el.querySelector(".thinking-label");
     if (!label) return;
-    label.textContent = live && !(state.text || "").length ? "Thinking…" : "Thought process";
+    label.textContent = live && !(state.text || "").length ? gettext("Thinking…") : gettext("Thought process");
   }
 
   renderFinal(state, frame) {
@@ -603,7 +604,7 @@ export class Thread {
     const failed = Boolean(error) || state.status === "error" || state.status === "interrupted";
     card.hidden = !failed;
     if (failed) {
-      const [main, hint] = errorParts((error && error.message) || "Something went wrong with this answer.");
+      const [main, hint] = errorParts((error && error.message) || gettext("Something went wrong with this answer."));
       const text = card.querySelector(".error-text");
       const mainEl = text.querySelector(".error-main");
       const hintEl = text.querySelector(".error-retry-hint");
@@ -628,20 +629,23 @@ export class Thread {
     const rows = [];
     const summary = [];
     if (usage) {
-      rows.push(["Input", formatInt(usage.input_tokens)], ["Output", formatInt(usage.output_tokens)]);
-      summary.push(`${formatInt(usage.input_tokens)} input`, `${formatInt(usage.output_tokens)} output`);
+      const count = (n) => ({ count: formatInt(n) });
+      rows.push([gettext("Input"), formatInt(usage.input_tokens)], [gettext("Output"), formatInt(usage.output_tokens)]);
+      // Translators: parts of a reply's usage, "1,204 input · 310 output · 800 cache read · 40 cache write tokens".
+      summary.push(format(gettext("%(count)s input"), count(usage.input_tokens)));
+      summary.push(format(gettext("%(count)s output"), count(usage.output_tokens)));
       if (usage.cache_read_tokens) {
-        rows.push(["Cache read", formatInt(usage.cache_read_tokens)]);
-        summary.push(`${formatInt(usage.cache_read_tokens)} cache read`);
+        rows.push([gettext("Cache read"), formatInt(usage.cache_read_tokens)]);
+        summary.push(format(gettext("%(count)s cache read"), count(usage.cache_read_tokens)));
       }
       if (usage.cache_write_tokens) {
-        rows.push(["Cache write", formatInt(usage.cache_write_tokens)]);
-        summary.push(`${formatInt(usage.cache_write_tokens)} cache write`);
+        rows.push([gettext("Cache write"), formatInt(usage.cache_write_tokens)]);
+        summary.push(format(gettext("%(count)s cache write"), count(usage.cache_write_tokens)));
       }
     }
     const cost = formatCost(costUsd);
-    if (cost) rows.push(["Cost", cost, true]);
-    if (!rows.length) rows.push(["No usage recorded", null]);
+    if (cost) rows.push([gettext("Cost"), cost, true]);
+    if (!rows.length) rows.push([gettext("No usage recorded"), null]);
     pop.replaceChildren(
       ...rows.map(([name, value, isCost]) => {
         const row = cloneTemplateElement("tpl-usage-row");
@@ -653,7 +657,11 @@ export class Thread {
         return row;
       }),
     );
-    button.title = `${summary.join(" · ")} tokens${cost ? ` · ${cost}` : ""}`;
+    const counts = summary.join(" · ");
+    // Translators: %(counts)s is the parts above, joined by " · "; %(cost)s is in US dollars.
+    if (cost) button.title = format(gettext("%(counts)s tokens · %(cost)s"), { counts, cost });
+    // Translators: %(counts)s is the parts above, joined by " · ".
+    else button.title = format(gettext("%(counts)s tokens"), { counts });
   }
 
   // ---- Scrolling and clicks --------------------------------------------------
@@ -738,7 +746,7 @@ export class Thread {
         text = state.el.querySelector(".prose").innerText;
       }
       if (await copyText(text || "")) flashDone(button);
-      else toast("Copying is not allowed here.");
+      else toast(gettext("Copying is not allowed here."));
     } else if (action === "copy-code") {
       const code = button.closest(".codeblock")?.querySelector("pre code, pre");
       if (code && (await copyText(code.textContent.replace(/\n$/, "")))) flashDone(button);
@@ -749,7 +757,7 @@ export class Thread {
       }
       this.onUserAction();
       if (!this.send({ type: "message.retry", message_id: state.id })) {
-        this.showError("Not connected. Retry once the connection is back.");
+        this.showError(gettext("Not connected. Retry once the connection is back."));
       } else {
         button.disabled = true;
         setTimeout(() => {
@@ -767,13 +775,13 @@ export class Thread {
       if (!target) return;
       this.onUserAction();
       if (!this.send({ type: "branch.switch", message_id: target })) {
-        this.showError("Not connected. Switch once the connection is back.");
+        this.showError(gettext("Not connected. Switch once the connection is back."));
       }
     } else if ((action === "regenerate" || action === "continue") && state) {
       if (this.endedMessage) return this.showError(this.endedMessage);
       this.onUserAction();
       if (!this.send({ type: `message.${action}`, message_id: state.id })) {
-        this.showError("Not connected. Try again once the connection is back.");
+        this.showError(gettext("Not connected. Try again once the connection is back."));
       }
     } else if (action === "usage") {
       const wrap = button.closest(".usage-wrap");

@@ -21,5 +21,5 @@ def test_collected_modules_import_hashed_siblings(tmp_path):
     imports = re.findall(r'from\s+"(\./[^"]+)"', main.read_text())
     assert imports, "main.js imports its modules"
     for name in imports:
-        assert re.fullmatch(r"\./[a-z_]+\.[0-9a-f]{12}\.js", name), name
+        assert re.fullmatch(r"\./[a-z0-9_]+\.[0-9a-f]{12}\.js", name), name
         assert (tmp_path / "chat" / name[2:]).exists()
