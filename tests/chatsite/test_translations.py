@@ -21,7 +21,7 @@ from .shell import fresh_env, readme_commands, run
 # One word of each kind, and what the test translates it to.
 TEMPLATE_WORDS = ("Import a chat", "Einen Chat importieren")
 PYTHON_WORDS = ("New conversation", "Neue Unterhaltung")
-JS_WORDS = ("Copied", "Kopiert")
+JS_WORDS = ("Thought process", "Denkprozess")
 
 pytestmark = pytest.mark.skipif(
     shutil.which("xgettext") is None and not __import__("os").environ.get("CI"),

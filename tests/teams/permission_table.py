@@ -262,6 +262,13 @@ URLS: list[tuple[str, str, str, dict[str, str], str]] = [
         "Sent to new@example.com: any other account is refused.",
     ),
     ("login", "GET", "/accounts/login/", _all("200", anonymous="200"), ""),
+    (
+        "javascript_catalog",
+        "GET",
+        "/jsi18n/",
+        _all("200", anonymous="200"),
+        "The browser modules' words in the reader's language; the sign-in page needs them too.",
+    ),
     ("logout", "POST", "/accounts/logout/", _all("done", anonymous="done"), ""),
     ("password_change", "GET", "/accounts/password/", _all("200"), ""),
     ("password_change_done", "GET", "/accounts/password/done/", _all("200"), ""),
