@@ -456,6 +456,9 @@ ACCOUNT_RATE_LIMITS = {
 # team's owners and admins (Team.mfa_required, /accounts/security/).
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("MFA_TOTP_ISSUER", "Team chat")
+# A code typed in the last second of its 30 reaches the server in the next; allow
+# one step either side (RFC 6238, section 5.2). A used code stays refused.
+MFA_TOTP_TOLERANCE = 1
 # allauth refuses two-factor to an account with an unverified address, against a
 # stranger signing up with it first; there is no sign-up here to do that with.
 MFA_ALLOW_UNVERIFIED_EMAIL = True

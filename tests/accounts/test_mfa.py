@@ -185,3 +185,18 @@ def test_turning_the_rule_off_lets_an_unenrolled_owner_in_again(alice):
     team_mfa_requirement_set(team=acme, required=False, actor=alice)
     assert client.get("/").status_code == 200
     assert AuditEvent.objects.filter(action=AuditEvent.Action.SETTINGS_CHANGED).count() == 2
+
+
+def test_a_code_from_the_step_before_is_still_taken_and_older_ones_are_not(client, alice):
+    """Typed as the 30 seconds ran out, a code arrives in the next step."""
+    import time
+
+    sign_in(client, "alice")
+    asked = client.get(ACTIVATE)
+    client.post(asked["Location"], {"password": PASSWORD})
+    client.get(ACTIVATE)
+    secret = client.session["mfa.totp.secret"]
+    too_old = client.post(ACTIVATE, {"code": totp_code(secret, at=time.time() - 90)})
+    assert too_old.status_code == 200 and not Authenticator.objects.filter(user=alice).exists()
+    late = client.post(ACTIVATE, {"code": totp_code(secret, at=time.time() - 30)})
+    assert late.status_code == 302 and Authenticator.objects.filter(user=alice).exists()

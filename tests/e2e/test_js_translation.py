@@ -71,11 +71,13 @@ def test_what_the_modules_write_is_marked_for_translation(site, new_page):
     # Renaming in place: the field's aria-label, then the tab's title.
     page.click('#chat-header [data-action="rename"]')
     texts["rename field"] = written(page, "#chat-header .title-input", "aria-label")
-    page.fill("#chat-header .title-input", "Quokka notes")
+    # A word no other browser test writes: they share one site and its accounts,
+    # and test_search counts what alice's searches find.
+    page.fill("#chat-header .title-input", "Numbat notes")
     page.press("#chat-header .title-input", "Enter")
-    expect(page.locator("#chat-title")).to_have_text("Quokka notes")
+    expect(page.locator("#chat-title")).to_have_text("Numbat notes")
     texts["tab title"] = page.title()
-    data.append("Quokka notes")
+    data.append("Numbat notes")
 
     # Settings saved: a toast names the model of the next answer.
     page.click("#settings-btn")
@@ -85,7 +87,7 @@ def test_what_the_modules_write_is_marked_for_translation(site, new_page):
 
     # The search palette's status, with results and without.
     page.keyboard.press("Control+k")
-    page.fill("#search-input", "quokka")
+    page.fill("#search-input", "numbat")
     expect(page.locator("#search-results li").first).to_be_visible()
     texts["search found"] = written(page, "#search-status")
     page.fill("#search-input", "zzqxv nothing matches this")
