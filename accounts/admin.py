@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.utils.translation import gettext_lazy as _
 
 from accounts.forms import ThrottledAdminAuthenticationForm
 from accounts.models import AuditEvent, Invite, Membership, Team, User
@@ -16,7 +17,7 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    fieldsets = DjangoUserAdmin.fieldsets + (("Profile", {"fields": ("display_name",)}),)
+    fieldsets = DjangoUserAdmin.fieldsets + ((_("Profile"), {"fields": ("display_name",)}),)
     inlines = [MembershipInline]
 
 

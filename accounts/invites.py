@@ -24,6 +24,8 @@ from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent, Invite, Membership, Team, User
@@ -75,16 +77,19 @@ def invite_create(
     try:
         validate_email(email)
     except ValidationError:
-        raise InviteRefused("bad_input", "Enter a valid e-mail address.") from None
+        raise InviteRefused("bad_input", gettext("Enter a valid e-mail address.")) from None
     if role not in Membership.Role.values:
-        raise InviteRefused("bad_input", f"Unknown role {role!r}.")
+        raise InviteRefused("bad_input", gettext("Unknown role: %(role)s.") % {"role": role})
     mine = Membership.objects.filter(team=team, user=invited_by).first()
     if mine is None or mine.role not in (Membership.Role.OWNER, Membership.Role.ADMIN):
-        raise InviteRefused("not_allowed", "Only owners and admins can invite.")
+        raise InviteRefused("not_allowed", gettext("Only owners and admins can invite."))
     if role == Membership.Role.OWNER and mine.role != Membership.Role.OWNER:
-        raise InviteRefused("not_allowed", "Only an owner can invite an owner.")
+        raise InviteRefused("not_allowed", gettext("Only an owner can invite an owner."))
     if Membership.objects.filter(team=team, user__email__iexact=email).exists():
-        raise InviteRefused("bad_input", f"{email} is already a member of {team}.")
+        raise InviteRefused(
+            "bad_input",
+            gettext("%(email)s is already a member of %(team)s.") % {"email": email, "team": team},
+        )
     now = timezone.now()
     with transaction.atomic():
         Invite.objects.filter(
@@ -113,15 +118,23 @@ def invite_create(
 
 def _invite_mail_send(invite: Invite, link: str) -> None:
     inviter = invite.invited_by.display_name or invite.invited_by.get_username()
+    # In the language of the request that sent it (the inviter's).
+    words = {
+        "inviter": inviter,
+        "team": invite.team.name,
+        "role": invite.get_role_display().lower(),
+        "link": link,
+        "email": invite.email,
+        "until": date_format(invite.expires_at, "j F Y, H:i"),
+    }
     send_mail(
-        subject=f"{inviter} invited you to {invite.team.name} on Team chat",
-        message=(
-            f"{inviter} invited you to join {invite.team.name} on Team chat as "
-            f"{invite.get_role_display().lower()}.\n\n"
-            f"Accept the invitation: {link}\n\n"
-            f"The link works once, for {invite.email}, until "
-            f"{invite.expires_at:%d %B %Y, %H:%M} UTC.\n"
-        ),
+        subject=gettext("%(inviter)s invited you to %(team)s on Team chat") % words,
+        message=gettext(
+            "%(inviter)s invited you to join %(team)s on Team chat as %(role)s.\n\n"
+            "Accept the invitation: %(link)s\n\n"
+            "The link works once, for %(email)s, until %(until)s UTC.\n"
+        )
+        % words,
         from_email=settings.DEFAULT_FROM_EMAIL,
         recipient_list=[invite.email],
     )
@@ -174,27 +187,35 @@ def invite_check(*, token: str, user: User) -> InviteCheck:
     invite = _invite_of_token(token)
     if invite.revoked_at is not None:
         raise InviteRefused(
-            "withdrawn", "This invitation was withdrawn. Ask the team's owner for a new one."
+            "withdrawn",
+            gettext("This invitation was withdrawn. Ask the team's owner for a new one."),
         )
     if invite.accepted_at is not None:
         raise InviteRefused(
             "used",
-            "This invitation was already used: each link works once. "
-            "Sign in, or ask the team's owner for a new invitation.",
+            gettext(
+                "This invitation was already used: each link works once. "
+                "Sign in, or ask the team's owner for a new invitation."
+            ),
         )
     if invite.expires_at <= timezone.now():
         raise InviteRefused(
             "expired",
-            f"This invitation expired on {invite.expires_at:%d %B %Y} (UTC). "
-            "Ask the team's owner for a new one.",
+            gettext(
+                "This invitation expired on %(date)s (UTC). Ask the team's owner for a new one."
+            )
+            % {"date": date_format(invite.expires_at, "j F Y")},
         )
     if user.is_authenticated:
         if (user.email or "").strip().lower() != invite.email.lower():
             raise InviteRefused(
                 "wrong_account",
-                f"This invitation was sent to {_masked(invite.email)}, and you are signed in "
-                f"as {user.get_username()}. Sign out and open the link again, or ask for an "
-                "invitation to your own address.",
+                gettext(
+                    "This invitation was sent to %(email)s, and you are signed in as "
+                    "%(username)s. Sign out and open the link again, or ask for an "
+                    "invitation to your own address."
+                )
+                % {"email": _masked(invite.email), "username": user.get_username()},
             )
         return InviteCheck(invite=invite, next_step="join")
     if User.objects.filter(email__iexact=invite.email).exists():
@@ -204,7 +225,8 @@ def invite_check(*, token: str, user: User) -> InviteCheck:
 
 def _invite_of_token(token: str) -> Invite:
     not_found = InviteRefused(
-        "not_found", "This invitation link is not valid. Check that it was copied whole."
+        "not_found",
+        gettext("This invitation link is not valid. Check that it was copied whole."),
     )
     try:
         value = signing.Signer(salt=_SALT).unsign(token)
@@ -238,10 +260,12 @@ def invite_accept(
         check = invite_check(token=token, user=user)
         invite = Invite.objects.select_for_update().get(pk=check.invite.pk)
         if invite.accepted_at is not None:  # used since the check, by the other tab
-            raise InviteRefused("used", "This invitation was already used: each link works once.")
+            raise InviteRefused(
+                "used", gettext("This invitation was already used: each link works once.")
+            )
         if check.next_step == "sign_in":
             raise InviteRefused(
-                "sign_in", "An account with this address exists: sign in to accept."
+                "sign_in", gettext("An account with this address exists: sign in to accept.")
             )
         if check.next_step == "sign_up":
             user = _account_create(
@@ -275,13 +299,16 @@ def invite_accept(
 def _account_create(*, email: str, username: str, display_name: str, password: str) -> User:
     username = username.strip()
     if not username:
-        raise InviteRefused("bad_input", "Choose a username.")
+        raise InviteRefused("bad_input", gettext("Choose a username."))
     try:
         User.username_validator(username)
     except ValidationError as exc:
         raise InviteRefused("bad_input", " ".join(exc.messages)) from None
     if User.objects.filter(username__iexact=username).exists():
-        raise InviteRefused("bad_input", f"The username {username} is taken; choose another.")
+        raise InviteRefused(
+            "bad_input",
+            gettext("The username %(username)s is taken; choose another.") % {"username": username},
+        )
     candidate = User(username=username, email=email, display_name=display_name.strip()[:150])
     try:
         validate_password(password, user=candidate)
@@ -293,6 +320,7 @@ def _account_create(*, email: str, username: str, display_name: str, password: s
             candidate.save()
     except IntegrityError:
         raise InviteRefused(
-            "bad_input", f"The username {username} is taken; choose another."
+            "bad_input",
+            gettext("The username %(username)s is taken; choose another.") % {"username": username},
         ) from None
     return candidate

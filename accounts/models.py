@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import pgettext_lazy
 
 
 class User(AbstractUser):
@@ -36,9 +37,9 @@ class Team(models.Model):
 
 class Membership(models.Model):
     class Role(models.TextChoices):
-        OWNER = "owner", "Owner"
-        ADMIN = "admin", "Admin"
-        MEMBER = "member", "Member"
+        OWNER = "owner", pgettext_lazy("team role", "Owner")
+        ADMIN = "admin", pgettext_lazy("team role", "Admin")
+        MEMBER = "member", pgettext_lazy("team role", "Member")
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
@@ -88,7 +89,9 @@ class Invite(models.Model):
     @property
     def is_pending(self) -> bool:
         return (
-            self.accepted_at is None and self.revoked_at is None and self.expires_at > timezone.now()
+            self.accepted_at is None
+            and self.revoked_at is None
+            and self.expires_at > timezone.now()
         )
 
 
@@ -100,21 +103,24 @@ class AuditEvent(models.Model):
     `accounts.audit.audit_record`."""
 
     class Action(models.TextChoices):
-        SIGN_IN = "sign_in", "Signed in"
-        SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
-        SIGN_OUT = "sign_out", "Signed out"
-        INVITED = "invited", "Invited"
-        JOINED = "joined", "Joined"
-        REMOVED = "removed", "Removed a member"
-        ROLE_CHANGED = "role_changed", "Changed a role"
-        SHARED = "shared", "Shared a conversation"
-        UNSHARED = "unshared", "Stopped sharing"
-        BUDGET_CHANGED = "budget_changed", "Changed a budget"
-        PRESET_CHANGED = "preset_changed", "Changed a preset"
-        EXPORTED = "exported", "Exported"
-        SUMMARY_STARTED = "summary_started", "Started a summary job"
-        SETTINGS_CHANGED = "settings_changed", "Changed team settings"
-        INVITE_REVOKED = "invite_revoked", "Withdrew an invitation"
+        SIGN_IN = "sign_in", pgettext_lazy("audit action", "Signed in")
+        SIGN_IN_FAILED = "sign_in_failed", pgettext_lazy("audit action", "Sign-in failed")
+        SIGN_OUT = "sign_out", pgettext_lazy("audit action", "Signed out")
+        INVITED = "invited", pgettext_lazy("audit action", "Invited")
+        JOINED = "joined", pgettext_lazy("audit action", "Joined")
+        REMOVED = "removed", pgettext_lazy("audit action", "Removed a member")
+        ROLE_CHANGED = "role_changed", pgettext_lazy("audit action", "Changed a role")
+        SHARED = "shared", pgettext_lazy("audit action", "Shared a conversation")
+        UNSHARED = "unshared", pgettext_lazy("audit action", "Stopped sharing")
+        BUDGET_CHANGED = "budget_changed", pgettext_lazy("audit action", "Changed a budget")
+        PRESET_CHANGED = "preset_changed", pgettext_lazy("audit action", "Changed a preset")
+        EXPORTED = "exported", pgettext_lazy("audit action", "Exported")
+        SUMMARY_STARTED = "summary_started", pgettext_lazy("audit action", "Started a summary job")
+        SETTINGS_CHANGED = (
+            "settings_changed",
+            pgettext_lazy("audit action", "Changed team settings"),
+        )
+        INVITE_REVOKED = "invite_revoked", pgettext_lazy("audit action", "Withdrew an invitation")
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     # Who did it; null for a failed sign-in by an unknown name, and kept (SET_NULL)

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.utils.translation import gettext
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent, Membership, Team, User
@@ -32,7 +33,7 @@ def team_mfa_requirement_set(
     admins. Only an owner of the team may; anyone else gets PermissionDenied."""
     is_owner = Membership.objects.filter(team=team, user=actor, role=Membership.Role.OWNER).exists()
     if not is_owner:
-        raise PermissionDenied("Only an owner of the team can change its two-factor rule.")
+        raise PermissionDenied(gettext("Only an owner of the team can change its two-factor rule."))
     return team_setting_store(team=team, actor=actor, field="mfa_required", value=required, ip=ip)
 
 

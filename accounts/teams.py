@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.utils.translation import gettext
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent, Membership, Team, User
@@ -111,7 +112,7 @@ def request_team_state(request) -> TeamState:
 def user_current_team_set(*, user: User, session, team: Team) -> None:
     """Work in `team` from now on (new conversations go to it); only a team one is in."""
     if not team_is_member(user_id=user.pk, team_id=team.pk):
-        raise TeamActionRefused("You are not a member of that team.")
+        raise TeamActionRefused(gettext("You are not a member of that team."))
     session[CURRENT_TEAM_SESSION_KEY] = team.pk
 
 
@@ -144,22 +145,25 @@ def team_role_set(
     """Give a member another role. Owners change anyone's; admins those of members
     and admins (never to owner); the last owner stays an owner."""
     if role not in Membership.Role.values:
-        raise TeamActionRefused(f"Unknown role {role!r}.")
+        raise TeamActionRefused(gettext("Unknown role: %(role)s.") % {"role": role})
     memberships = _locked_memberships(team)
     mine = memberships.get(actor.pk)
     target = memberships.get(member.pk)
     if target is None:
-        raise TeamActionRefused(f"{member} is not a member of {team}.")
+        raise TeamActionRefused(
+            gettext("%(member)s is not a member of %(team)s.") % {"member": member, "team": team}
+        )
     if not _may_manage(mine.role if mine else None, target.role, role):
         raise TeamActionRefused(
-            "Only an owner can change an owner's role or make someone an owner."
+            gettext("Only an owner can change an owner's role or make someone an owner.")
         )
     if target.role == role:
         return target
     owners = [m for m in memberships.values() if m.role == Membership.Role.OWNER]
     if target.role == Membership.Role.OWNER and len(owners) == 1:
         raise TeamActionRefused(
-            f"{team} needs at least one owner: make someone else an owner first."
+            gettext("%(team)s needs at least one owner: make someone else an owner first.")
+            % {"team": team}
         )
     old_role = target.role
     target.role = role
@@ -187,14 +191,17 @@ def team_member_remove(*, team: Team, actor: User, member: User, ip: str | None 
     mine = memberships.get(actor.pk)
     target = memberships.get(member.pk)
     if target is None:
-        raise TeamActionRefused(f"{member} is not a member of {team}.")
+        raise TeamActionRefused(
+            gettext("%(member)s is not a member of %(team)s.") % {"member": member, "team": team}
+        )
     leaving = actor.pk == member.pk
     if not leaving and not _may_manage(mine.role if mine else None, target.role):
-        raise TeamActionRefused("Only an owner can remove an owner.")
+        raise TeamActionRefused(gettext("Only an owner can remove an owner."))
     owners = [m for m in memberships.values() if m.role == Membership.Role.OWNER]
     if target.role == Membership.Role.OWNER and len(owners) == 1:
         raise TeamActionRefused(
-            f"{team} needs at least one owner: make someone else an owner first."
+            gettext("%(team)s needs at least one owner: make someone else an owner first.")
+            % {"team": team}
         )
     target.delete()
     audit_record(
@@ -214,7 +221,7 @@ def team_share_links_set(*, team: Team, actor: User, enabled: bool, ip: str | No
     (`conversations.signals` removes them)."""
     mine = Membership.objects.filter(team=team, user=actor).first()
     if mine is None or mine.role != Membership.Role.OWNER:
-        raise TeamActionRefused("Only a team owner can change this.")
+        raise TeamActionRefused(gettext("Only a team owner can change this."))
     return team_setting_store(
         team=team, actor=actor, field="share_links_enabled", value=enabled, ip=ip
     )

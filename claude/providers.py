@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy
 
 from claude.catalog import (
     MODELS,
@@ -29,7 +30,7 @@ from claude.catalog import (
 
 PROVIDER_LABELS = {
     "anthropic": "Anthropic API",
-    "fake": "the offline fake",
+    "fake": gettext_lazy("the offline fake"),
     "bedrock": "Amazon Bedrock",
     "vertex": "Google Vertex AI",
 }

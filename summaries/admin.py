@@ -9,6 +9,8 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.audit import request_ip
 from accounts.models import Team
@@ -53,9 +55,11 @@ class SummaryJobAdmin(_ReadOnly):
     list_filter = ["status", "source", "team"]
     inlines = [SummaryBatchInline]
 
-    @admin.display(description="Job page")
+    @admin.display(description=_("Job page"))
     def page(self, obj):
-        return format_html('<a href="{}">open</a>', reverse("summary_job", args=[obj.pk]))
+        return format_html(
+            '<a href="{}">{}</a>', reverse("summary_job", args=[obj.pk]), gettext("open")
+        )
 
 
 @admin.register(SummaryRequest)
@@ -79,7 +83,7 @@ class SummaryDigestAdmin(admin.ModelAdmin):
     raw_id_fields = ["enabled_by"]
 
 
-@admin.action(description="Summarise the selected conversations (Message Batches, half price)")
+@admin.action(description=_("Summarise the selected conversations (Message Batches, half price)"))
 def summarise_selected(modeladmin, request, queryset):
     """Staff: preview a job per team of the selected conversations, then start them."""
     by_team: dict[int, list] = defaultdict(list)
@@ -106,16 +110,19 @@ def summarise_selected(modeladmin, request, queryset):
                 continue
             started.append(
                 format_html(
-                    '<a href="{}">job {}</a> ({})',
+                    '<a href="{}">{}</a> ({})',
                     reverse("summary_job", args=[job.pk]),
-                    job.pk,
+                    gettext("job %(id)s") % {"id": job.pk},
                     teams[team_id],
                 )
             )
         if started:
             modeladmin.message_user(
                 request,
-                format_html("Started {}.", format_html_join(", ", "{}", ((s,) for s in started))),
+                format_html(
+                    gettext("Started {jobs}."),
+                    jobs=format_html_join(", ", "{}", ((s,) for s in started)),
+                ),
                 messages.SUCCESS,
             )
         return None
@@ -132,7 +139,7 @@ def summarise_selected(modeladmin, request, queryset):
         "admin/summaries/confirm.html",
         {
             **modeladmin.admin_site.each_context(request),
-            "title": "Summarise conversations",
+            "title": gettext("Summarise conversations"),
             "previews": previews,
             "skipped": skipped,
             "selected": queryset.values_list("pk", flat=True),

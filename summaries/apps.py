@@ -1,7 +1,8 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class SummariesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "summaries"
-    verbose_name = "Summaries"
+    verbose_name = _("Summaries")

@@ -16,8 +16,11 @@ import logging
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext
 
 from accounts.sessions import socket_session, user_sockets_group
+from conversations.language import scope_language
 from infra.db_threads import db_async
 from summaries import selectors, services
 
@@ -29,6 +32,12 @@ CLOSE_ACCESS_REVOKED = 4403
 class SummaryJobConsumer(AsyncWebsocketConsumer):
     watcher: asyncio.Task | None = None
     groups_joined: list[str] = []
+
+    async def __call__(self, scope, receive, send) -> None:
+        # The page's language (its status words and the revoked note), picked once
+        # at the handshake as the chat's socket does; the watcher task inherits it.
+        with translation.override(scope_language(scope)):
+            await super().__call__(scope, receive, send)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -101,7 +110,7 @@ class SummaryJobConsumer(AsyncWebsocketConsumer):
                 {
                     "type": "error",
                     "code": "access_revoked",
-                    "message": "You can no longer see this job.",
+                    "message": gettext("You can no longer see this job."),
                 }
             )
         )

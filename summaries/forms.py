@@ -2,25 +2,30 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from claude.catalog import model_choices
+
+# A date picker takes and gives ISO dates whatever the page's language (the
+# localized format, 01.12.2026 in German, would leave it empty).
+_DATE_PICKER = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 
 
 class SummaryJobForm(forms.Form):
     """What to summarise: all of the team's conversations, or a person's, in a date range."""
 
     person = forms.ModelChoiceField(
-        queryset=User.objects.none(), required=False, empty_label="Everyone in the team"
+        queryset=User.objects.none(), required=False, empty_label=_("Everyone in the team")
     )
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(required=False, widget=_DATE_PICKER)
+    until = forms.DateField(required=False, widget=_DATE_PICKER)
     model = forms.ChoiceField(choices=())
     instruction = forms.CharField(
         required=False,
         max_length=4000,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Empty: a concise summary with decisions, open questions and action items.",
+        help_text=_("Empty: a concise summary with decisions, open questions and action items."),
     )
 
     def __init__(self, *args, team, **kwargs):
@@ -35,7 +40,7 @@ class SummaryJobForm(forms.Form):
         cleaned = super().clean()
         since, until = cleaned.get("since"), cleaned.get("until")
         if since and until and since > until:
-            raise forms.ValidationError("The start date is after the end date.")
+            raise forms.ValidationError(_("The start date is after the end date."))
         return cleaned
 
 

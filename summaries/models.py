@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class SummaryDigest(models.Model):
@@ -35,18 +37,18 @@ class SummaryJob(models.Model):
     team's budget, sent as one or more Message Batches, billed at ingest."""
 
     class Status(models.TextChoices):
-        BUILDING = "building", "Preparing requests"
-        SUBMITTING = "submitting", "Submitting"
-        PROCESSING = "processing", "Processing"
-        CANCELING = "canceling", "Cancelling"
-        ENDED = "ended", "Ended"
-        FAILED = "failed", "Failed"
+        BUILDING = "building", pgettext_lazy("summary status", "Preparing requests")
+        SUBMITTING = "submitting", pgettext_lazy("summary status", "Submitting")
+        PROCESSING = "processing", pgettext_lazy("summary status", "Processing")
+        CANCELING = "canceling", pgettext_lazy("summary status", "Cancelling")
+        ENDED = "ended", pgettext_lazy("summary status", "Ended")
+        FAILED = "failed", pgettext_lazy("summary status", "Failed")
 
     class Source(models.TextChoices):
-        WEB = "web", "Team page"
-        ADMIN = "admin", "Admin action"
-        COMMAND = "command", "Command line"
-        DIGEST = "digest", "Weekly digest"
+        WEB = "web", _("Team page")
+        ADMIN = "admin", _("Admin action")
+        COMMAND = "command", _("Command line")
+        DIGEST = "digest", _("Weekly digest")
 
     ACTIVE_STATUSES = (Status.BUILDING, Status.SUBMITTING, Status.PROCESSING, Status.CANCELING)
 
@@ -113,14 +115,14 @@ class SummaryBatch(models.Model):
     has several)."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Built, not submitted"
+        PENDING = "pending", pgettext_lazy("summary status", "Built, not submitted")
         # A submit was started: the API may have the batch although we have no id.
-        SUBMITTING = "submitting", "Submitting"
-        SUBMITTED = "submitted", "Submitted"
-        ENDED = "ended", "Ended at the API"
-        INGESTED = "ingested", "Results stored"
+        SUBMITTING = "submitting", pgettext_lazy("summary status", "Submitting")
+        SUBMITTED = "submitted", pgettext_lazy("summary status", "Submitted")
+        ENDED = "ended", pgettext_lazy("summary status", "Ended at the API")
+        INGESTED = "ingested", pgettext_lazy("summary status", "Results stored")
         # The job was cancelled before this batch was submitted.
-        CANCELED = "canceled", "Cancelled before submission"
+        CANCELED = "canceled", pgettext_lazy("summary status", "Cancelled before submission")
 
     job = models.ForeignKey(SummaryJob, on_delete=models.CASCADE, related_name="batches")
     index = models.PositiveIntegerField()
@@ -160,12 +162,12 @@ class SummaryRequest(models.Model):
     """One conversation of a job: its request in a batch and, once ingested, its result."""
 
     class Status(models.TextChoices):
-        PENDING = "pending", "Not submitted yet"
-        PROCESSING = "processing", "Processing"
-        SUCCEEDED = "succeeded", "Succeeded"
-        ERRORED = "errored", "Errored"
-        EXPIRED = "expired", "Expired"
-        CANCELED = "canceled", "Canceled"
+        PENDING = "pending", pgettext_lazy("summary status", "Not submitted yet")
+        PROCESSING = "processing", pgettext_lazy("summary status", "Processing")
+        SUCCEEDED = "succeeded", pgettext_lazy("summary status", "Succeeded")
+        ERRORED = "errored", pgettext_lazy("summary status", "Errored")
+        EXPIRED = "expired", pgettext_lazy("summary status", "Expired")
+        CANCELED = "canceled", pgettext_lazy("summary status", "Canceled")
 
     OPEN_STATUSES = (Status.PENDING, Status.PROCESSING)
 
@@ -232,7 +234,7 @@ class Summary(models.Model):
         indexes = [
             models.Index(fields=["conversation", "-created_at"], name="summary_conversation_latest")
         ]
-        verbose_name_plural = "summaries"
+        verbose_name_plural = _("summaries")
 
     def __str__(self) -> str:
         return f"Summary of {self.conversation_id} ({self.created_at:%Y-%m-%d})"

@@ -31,6 +31,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce, Length
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.audit import audit_record
 from accounts.models import AuditEvent, Membership, Team, User
@@ -137,7 +138,7 @@ def _estimate(model: str, instruction: str, sizes) -> summary_requests.Estimate:
 def _check_model(model: str) -> str:
     info = model_info(model)
     if info is None:
-        raise SummaryInputError(f"Unknown model {model!r}.")
+        raise SummaryInputError(gettext("Unknown model: %(model)s.") % {"model": model})
     return info.id
 
 
@@ -199,7 +200,7 @@ def summary_job_create(
     if not gateway.batches_available():
         raise SummaryInputError(gateway.batches_unavailable_message())
     if since and until and since > until:
-        raise SummaryInputError("The start date is after the end date.")
+        raise SummaryInputError(gettext("The start date is after the end date."))
     model = _check_model(model or settings.SUMMARIES_DEFAULT_MODEL)
     instruction = instruction.strip() or settings.SUMMARIES_DEFAULT_INSTRUCTION
     conversations = conversations_select(
@@ -207,7 +208,7 @@ def summary_job_create(
     )
     sizes = _sizes(conversations)
     if not sizes:
-        raise SummaryInputError("No conversations match: there is nothing to summarise.")
+        raise SummaryInputError(gettext("No conversations match: there is nothing to summarise."))
     estimate = _estimate(model, instruction, sizes)
     job = SummaryJob.objects.create(
         team=team,
@@ -267,7 +268,8 @@ def summary_job_create(
         )
     except BudgetExceeded as exc:
         raise SummaryInputError(
-            f"{exc.message} This job could cost up to {usd_display(estimate.hold_usd)}."
+            gettext("%(refusal)s This job could cost up to %(hold)s.")
+            % {"refusal": exc.message, "hold": usd_display(estimate.hold_usd)}
         ) from exc
     SummaryJob.objects.filter(pk=job.pk).update(reservation_id=hold.reservation.id)
     job.reservation_id = hold.reservation.id
@@ -1011,7 +1013,7 @@ def job_progress(*, job_id: int) -> JobProgress | None:
     return JobProgress(
         job_id=job.pk,
         status=job.status,
-        status_label=SummaryJob.Status(job.status).label,
+        status_label=str(SummaryJob.Status(job.status).label),
         total=total,
         submitted=total - counts[SummaryRequest.Status.PENDING],
         processing=counts[SummaryRequest.Status.PENDING] + counts[SummaryRequest.Status.PROCESSING],
@@ -1033,7 +1035,7 @@ def digest_set(
     """Turn a team's weekly digest on or off (its owner only). Its jobs are billed as
     the owner who turned it on."""
     if not Membership.objects.filter(user=actor, team=team, role=Membership.Role.OWNER).exists():
-        raise SummaryInputError("Only the team's owner can change the weekly digest.")
+        raise SummaryInputError(gettext("Only the team's owner can change the weekly digest."))
     model = _check_model(model or settings.SUMMARIES_DEFAULT_MODEL)
     with transaction.atomic():
         digest, _ = SummaryDigest.objects.update_or_create(

@@ -1,41 +1,53 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import AuditEvent, Membership
 from conversations.models import Conversation
 from conversations.presets import NAME_MAX_CHARS, preset_model_choices
 
+# A date picker takes and gives ISO dates whatever the page's language (the
+# localized format, 01.12.2026 in German, would leave it empty).
+_DATE_PICKER = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
 
 class InviteForm(forms.Form):
-    email = forms.EmailField(max_length=254)
-    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER)
+    email = forms.EmailField(label=_("E-mail address"), max_length=254)
+    role = forms.ChoiceField(
+        label=_("Role"), choices=Membership.Role.choices, initial=Membership.Role.MEMBER
+    )
 
 
 class InviteAcceptForm(forms.Form):
     """A new account for the invited address."""
 
-    username = forms.CharField(max_length=150)
-    display_name = forms.CharField(max_length=150, required=False)
-    password = forms.CharField(widget=forms.PasswordInput, strip=False)
-    password_again = forms.CharField(widget=forms.PasswordInput, strip=False)
+    username = forms.CharField(label=_("Username"), max_length=150)
+    display_name = forms.CharField(label=_("Display name"), max_length=150, required=False)
+    password = forms.CharField(label=_("Password"), widget=forms.PasswordInput, strip=False)
+    password_again = forms.CharField(
+        label=_("Password again"), widget=forms.PasswordInput, strip=False
+    )
 
 
 class PresetForm(forms.Form):
-    name = forms.CharField(max_length=NAME_MAX_CHARS)
-    model = forms.ChoiceField(choices=preset_model_choices)
+    name = forms.CharField(label=_("Name"), max_length=NAME_MAX_CHARS)
+    model = forms.ChoiceField(label=_("Model"), choices=preset_model_choices)
     system_prompt = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 6}), max_length=20_000
+        label=_("System prompt"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6}),
+        max_length=20_000,
     )
     thinking_effort = forms.ChoiceField(
-        choices=Conversation.ThinkingEffort.choices, required=False, label="Thinking"
+        choices=Conversation.ThinkingEffort.choices, required=False, label=_("Thinking")
     )
 
 
 class AuditFilterForm(forms.Form):
     action = forms.ChoiceField(
-        choices=[("", "Any action"), *AuditEvent.Action.choices], required=False
+        choices=[("", _("Any action")), *AuditEvent.Action.choices], required=False
     )
     actor = forms.CharField(max_length=150, required=False)
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    since = forms.DateField(required=False, widget=_DATE_PICKER)
+    until = forms.DateField(required=False, widget=_DATE_PICKER)

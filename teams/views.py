@@ -24,6 +24,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts import invites
@@ -124,7 +125,7 @@ def team_invite(request: HttpRequest, slug: str) -> HttpResponse:
     seat = _manager_seat(request, slug)
     form = InviteForm(request.POST)
     if not form.is_valid():
-        flash.error(request, "Enter a valid e-mail address and a role.")
+        flash.error(request, _("Enter a valid e-mail address and a role."))
         return redirect("team_detail", slug=slug)
     try:
         invite = invites.invite_create(
@@ -138,7 +139,7 @@ def team_invite(request: HttpRequest, slug: str) -> HttpResponse:
     except invites.InviteRefused as exc:
         flash.error(request, exc.message)
     else:
-        flash.success(request, f"Invitation sent to {invite.email}.")
+        flash.success(request, _("Invitation sent to %(email)s.") % {"email": invite.email})
     return redirect("team_detail", slug=slug)
 
 
@@ -148,7 +149,9 @@ def team_invite_revoke(request: HttpRequest, slug: str, invite_id: int) -> HttpR
     seat = _manager_seat(request, slug)
     invite = get_object_or_404(Invite, pk=invite_id, team=seat.team)
     invites.invite_revoke(invite=invite, actor=request.user, ip=request_ip(request))
-    flash.success(request, f"The invitation to {invite.email} was withdrawn.")
+    flash.success(
+        request, _("The invitation to %(email)s was withdrawn.") % {"email": invite.email}
+    )
     return redirect("team_detail", slug=slug)
 
 
@@ -158,7 +161,7 @@ def team_member_role(request: HttpRequest, slug: str, user_id: int) -> HttpRespo
     seat = _manager_seat(request, slug)
     member = get_object_or_404(User, pk=user_id, memberships__team=seat.team)
     try:
-        team_role_set(
+        membership = team_role_set(
             team=seat.team,
             actor=request.user,
             member=member,
@@ -168,7 +171,11 @@ def team_member_role(request: HttpRequest, slug: str, user_id: int) -> HttpRespo
     except TeamActionRefused as exc:
         flash.error(request, exc.message)
     else:
-        flash.success(request, f"{member} is now {request.POST.get('role')}.")
+        flash.success(
+            request,
+            _("%(member)s is now %(role)s.")
+            % {"member": member, "role": membership.get_role_display().lower()},
+        )
     return redirect("team_detail", slug=slug)
 
 
@@ -189,9 +196,12 @@ def team_member_remove_view(request: HttpRequest, slug: str, user_id: int) -> Ht
         flash.error(request, exc.message)
         return redirect("team_detail", slug=slug)
     if leaving:
-        flash.success(request, f"You left {seat.team.name}.")
+        flash.success(request, _("You left %(team)s.") % {"team": seat.team.name})
         return redirect("home")
-    flash.success(request, f"{member} was removed from {seat.team.name}.")
+    flash.success(
+        request,
+        _("%(member)s was removed from %(team)s.") % {"member": member, "team": seat.team.name},
+    )
     return redirect("team_detail", slug=slug)
 
 
@@ -208,7 +218,7 @@ def team_settings(request: HttpRequest, slug: str) -> HttpResponse:
         enabled=request.POST.get("share_links_enabled") == "on",
         ip=request_ip(request),
     )
-    flash.success(request, "Team settings saved.")
+    flash.success(request, _("Team settings saved."))
     return redirect("team_detail", slug=slug)
 
 
@@ -236,10 +246,12 @@ def team_preset_edit(request: HttpRequest, slug: str, preset_id: int | None = No
             except presets.PresetRefused as exc:
                 error = exc.message
             else:
-                flash.success(request, f"Preset {form.cleaned_data['name']} saved.")
+                flash.success(
+                    request, _("Preset %(name)s saved.") % {"name": form.cleaned_data["name"]}
+                )
                 return redirect("team_detail", slug=slug)
         else:
-            error = "Check the fields below."
+            error = _("Check the fields below.")
     else:
         initial = (
             {
@@ -268,7 +280,7 @@ def team_preset_delete(request: HttpRequest, slug: str, preset_id: int) -> HttpR
     if preset is None:
         raise Http404("No such preset.")
     presets.preset_delete(preset=preset, actor=request.user, ip=request_ip(request))
-    flash.success(request, f"Preset {preset.name} deleted.")
+    flash.success(request, _("Preset %(name)s deleted.") % {"name": preset.name})
     return redirect("team_detail", slug=slug)
 
 
@@ -363,11 +375,11 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
     error = ""
     if request.method == "POST" and check.next_step in ("join", "sign_up"):
         if form is not None and not form.is_valid():
-            error = "Check the fields below."
+            error = _("Check the fields below.")
         else:
             data = form.cleaned_data if form is not None else {}
             if data and data["password"] != data["password_again"]:
-                error = "The two passwords differ."
+                error = _("The two passwords differ.")
             else:
                 try:
                     user, membership = invites.invite_accept(
@@ -384,7 +396,9 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
                     if not request.user.is_authenticated:
                         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
                     user_current_team_set(user=user, session=request.session, team=membership.team)
-                    flash.success(request, f"Welcome to {membership.team.name}.")
+                    flash.success(
+                        request, _("Welcome to %(team)s.") % {"team": membership.team.name}
+                    )
                     return redirect("team_detail", slug=membership.team.slug)
     return render(
         request,

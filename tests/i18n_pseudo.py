@@ -135,7 +135,7 @@ def page_unmarked_words(html: str, data: Iterable[str] = ()) -> list[str]:
 # loaded and keeps these functions (its script checks `jsi18n_initialized`).
 PSEUDO_JS_CATALOG = """
 (() => {
-  const wrap = (text) => "%s" + text + "%s";
+  const wrap = (text) => "OPEN" + text + "CLOSE";
   window.django = {
     jsi18n_initialized: true,
     catalog: {},
@@ -145,4 +145,4 @@ PSEUDO_JS_CATALOG = """
     interpolate: (format, values) => format,
   };
 })();
-""" % (OPEN, CLOSE)
+""".replace("OPEN", OPEN).replace("CLOSE", CLOSE)

@@ -19,7 +19,10 @@ from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.formats import date_format
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts import admin as accounts_admin
 from accounts.audit import request_ip
@@ -63,7 +66,12 @@ def usage_report_view(request: HttpRequest) -> HttpResponse:
     chart = daily_chart_svg(
         days=report.days,
         series=report.series,
-        title=f"Daily cost per {report.chart_by}, {report.start} to {report.end}",
+        title=(
+            gettext("Daily cost per team, %(start)s to %(end)s")
+            if report.chart_by == "team"
+            else gettext("Daily cost per user, %(start)s to %(end)s")
+        )
+        % {"start": date_format(report.start), "end": date_format(report.end)},
     )
     query = request.GET.copy()
     query.pop("sort", None)
@@ -72,16 +80,16 @@ def usage_report_view(request: HttpRequest) -> HttpResponse:
     csv_query["format"] = "csv"
     context = {
         **admin.site.each_context(request),
-        "title": "Usage & costs",
+        "title": gettext("Usage & costs"),
         "report": report,
         "chart": chart,
         "params": params,
         "columns": REPORT_COLUMNS,
         "tables": [
-            ("Per user", report.by_user),
-            ("Per team", report.by_team),
-            ("Per model", report.by_model),
-            ("Per provider and endpoint", report.by_endpoint),
+            (gettext("Per user"), report.by_user),
+            (gettext("Per team"), report.by_team),
+            (gettext("Per model"), report.by_model),
+            (gettext("Per provider and endpoint"), report.by_endpoint),
         ],
         "teams": Team.objects.order_by("name"),
         "users": User.objects.order_by("username").only("id", "username", "display_name"),
@@ -99,7 +107,9 @@ def _csv(report) -> HttpResponse:
         f'attachment; filename="usage-{report.start:%Y%m%d}-{report.end:%Y%m%d}.csv"'
     )
     writer = csv.writer(response)
-    writer.writerow(["table", *(label for _, label in REPORT_COLUMNS)])
+    # The header is the same whatever the admin's language: scripts read it.
+    with translation.override("en"):
+        writer.writerow(["table", *(str(label) for _key, label in REPORT_COLUMNS)])
     for table, rows in (
         ("user", report.by_user),
         ("team", report.by_team),
@@ -229,20 +239,20 @@ class ApiCallAdmin(ReadOnlyAdmin):
     list_select_related = ["user", "team"]
     date_hierarchy = "created_at"
 
-    @admin.display(description="Provider, endpoint", ordering="provider")
+    @admin.display(description=_("Provider, endpoint"), ordering="provider")
     def where(self, obj: ApiCall) -> str:
         return endpoint_name(obj.provider, obj.region, obj.endpoint)
 
-    @admin.display(description="Regional premium", ordering="regional_premium_usd")
+    @admin.display(description=_("Regional premium"), ordering="regional_premium_usd")
     def premium(self, obj: ApiCall) -> str:
         if not obj.regional:
             return "—"
         return f"+10% (${obj.regional_premium_usd:.6f})"
 
-    @admin.display(description="Priced", boolean=False, ordering="priced")
+    @admin.display(description=_("Priced"), boolean=False, ordering="priced")
     def pricing(self, obj: ApiCall) -> str:
         # An unknown model is billed at the fallback row; say so plainly.
-        return "yes" if obj.priced else "UNPRICED (fallback rate)"
+        return gettext("yes") if obj.priced else gettext("UNPRICED (fallback rate)")
 
 
 # --- Budgets on the user and team pages -----------------------------------------------
@@ -254,16 +264,16 @@ class UserBudgetInline(admin.StackedInline):
     fields = ["monthly_limit_usd"]
     extra = 0
     max_num = 1
-    verbose_name = "personal monthly budget"
+    verbose_name = _("personal monthly budget")
 
 
 class TeamBudgetInline(UserBudgetInline):
     fk_name = "team"
-    verbose_name = "team monthly budget"
+    verbose_name = _("team monthly budget")
 
 
 def _money(value) -> str:
-    return "no limit" if value is None else usd_display(value)
+    return gettext("no limit") if value is None else usd_display(value)
 
 
 _MONTH_FIELDS = ("month_spent", "month_budget", "month_remaining")
@@ -292,22 +302,25 @@ class MonthSpendMixin:
             ip=request_ip(request),
         )
 
-    @admin.display(description="Spent this month")
+    @admin.display(description=_("Spent this month"))
     def month_spent(self, obj) -> str:
         month = self._month(obj)
         return "—" if month is None else _money(month.spent_usd)
 
-    @admin.display(description="Budget")
+    @admin.display(description=_("Budget"))
     def month_budget(self, obj) -> str:
         month = self._month(obj)
         return "—" if month is None else _money(month.limit_usd)
 
-    @admin.display(description="Remaining this month")
+    @admin.display(description=_("Remaining this month"))
     def month_remaining(self, obj) -> str:
         month = self._month(obj)
         if month is None or month.limit_usd is None:
             return "—"
-        return f"{_money(month.remaining_usd)} ({month.percent}% used)"
+        return gettext("%(remaining)s (%(percent)s%% used)") % {
+            "remaining": _money(month.remaining_usd),
+            "percent": month.percent,
+        }
 
 
 class UserAdmin(MonthSpendMixin, accounts_admin.UserAdmin):

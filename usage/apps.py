@@ -1,7 +1,8 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class UsageConfig(AppConfig):
     name = "usage"
-    verbose_name = "Usage, costs and budgets"
+    verbose_name = _("Usage, costs and budgets")
     default_auto_field = "django.db.models.BigAutoField"

@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+from django.utils.formats import date_format
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import gettext
 
 from usage.money import usd_display
 
@@ -67,12 +69,13 @@ def daily_chart_svg(
             parts.append(
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{max(h, 0.5):.1f}" '
                 f'fill="{PALETTE[index % len(PALETTE)]}"><title>{escape(label)}, '
-                f"{day:%d %b}: {escape(usd_display(value))}</title></rect>"
+                f"{escape(date_format(day, 'j M'))}: {escape(usd_display(value))}</title></rect>"
             )
         if i % label_every == 0:
             parts.append(
                 f'<text x="{LEFT + slot * i + slot / 2:.1f}" y="{TOP + plot_h + 16}" '
-                f'text-anchor="middle" font-size="11" fill="currentColor">{day:%d %b}</text>'
+                f'text-anchor="middle" font-size="11" fill="currentColor">'
+                f"{escape(date_format(day, 'j M'))}</text>"
             )
     for index, (label, values) in enumerate(series):
         lx = LEFT + (index % 4) * 200
@@ -86,7 +89,7 @@ def daily_chart_svg(
     if not series:
         parts.append(
             f'<text x="{WIDTH / 2}" y="{TOP + plot_h / 2}" text-anchor="middle" '
-            f'font-size="14" fill="currentColor">No spend in this period</text>'
+            f'font-size="14" fill="currentColor">{escape(gettext("No spend in this period"))}</text>'
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))  # noqa: S308 - every interpolated label is escaped above

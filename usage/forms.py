@@ -3,16 +3,17 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 
 class BudgetForm(forms.Form):
     monthly_limit_usd = forms.DecimalField(
-        label="Monthly budget (USD)",
+        label=_("Monthly budget (USD)"),
         required=False,
         min_value=Decimal(0),
         max_digits=14,
         decimal_places=2,
-        help_text="Leave empty for no limit.",
+        help_text=_("Leave empty for no limit."),
     )
 
 

@@ -11,6 +11,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class ApiCall(models.Model):
@@ -21,11 +23,11 @@ class ApiCall(models.Model):
     """
 
     class Purpose(models.TextChoices):
-        CHAT = "chat", "Chat reply"
-        COUNT_TOKENS = "count_tokens", "Token count"
-        TITLE = "title", "Conversation title"
-        CONDENSE = "condense", "Summary of earlier turns"
-        SUMMARY = "summary", "Batch summary"
+        CHAT = "chat", _("Chat reply")
+        COUNT_TOKENS = "count_tokens", _("Token count")
+        TITLE = "title", _("Conversation title")
+        CONDENSE = "condense", _("Summary of earlier turns")
+        SUMMARY = "summary", _("Batch summary")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -39,16 +41,25 @@ class ApiCall(models.Model):
     )
     # String references: `usage` sits below `conversations` and never imports it.
     conversation = models.ForeignKey(
-        "conversations.Conversation", on_delete=models.SET_NULL, null=True, blank=True, related_name="api_calls"
+        "conversations.Conversation",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="api_calls",
     )
     conversation_uuid = models.UUIDField(null=True, blank=True, db_index=True)
     message = models.ForeignKey(
-        "conversations.Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="api_calls"
+        "conversations.Message",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="api_calls",
     )
     purpose = models.CharField(max_length=20, choices=Purpose.choices, default=Purpose.CHAT)
+
     class Endpoint(models.TextChoices):
-        GLOBAL = "global", "Global"
-        REGIONAL = "regional", "Regional"
+        GLOBAL = "global", _("Global")
+        REGIONAL = "regional", _("Regional")
 
     # Where the call went: the provider (anthropic, bedrock, vertex, fake), its
     # region (the AWS region or Vertex location; blank on the Anthropic API) and
@@ -56,9 +67,7 @@ class ApiCall(models.Model):
     # a Vertex region).
     provider = models.CharField(max_length=20, default="anthropic")
     region = models.CharField(max_length=40, blank=True)
-    endpoint = models.CharField(
-        max_length=10, choices=Endpoint.choices, default=Endpoint.GLOBAL
-    )
+    endpoint = models.CharField(max_length=10, choices=Endpoint.choices, default=Endpoint.GLOBAL)
     model = models.CharField(max_length=100)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
@@ -94,7 +103,7 @@ class ApiCall(models.Model):
             models.Index(fields=["user", "created_at"], name="apicall_user_created"),
             models.Index(fields=["team", "created_at"], name="apicall_team_created"),
         ]
-        verbose_name = "API call"
+        verbose_name = _("API call")
 
     def __str__(self) -> str:
         return f"{self.model} ${self.cost_usd} ({self.created_at:%Y-%m-%d %H:%M})"
@@ -126,10 +135,10 @@ class Budget(models.Model):
         related_name="budget",
     )
     monthly_limit_usd = models.DecimalField(
-        "monthly budget (USD)",
+        _("monthly budget (USD)"),
         max_digits=14,
         decimal_places=6,
-        help_text="New messages are refused once this month's spend would pass it.",
+        help_text=_("New messages are refused once this month's spend would pass it."),
     )
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -161,7 +170,7 @@ class BudgetCounter(models.Model):
     """
 
     scope = models.CharField(max_length=40)
-    month = models.DateField(help_text="The first day of the month (UTC).")
+    month = models.DateField(help_text=_("The first day of the month (UTC)."))
     spent_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0)
     reserved_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0)
 
@@ -180,17 +189,17 @@ class BudgetReservation(models.Model):
     """The worst-case cost of one call, held against the budget until it ends."""
 
     class Status(models.TextChoices):
-        OPEN = "open", "Open"
-        SETTLED = "settled", "Settled"
-        RELEASED = "released", "Released"
-        EXPIRED = "expired", "Expired (released by the sweeper)"
+        OPEN = "open", pgettext_lazy("budget hold", "Open")
+        SETTLED = "settled", pgettext_lazy("budget hold", "Settled")
+        RELEASED = "released", pgettext_lazy("budget hold", "Released")
+        EXPIRED = "expired", pgettext_lazy("budget hold", "Expired (released by the sweeper)")
 
     class Kind(models.TextChoices):
         # One chat call: settled when its reply ends, swept when its process died.
-        CHAT = "chat", "Chat call"
+        CHAT = "chat", _("Chat call")
         # A batch summary job: billed a request at a time as its results are read,
         # released by the job when it ends (hours later, so never swept).
-        BATCH = "batch", "Batch job"
+        BATCH = "batch", _("Batch job")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
@@ -274,7 +283,7 @@ class DailyUsage(models.Model):
             models.Index(fields=["user_id", "day"], name="dailyusage_user_day"),
             models.Index(fields=["team_id", "day"], name="dailyusage_team_day"),
         ]
-        verbose_name_plural = "daily usage"
+        verbose_name_plural = _("daily usage")
 
     def __str__(self) -> str:
         return f"{self.day} user {self.user_id} {self.model}: ${self.cost_usd}"

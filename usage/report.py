@@ -13,6 +13,8 @@ from decimal import Decimal
 
 from django.db.models import Count, Max, Sum
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Team, User
 from accounts.services import user_primary_team
@@ -24,19 +26,19 @@ from usage.periods import month_reset_at, month_start
 # --- The admin's report -------------------------------------------------------------------
 
 REPORT_COLUMNS = (
-    ("name", "Name"),
-    ("calls", "Calls"),
-    ("input_tokens", "Input tokens"),
-    ("output_tokens", "Output tokens"),
-    ("cache_write_tokens", "Cache write tokens"),
-    ("cache_read_tokens", "Cache read tokens"),
-    ("cost_usd", "Cost (USD)"),
-    ("cache_savings_usd", "Cache savings (USD)"),
-    ("batch_savings_usd", "Batch savings (USD)"),
-    ("regional_premium_usd", "Regional premium (USD)"),
-    ("unpriced_calls", "Unpriced calls"),
+    ("name", _("Name")),
+    ("calls", _("Calls")),
+    ("input_tokens", _("Input tokens")),
+    ("output_tokens", _("Output tokens")),
+    ("cache_write_tokens", _("Cache write tokens")),
+    ("cache_read_tokens", _("Cache read tokens")),
+    ("cost_usd", _("Cost (USD)")),
+    ("cache_savings_usd", _("Cache savings (USD)")),
+    ("batch_savings_usd", _("Batch savings (USD)")),
+    ("regional_premium_usd", _("Regional premium (USD)")),
+    ("unpriced_calls", _("Unpriced calls")),
 )
-SORTABLE = {key for key, _ in REPORT_COLUMNS}
+SORTABLE = {key for key, _label in REPORT_COLUMNS}
 
 _SUMS = {
     "calls": Sum("calls"),
@@ -69,7 +71,7 @@ class ReportRow:
     unpriced_calls: int = 0
 
     def cells(self) -> list:
-        return [getattr(self, key) for key, _ in REPORT_COLUMNS]
+        return [getattr(self, key) for key, _label in REPORT_COLUMNS]
 
 
 @dataclass
@@ -106,9 +108,14 @@ def _row_from(key, name: str, values: dict) -> ReportRow:
 
 
 def endpoint_name(provider: str, region: str, endpoint: str) -> str:
-    """"Amazon Bedrock, regional (eu-west-1)": where a row's calls went."""
+    """ "Amazon Bedrock, regional (eu-west-1)": where a row's calls went."""
     label = PROVIDER_LABELS.get(provider, provider)
-    return f"{label}, {endpoint}" + (f" ({region})" if region else "")
+    kind = (
+        ApiCall.Endpoint(endpoint).label.lower()
+        if endpoint in ApiCall.Endpoint.values
+        else endpoint
+    )
+    return f"{label}, {kind}" + (f" ({region})" if region else "")
 
 
 def _sorted(rows: list[ReportRow], sort: str) -> list[ReportRow]:
@@ -148,9 +155,7 @@ def usage_report(
     per_user = list(rows.values("user_id").order_by().annotate(**_SUMS))
     per_team = list(rows.values("team_id").order_by().annotate(**_SUMS))
     per_model = list(rows.values("model").order_by().annotate(**_SUMS))
-    per_endpoint = list(
-        rows.values("provider", "region", "endpoint").order_by().annotate(**_SUMS)
-    )
+    per_endpoint = list(rows.values("provider", "region", "endpoint").order_by().annotate(**_SUMS))
     chart_by = "user" if chart_by == "user" else "team"
     daily = list(rows.values("day", f"{chart_by}_id").order_by().annotate(cost=Sum("cost_usd")))
 
@@ -158,10 +163,14 @@ def usage_report(
     teams = {t.pk: t.name for t in Team.objects.filter(pk__in=[r["team_id"] for r in per_team])}
 
     def user_name(pk: int) -> str:
-        return "(no user)" if not pk else users.get(pk, f"deleted user #{pk}")
+        if not pk:
+            return gettext("(no user)")
+        return users.get(pk) or gettext("deleted user #%(id)s") % {"id": pk}
 
     def team_name(pk: int) -> str:
-        return "(no team)" if not pk else teams.get(pk, f"deleted team #{pk}")
+        if not pk:
+            return gettext("(no team)")
+        return teams.get(pk) or gettext("deleted team #%(id)s") % {"id": pk}
 
     by_user = _sorted([_row_from(r["user_id"], user_name(r["user_id"]), r) for r in per_user], sort)
     by_team = _sorted([_row_from(r["team_id"], team_name(r["team_id"]), r) for r in per_team], sort)
@@ -177,9 +186,9 @@ def usage_report(
         ],
         sort,
     )
-    total = ReportRow(key=None, name="Total")
+    total = ReportRow(key=None, name=gettext("Total"))
     for row in by_model:
-        for key, _ in REPORT_COLUMNS[1:]:
+        for key, _label in REPORT_COLUMNS[1:]:
             setattr(total, key, getattr(total, key) + getattr(row, key))
 
     days = [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
@@ -212,9 +221,9 @@ def daily_series(
     series = [(namer(k), values) for k, values in ranked[:top]]
     if len(ranked) > top:
         others = [ZERO] * len(days)
-        for _, values in ranked[top:]:
+        for _name, values in ranked[top:]:
             others = [a + b for a, b in zip(others, values, strict=True)]
-        series.append(("Others", others))
+        series.append((gettext("Others"), others))
     return series
 
 
@@ -246,7 +255,7 @@ def my_usage(*, user: User, now: dt.datetime | None = None) -> dict:
         .order_by()
         .annotate(cost=Sum("cost_usd"), user_id=Max("user_id"))
     )
-    series = daily_series(daily, days=days, key="user_id", namer=lambda _: "You")
+    series = daily_series(daily, days=days, key="user_id", namer=lambda _: gettext("You"))
     month_begin = dt.datetime(month.year, month.month, 1, tzinfo=dt.UTC)
     # Titles through the ledger's own foreign key (usage does not import
     # conversations): NULL once the conversation is deleted, and shown only when
@@ -266,9 +275,9 @@ def my_usage(*, user: User, now: dt.datetime | None = None) -> dict:
         conversations.append(
             ConversationCost(
                 conversation_uuid=r["conversation_uuid"],
-                title=(r["conversation__title"] or "New conversation")
+                title=(r["conversation__title"] or gettext("New conversation"))
                 if exists
-                else "(deleted conversation)",
+                else gettext("(deleted conversation)"),
                 exists=exists,
                 calls=r["calls"],
                 cost_usd=r["cost"] or ZERO,

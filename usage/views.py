@@ -8,6 +8,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 
 from accounts.audit import request_ip
 from accounts.models import Membership, Team
@@ -21,7 +22,7 @@ def my_usage(request: HttpRequest) -> HttpResponse:
     """This month's spend, budget, a daily chart and cost per conversation: mine only."""
     data = report.my_usage(user=request.user)
     chart = daily_chart_svg(
-        days=data["days"], series=data["series"], title="My daily cost this month"
+        days=data["days"], series=data["series"], title=gettext("My daily cost this month")
     )
     managed = Team.objects.filter(
         memberships__user=request.user,
