@@ -7,6 +7,7 @@ frame rebuilt from the row says exactly what the live one said.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import anthropic
@@ -15,23 +16,73 @@ from django.utils.translation import gettext_noop
 # Marked for translation but kept in English here: a message is stored with the
 # failed reply (`Message.error_message`) and shown later to whoever reads the
 # conversation, so the display translates it then, in the reader's language
-# (conversations.streaming.frames.error_text).
-_HUMAN_MESSAGES = {
-    "rate_limited": gettext_noop("Claude is getting too many requests right now. Wait a moment, then press Retry."),
-    "overloaded": gettext_noop("Claude is overloaded right now. Your message is saved: press Retry in a moment."),
-    "auth": gettext_noop("This site's Claude API key was refused. Ask an administrator to check it."),
-    "permission": gettext_noop("This site's Claude account may not use this model. Ask an administrator."),
-    "billing": gettext_noop("The Claude account behind this site has a billing problem. Ask an administrator."),
-    "context_too_long": gettext_noop(
-        "This conversation is too long for the model. Start a new conversation or shorten your message."
+# (conversations.streaming.frames.error_text). A message is what happened and,
+# where Retry can help, a sentence saying to press it: two msgids, so that the
+# card can show the second only while Retry is there in every language
+# (`error_message_parts` finds them again in a stored message).
+_MESSAGE_PARTS = {
+    "rate_limited": (
+        gettext_noop("Claude is getting too many requests right now."),
+        gettext_noop("Wait a moment, then press Retry."),
     ),
-    "not_found": gettext_noop("Claude does not know this model. Pick another model for a new conversation."),
-    "upstream": gettext_noop("Claude had an internal error. Press Retry."),
-    "timeout": gettext_noop("Claude took too long to answer. Press Retry."),
-    "connection": gettext_noop("Could not reach Claude. Check the connection, then press Retry."),
-    "bad_request": gettext_noop("Claude rejected the request."),
-    "unsupported": gettext_noop("This site's Claude provider does not offer that."),
+    "overloaded": (
+        gettext_noop("Claude is overloaded right now. Your message is saved."),
+        gettext_noop("Press Retry in a moment."),
+    ),
+    "auth": (
+        gettext_noop("This site's Claude API key was refused. Ask an administrator to check it."),
+        "",
+    ),
+    "permission": (
+        gettext_noop("This site's Claude account may not use this model. Ask an administrator."),
+        "",
+    ),
+    "billing": (
+        gettext_noop(
+            "The Claude account behind this site has a billing problem. Ask an administrator."
+        ),
+        "",
+    ),
+    "context_too_long": (
+        gettext_noop(
+            "This conversation is too long for the model. Start a new conversation or shorten your message."
+        ),
+        "",
+    ),
+    "not_found": (
+        gettext_noop("Claude does not know this model. Pick another model for a new conversation."),
+        "",
+    ),
+    "upstream": (gettext_noop("Claude had an internal error."), gettext_noop("Press Retry.")),
+    "timeout": (gettext_noop("Claude took too long to answer."), gettext_noop("Press Retry.")),
+    "connection": (
+        gettext_noop("Could not reach Claude."),
+        gettext_noop("Check the connection, then press Retry."),
+    ),
+    "bad_request": (gettext_noop("Claude rejected the request."), ""),
+    "unsupported": (gettext_noop("This site's Claude provider does not offer that."), ""),
 }
+_HUMAN_MESSAGES = {code: " ".join(filter(None, parts)) for code, parts in _MESSAGE_PARTS.items()}
+
+# The sentence of a stored message that says to press Retry (and those of rows
+# stored before the parts were apart, "...saved: press Retry in a moment.").
+_RETRY_SENTENCE = re.compile(
+    r"^(?P<main>.*?[.:])\s*(?P<hint>[^.:]*\bpress retry\b[^.:]*\.?)\s*$", re.I
+)
+
+
+def error_message_parts(message: str) -> tuple[str, str]:
+    """A stored (English) message as (what happened, the sentence to press Retry or
+    ""), each the msgid it was made of."""
+    message = str(message or "")
+    match = _RETRY_SENTENCE.match(message)
+    if not match:
+        return message, ""
+    main = match.group("main")
+    if main.endswith(":"):
+        main = main[:-1] + "."
+    hint = match.group("hint").strip()
+    return main, hint[:1].upper() + hint[1:]
 
 
 # The API's own words in brackets after ours (error_text reads them back out).
@@ -73,8 +124,11 @@ class ClaudeError(Exception):
 
 # A reply cut by a server restart: not Claude's error, but stored and shown like one.
 INTERRUPTED_CODE = "interrupted"
-INTERRUPTED_MESSAGE = gettext_noop(
-    "The answer was interrupted by a server restart. Press Retry for a new one."
+INTERRUPTED_MESSAGE = " ".join(
+    (
+        gettext_noop("The answer was interrupted by a server restart."),
+        gettext_noop("Press Retry for a new one."),
+    )
 )
 
 _RETRYABLE = {"rate_limited", "overloaded", "upstream", "timeout", "connection", INTERRUPTED_CODE}

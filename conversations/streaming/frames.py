@@ -15,7 +15,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 from django.utils.translation import gettext, pgettext_lazy
 
 from claude.catalog import model_info
-from claude.errors import BAD_REQUEST_WITH_DETAIL, error_retryable
+from claude.errors import BAD_REQUEST_WITH_DETAIL, error_message_parts, error_retryable
 from conversations.models import Attachment, Conversation, Message
 from usage.models import ApiCall
 
@@ -228,7 +228,7 @@ def message_payload(message: Message) -> MessagePayload:
     if message.created_at:
         payload["created_at"] = message.created_at.isoformat()
     if message.error_code:
-        payload["error"] = {"code": message.error_code, "message": error_text(message.error_message)}
+        payload["error"] = error_payload(message)
     if message.role == Message.Role.USER:
         payload["attachments"] = [attachment_payload(a) for a in message_attachments(message)]
     return payload
@@ -249,21 +249,41 @@ REFUSAL_CATEGORIES = {
 }
 
 
-def error_text(message: str) -> str:
-    """A failed reply's stored message in the reader's language.
+def error_text_parts(message: str) -> tuple[str, str]:
+    """A failed reply's stored message in the reader's language, as (what happened,
+    the sentence telling to press Retry or "").
 
     Stored in English, the source language (claude/errors.py marks the messages
-    and keeps them so): a message the catalog knows is its own msgid, the API's
+    and keeps them so): each part the catalog knows is its own msgid, the API's
     detail after "Claude rejected the request." is put back into that sentence's
     translation, and anything else (older rows, the API's words) shows as stored.
     """
     if not message:
-        return ""
+        return "", ""
     prefix, _, suffix = BAD_REQUEST_WITH_DETAIL.partition("%(detail)s")
     if message.startswith(prefix) and message.endswith(suffix) and len(message) > len(prefix):
         detail = message[len(prefix) : len(message) - len(suffix)]
-        return gettext(BAD_REQUEST_WITH_DETAIL) % {"detail": detail}
-    return gettext(message)
+        return gettext(BAD_REQUEST_WITH_DETAIL) % {"detail": detail}, ""
+    main, hint = error_message_parts(message)
+    return gettext(main), gettext(hint) if hint else ""
+
+
+def error_text(message: str) -> str:
+    """A failed reply's stored message in the reader's language, whole."""
+    return " ".join(filter(None, error_text_parts(message)))
+
+
+def error_payload(message: Message) -> dict:
+    """The `error` of a failed reply's frames: its code, its message in the reader's
+    language and, apart, the sentence of it that says to press Retry (the card
+    shows that one only while Retry is there)."""
+    main, hint = error_text_parts(message.error_message)
+    return {
+        "code": message.error_code,
+        "message": " ".join(filter(None, (main, hint))),
+        "retry_hint": hint,
+        "retryable": error_retryable(message.error_code),
+    }
 
 
 def stop_note(message: Message) -> str:
@@ -410,11 +430,7 @@ def message_completed(message: Message, call: ApiCall | None) -> MessageComplete
         "condensed": condensed_text(message),
     }
     if message.error_code:
-        frame["error"] = {
-            "code": message.error_code,
-            "message": error_text(message.error_message),
-            "retryable": error_retryable(message.error_code),
-        }
+        frame["error"] = error_payload(message)
     return frame
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from django import template
 
 from claude.catalog import model_info
@@ -20,25 +18,11 @@ def model_label(model_id: str) -> str:
     return info.label if info else (model_id or "")
 
 
-# The sentence of an error message that says to press Retry (claude/errors.py,
-# and messages stored before): the card shows it only while Retry is there.
-# static/chat/thread.js splits the same way (errorParts).
-_RETRY_SENTENCE = re.compile(
-    r"^(?P<main>.*?[.:])\s*(?P<hint>[^.:]*\bpress retry\b[^.:]*\.?)\s*$", re.I
-)
-
-
 def error_parts(message: str) -> tuple[str, str]:
-    """(what happened, the sentence telling to press Retry or "")."""
-    message = str(message or "")
-    match = _RETRY_SENTENCE.match(message)
-    if not match:
-        return message, ""
-    main = match.group("main")
-    if main.endswith(":"):
-        main = main[:-1] + "."
-    hint = match.group("hint").strip()
-    return main, hint[:1].upper() + hint[1:]
+    """A stored error message in the reader's language: (what happened, the sentence
+    telling to press Retry or ""). The card shows the second only while Retry is
+    there (chat.css); static/chat/thread.js gets the same two from the frame."""
+    return frames.error_text_parts(message)
 
 
 @register.filter
@@ -49,9 +33,3 @@ def error_main(message: str) -> str:
 @register.filter
 def error_retry_hint(message: str) -> str:
     return error_parts(message)[1]
-
-
-@register.filter
-def error_text(message: str) -> str:
-    """A failed reply's stored message in the reader's language (frames.error_text)."""
-    return frames.error_text(message)

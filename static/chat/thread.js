@@ -31,16 +31,14 @@ export function modelLabel(id) {
   return modelLabels[id] || id || "";
 }
 
-// An error message's sentence telling to press Retry, split off as the server
-// does (conversations/templatetags/chat_tags.py, error_parts): the card shows
-// it only while Retry is there.
-const RETRY_SENTENCE = /^(.*?[.:])\s*([^.:]*\bpress retry\b[^.:]*\.?)\s*$/i;
-export function errorParts(message) {
-  const match = RETRY_SENTENCE.exec(message || "");
-  if (!match) return [message || "", ""];
-  const main = match[1].endsWith(":") ? `${match[1].slice(0, -1)}.` : match[1];
-  const hint = match[2].trim();
-  return [main, hint.charAt(0).toUpperCase() + hint.slice(1)];
+// A failed reply's error as the card shows it: what happened, and apart the
+// sentence telling to press Retry (the frame's `retry_hint`, in the reader's
+// language), shown only while Retry is there (chat.css).
+function errorParts(error) {
+  const message = (error && error.message) || gettext("Something went wrong with this answer.");
+  const hint = (error && error.retry_hint) || "";
+  if (!hint || !message.endsWith(hint)) return [message, ""];
+  return [message.slice(0, message.length - hint.length).trim(), hint];
 }
 
 /** A message's time: local hours and minutes, the full date and time on hover. */
@@ -604,7 +602,7 @@ export class Thread {
     const failed = Boolean(error) || state.status === "error" || state.status === "interrupted";
     card.hidden = !failed;
     if (failed) {
-      const [main, hint] = errorParts((error && error.message) || gettext("Something went wrong with this answer."));
+      const [main, hint] = errorParts(error);
       const text = card.querySelector(".error-text");
       const mainEl = text.querySelector(".error-main");
       const hintEl = text.querySelector(".error-retry-hint");

@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Team
-from claude.errors import _HUMAN_MESSAGES, INTERRUPTED_MESSAGE
+from claude.errors import _HUMAN_MESSAGES, _MESSAGE_PARTS, INTERRUPTED_MESSAGE, error_message_parts
 from conversations.models import Conversation, Message
 from conversations.rendering import markdown_to_html
 from conversations.services import title_from_text
@@ -225,6 +225,14 @@ def test_an_error_card_keeps_its_retry_sentence_apart(message):
     main, hint = error_parts(message)
     assert "retry" not in main.lower() and main.endswith(".")
     assert hint.lower().count("retry") == 1 and hint[0].isupper()
+
+
+@pytest.mark.parametrize("code", sorted(_MESSAGE_PARTS))
+def test_a_stored_error_message_splits_back_into_the_msgids_it_was_made_of(code):
+    """The card translates each part by itself: the split must find them exactly."""
+    main, hint = _MESSAGE_PARTS[code]
+    assert error_message_parts(_HUMAN_MESSAGES[code]) == (main, hint)
+    assert bool(hint) == ("retry" in _HUMAN_MESSAGES[code].lower())
 
 
 def test_an_old_error_card_does_not_ask_for_a_retry_button_it_has_not(

@@ -109,6 +109,9 @@ async def test_completed_after_resume_says_what_the_live_one_said(
     frames = await receive_frames(socket, until=completed)
     live = frames[-1]
     assert live["status"] == "error" and live["error"]["retryable"] is retryable
+    # The card's Retry sentence comes apart, the last of the message, only when it can help.
+    hint = live["error"]["retry_hint"]
+    assert bool(hint) is retryable and live["error"]["message"].endswith(hint)
     # A late socket, resuming from nothing, gets the same end rebuilt from the row.
     later, _ = await session.socket(conversation.id)
     await later.send_json_to({"type": "resume", "message_id": live["message_id"], "last_seq": 0})

@@ -322,11 +322,22 @@ def test_the_socket_language_is_chosen_as_a_page_s(settings):
 def test_a_stored_error_message_is_translated_when_shown():
     """Stored in English, the source language: shown in the reader's, the API's own
     words kept as they came."""
-    from conversations.streaming.frames import error_text
+    from conversations.streaming.frames import error_text, error_text_parts
 
     stored = ClaudeError("bad_request", detail="max_tokens: too big").human_message
     assert stored == "Claude rejected the request. (max_tokens: too big)"
     assert error_text(stored) == f"{OPEN}Claude rejected the request. (max_tokens: too big){CLOSE}"
     overloaded = ClaudeError("overloaded").human_message
-    assert error_text(overloaded) == f"{OPEN}{overloaded}{CLOSE}"
+    assert (
+        overloaded
+        == "Claude is overloaded right now. Your message is saved. Press Retry in a moment."
+    )
+    # Two msgids: what happened, and the sentence the card shows only with Retry.
+    main, hint = error_text_parts(overloaded)
+    assert main == f"{OPEN}Claude is overloaded right now. Your message is saved.{CLOSE}"
+    assert hint == f"{OPEN}Press Retry in a moment.{CLOSE}"
+    assert error_text(overloaded) == f"{main} {hint}"
+    # A row stored before the parts were apart is shown the same.
+    older = "Claude is overloaded right now. Your message is saved: press Retry in a moment."
+    assert error_text_parts(older) == (main, hint)
     assert error_text("") == ""
