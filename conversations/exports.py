@@ -28,7 +28,7 @@ from django.utils.translation import gettext
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from accounts.audit import audit_record
-from accounts.models import AuditEvent, User
+from accounts.models import AuditEvent, Team, User
 from accounts.services import user_primary_team
 from claude.catalog import model_info
 from conversations import selectors, services, tree
@@ -353,22 +353,23 @@ def import_document_parse(raw: bytes) -> _Document:
 
 
 @transaction.atomic
-def conversation_import(*, owner: User, raw: bytes) -> Conversation:
+def conversation_import(*, owner: User, raw: bytes, team: Team | None = None) -> Conversation:
     """A new conversation of `owner`'s from an export (every branch, when the file
-    has `turns`; else its `messages`). Files are not imported: a message that had
-    some says so. ImportRefused if the file does not parse or fit."""
+    has `turns`; else its `messages`), in `team` (the one the person works in; by
+    default their first). Files are not imported: a message that had some says
+    so. ImportRefused if the file does not parse or fit."""
     if len(raw) > settings.IMPORT_MAX_BYTES:
         raise ImportRefused(import_too_large(len(raw)).message, 413)
     document = import_document_parse(raw)
     try:
-        return _conversation_from(owner, document)
+        return _conversation_from(owner, document, team or user_primary_team(user=owner))
     except ValueError as exc:  # a text past the limits, found while storing
         raise ImportRefused(
             gettext("This file does not fit: %(problem)s.") % {"problem": exc}
         ) from exc
 
 
-def _conversation_from(owner: User, document: _Document) -> Conversation:
+def _conversation_from(owner: User, document: _Document, team: Team | None) -> Conversation:
     info = model_info(document.model)
     effort = document.thinking_effort
     if effort not in Conversation.ThinkingEffort.values or info.thinking == "none":
@@ -376,7 +377,7 @@ def _conversation_from(owner: User, document: _Document) -> Conversation:
     system = document.system if isinstance(document.system, str) else _block_text(document.system)
     conversation = Conversation.objects.create(
         owner=owner,
-        team=user_primary_team(user=owner),
+        team=team,
         title=" ".join(document.title.split())[:200] or gettext("Imported conversation"),
         model=info.id,
         system_prompt=_text_limit(system)[: settings.CHAT_MAX_MESSAGE_CHARS],

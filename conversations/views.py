@@ -217,12 +217,16 @@ def _context_meter(conversation, messages) -> dict:
         if message.role == Message.Role.ASSISTANT and calls:
             last = calls[-1]
             return context.context_used(
-                input_tokens=last.input_tokens + last.cache_read_tokens
-                + last.cache_write_5m_tokens + last.cache_write_1h_tokens,
+                input_tokens=last.input_tokens
+                + last.cache_read_tokens
+                + last.cache_write_5m_tokens
+                + last.cache_write_1h_tokens,
                 output_tokens=last.output_tokens,
                 info=model_info(conversation.model),
             )
-    return context.context_used(input_tokens=0, output_tokens=0, info=model_info(conversation.model))
+    return context.context_used(
+        input_tokens=0, output_tokens=0, info=model_info(conversation.model)
+    )
 
 
 def _visible(request: HttpRequest, conversation_id, *, to_write: bool = False) -> Any:
@@ -290,9 +294,7 @@ def conversation_export_markdown(request: HttpRequest, conversation_id: str) -> 
         conversation=conversation, actor=request.user, ip=request_ip(request)
     )
     response = HttpResponse(text, content_type="text/markdown; charset=utf-8")
-    response["Content-Disposition"] = (
-        f'attachment; filename="{_download_name(conversation, "md")}"'
-    )
+    response["Content-Disposition"] = f'attachment; filename="{_download_name(conversation, "md")}"'
     return response
 
 
@@ -313,7 +315,9 @@ def conversation_import(request: HttpRequest) -> HttpResponse:
         upload = form.cleaned_data["file"]
         if upload.size > settings.IMPORT_MAX_BYTES:
             raise exports.ImportRefused(exports.import_too_large(upload.size).message, 413)
-        conversation = exports.conversation_import(owner=request.user, raw=upload.read())
+        conversation = exports.conversation_import(
+            owner=request.user, raw=upload.read(), team=request_team_state(request).current
+        )
     except exports.ImportRefused as exc:
         if wants_json:
             return JsonResponse({"error": exc.message}, status=exc.http_status)

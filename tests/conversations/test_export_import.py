@@ -273,3 +273,25 @@ async def test_an_import_over_the_limit_is_413_before_its_body_is_read(alice, se
     response = await sync_to_async(upload)(client, big[:70_000])
     assert response.status_code == 413
     assert not await sync_to_async(Conversation.objects.exists)()
+
+
+async def test_an_import_goes_to_the_team_the_person_works_in(alice, world):
+    """Someone in two teams who switched to the second imports into it, as a new
+    conversation would be."""
+    from accounts.models import Membership, Team
+
+    globex = await sync_to_async(Team.objects.get)(slug="globex")
+    await sync_to_async(Membership.objects.create)(user=alice, team=globex, role="member")
+    client = await sync_to_async(signed_in)(alice)
+    exported = json.dumps(
+        {"model": "claude-sonnet-5-5", "messages": [{"role": "user", "content": "hi"}]}
+    ).encode()
+    first = await sync_to_async(upload)(client, exported)
+    assert (
+        await sync_to_async(Conversation.objects.get)(id=first.json()["conversation_id"])
+    ).team_id != globex.pk
+    switched = await sync_to_async(client.post)("/teams/globex/switch/")
+    assert switched.status_code == 302
+    second = await sync_to_async(upload)(client, exported)
+    imported = await sync_to_async(Conversation.objects.get)(id=second.json()["conversation_id"])
+    assert imported.team_id == globex.pk
