@@ -240,6 +240,8 @@ def conversation_settings_update(
         conversation.save(
             update_fields=["model", "system_prompt", "thinking_effort", "updated_at"]
         )
+        # The conversation's other tabs show the next answer's model too.
+        broadcast_after_commit(conversation.pk, conversation_updated(conversation))
     return conversation
 
 

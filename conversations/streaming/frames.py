@@ -143,6 +143,10 @@ class ConversationUpdated(TypedDict):
     type: Literal["conversation.updated"]
     conversation_id: str
     title: str
+    # The model of the next answer (settings changed in another tab).
+    model: str
+    model_label: str
+    context_window: int
 
 
 class ConversationDeleted(TypedDict):
@@ -439,6 +443,9 @@ def conversation_updated(conversation: Conversation) -> ConversationUpdated:
         "type": "conversation.updated",
         "conversation_id": str(conversation.pk),
         "title": conversation.title,
+        "model": conversation.model,
+        "model_label": model_label(conversation.model),
+        "context_window": info.context_window if (info := model_info(conversation.model)) else 0,
     }
 
 

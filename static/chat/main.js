@@ -19,7 +19,7 @@ import {
 } from "./shell.js";
 import { initSearch } from "./search.js";
 import { initSidebar } from "./sidebar.js";
-import { contextMeterUpdate, initSettings } from "./settings.js";
+import { contextMeterUpdate, initSettings, modelShow } from "./settings.js";
 import { CLOSE_ACCESS_REVOKED, ChatSocket } from "./socket.js";
 import { Thread } from "./thread.js";
 
@@ -113,6 +113,7 @@ class ChatPage {
         break;
       case "conversation.updated":
         if (frame.conversation_id && frame.title) applyTitle(frame.conversation_id, frame.title);
+        if (frame.conversation_id === this.conversationId) modelShow(frame);
         break;
       case "conversation.deleted":
         if (frame.conversation_id === this.conversationId) this.conversationDeleted();

@@ -22,10 +22,7 @@ export function initSettings() {
     const fields = Object.fromEntries(new FormData(form).entries());
     try {
       const data = await postForm(form.action, fields);
-      const badge = document.getElementById("model-badge");
-      if (badge) badge.textContent = data.model_label || data.model;
-      const meter = document.getElementById("context-meter");
-      if (meter && data.context_window) meter.dataset.window = String(data.context_window);
+      modelShow(data);
       dialog.close();
       toast(format(gettext("The next answer uses %(model)s."), { model: data.model_label || data.model }));
     } catch (failure) {
@@ -33,6 +30,18 @@ export function initSettings() {
       error.hidden = false;
     }
   });
+}
+
+/** The model of the next answer, from this tab's save or another tab's
+ * (`conversation.updated`): the header's badge, the dialog's choice, the meter's window. */
+export function modelShow(data) {
+  if (!data || !data.model) return;
+  const badge = document.getElementById("model-badge");
+  if (badge) badge.textContent = data.model_label || data.model;
+  const select = document.querySelector('#conv-settings select[name="model"]');
+  if (select && [...select.options].some((option) => option.value === data.model)) select.value = data.model;
+  const meter = document.getElementById("context-meter");
+  if (meter && data.context_window) meter.dataset.window = String(data.context_window);
 }
 
 /** After an answer: how much of the model's context window its prompt and text filled. */

@@ -13,10 +13,11 @@ import uuid
 import pytest
 from asgiref.sync import sync_to_async
 
+from claude.catalog import model_info
 from conversations import services
 from conversations.models import Conversation, Message
 from conversations.streaming import publisher
-from conversations.streaming.frames import conversation_group
+from conversations.streaming.frames import conversation_group, model_label
 from tests.conftest import (
     ORIGIN,
     assistant_id,
@@ -285,7 +286,31 @@ async def test_rename_over_http_reaches_open_sockets(alice, make_conversation, s
         "type": "conversation.updated",
         "conversation_id": str(conversation.id),
         "title": "Quarterly plan",
+        "model": conversation.model,
+        "model_label": model_label(conversation.model),
+        "context_window": model_info(conversation.model).context_window,
     }
+
+
+async def test_a_settings_change_reaches_the_conversations_other_tabs(
+    alice, make_conversation, signed_in
+):
+    """Another tab's badge and dialog show the next answer's model (its save would
+    otherwise put the old one back)."""
+    conversation = await sync_to_async(make_conversation)()
+    session = await signed_in(alice)
+    socket, _ = await session.socket(conversation.id)
+    response = await sync_to_async(session.client.post)(
+        f"/c/{conversation.id}/settings/",
+        {"model": "claude-haiku-5-5", "system_prompt": "", "thinking_effort": ""},
+        HTTP_ACCEPT="application/json",
+        HTTP_ORIGIN=ORIGIN,
+    )
+    assert response.status_code == 200
+    frame = json.loads(await socket.receive_from(timeout=2))
+    assert frame["type"] == "conversation.updated"
+    assert (frame["model"], frame["model_label"]) == ("claude-haiku-5-5", "Claude Haiku 5.5")
+    assert frame["context_window"] == model_info("claude-haiku-5-5").context_window
 
 
 async def test_a_conversation_given_to_someone_else_closes_the_old_owners_socket(
@@ -314,9 +339,9 @@ async def test_an_expired_session_sends_nothing(alice, make_conversation, signed
     socket, _ = await session.socket(conversation.id)
     key = session.client.session.session_key
 
-    await sync_to_async(
-        Session.objects.filter(session_key=key).update
-    )(expire_date=timezone.now() - timezone.timedelta(days=1))
+    await sync_to_async(Session.objects.filter(session_key=key).update)(
+        expire_date=timezone.now() - timezone.timedelta(days=1)
+    )
     await socket.send_json_to(send_frame("bill me [[fake tokens=5]]"))
     assert await expect_close(socket) == 4403
     assert await sync_to_async(Message.objects.filter(conversation=conversation).count)() == 0

@@ -97,3 +97,23 @@ def test_edit_a_message_and_switch_between_its_two_versions(new_page, site):
     expect(results).to_have_count(1)
     expect(results.first.locator(".search-snippet mark").first).to_have_text("rain")
     screenshot(page, "branches-5-search")
+
+
+def test_a_model_picked_in_one_tab_shows_in_the_other(site, new_page):
+    """The other tab's badge and dialog follow, so its next save keeps the new model."""
+    page = new_page()
+    sign_in(page, "alice", site.password)
+    url = start_chat(page, "[[fake tokens=3 tps=0]] Which model answers next?")
+    wait_for_status(page, "complete")
+    other = page.context.new_page()
+    other.goto(url)
+    expect(other.locator('#conn-status[data-state="open"]')).to_have_count(1)
+    expect(other.locator("#model-badge")).not_to_have_text("Claude Haiku 5.5")
+    page.click("#settings-btn")
+    page.select_option('#conv-settings select[name="model"]', "claude-haiku-5-5")
+    page.click('#conv-settings button[type="submit"]')
+    expect(page.locator("#model-badge")).to_have_text("Claude Haiku 5.5")
+    expect(other.locator("#model-badge")).to_have_text("Claude Haiku 5.5")
+    assert other.eval_on_selector('#conv-settings select[name="model"]', "el => el.value") == (
+        "claude-haiku-5-5"
+    )
