@@ -113,6 +113,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             conversation_id=conversation.id,
             send=lambda text: self.send(text_data=text),
             close=lambda code: self.close(code),
+            read_only=self.read_only,
         )
         # Frames of this process reach it directly from now on (held until the
         # client's first frame), those of others through the layer's groups.

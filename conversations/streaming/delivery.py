@@ -81,8 +81,12 @@ class SocketDelivery:
         conversation_id,
         send: Callable[[str], Awaitable[None]],
         close: Callable[[int], Awaitable[None]],
+        read_only: bool = False,
     ) -> None:
         self.conversation_id = conversation_id
+        # A teammate watching a shared conversation: the owner's own frames
+        # (`owner_only`, their budget) are not sent here.
+        self.read_only = read_only
         self._send = send
         self._close = close
         self._loop = asyncio.get_running_loop()
@@ -111,7 +115,7 @@ class SocketDelivery:
     async def relay(self, event: dict[str, Any]) -> None:
         """A `chat.frame` or `chat.broadcast` of this conversation, from any process.
         Never waits on anything but the socket's own write."""
-        if self._closed:
+        if self._closed or (self.read_only and event.get("owner_only")):
             return
         if self._held is not None:
             self._held.append(event)

@@ -101,12 +101,17 @@ async def broadcast(
     *,
     reply_id: uuid.UUID | str | None = None,
     close: int | None = None,
+    owner_only: bool = False,
 ) -> None:
+    """Send `frame` to every socket of the conversation; with `owner_only`, to the
+    owner's alone (their budget is not for a teammate watching a shared chat)."""
     event: dict[str, Any] = {"type": "chat.broadcast", "frame": frame_json(frame)}
     if reply_id is not None:
         event["reply_id"] = str(reply_id)
     if close is not None:
         event["close"] = close
+    if owner_only:
+        event["owner_only"] = True
     await group_publish(conversation_group(conversation_id), event)
 
 

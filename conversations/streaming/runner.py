@@ -552,6 +552,6 @@ async def _generate(job: ReplyJob) -> None:
         await publisher.finish(message_completed(message, call))
         budget = await _budget_frame(job) if job.budget_limited else None
         if budget is not None:
-            await broadcast(job.conversation_id, budget)
+            await broadcast(job.conversation_id, budget, owner_only=True)
     except Exception:  # saved and billed: sockets read the end from the row
         logger.exception("Reply %s: publishing its end failed", message_id)

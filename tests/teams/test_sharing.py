@@ -292,6 +292,35 @@ async def test_a_teammate_watches_the_answer_stream_live_and_may_not_send(team_w
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.real_backends
+async def test_the_owners_budget_reaches_the_owner_and_never_a_watcher(team_world, sessions):
+    """Bob's budget, after his answer: on his socket, not on Dave's who watches."""
+    from decimal import Decimal
+
+    from usage.budgets import budget_limit_set
+    from usage.models import BudgetCounter
+    from usage.periods import month_start
+
+    w = team_world
+    await sync_to_async(budget_limit_set)(user=w.bob, limit_usd=Decimal("10"))
+    await sync_to_async(BudgetCounter.objects.create)(
+        scope=f"user:{w.bob.pk}", month=month_start(), spent_usd=Decimal("9")
+    )
+    conversation = await sync_to_async(_conversation_with_history)(w.bob)
+    await sync_to_async(conversation_share_set)(conversation=conversation, actor=w.bob, team=True)
+    owner, _ = await (await sessions(w.bob)).socket(conversation.id)
+    watcher, _ = await (await sessions(w.dave)).socket(conversation.id)
+    await owner.send_json_to(send_frame("count my spend [[fake tokens=5]]"))
+    await receive_frames(owner, until=completed)  # (its first frame: the budget on connect)
+    after = await receive_frames(owner, until=lambda f: f["type"] == "budget.status")
+    assert after[-1]["level"] == "warning"
+    watched = await receive_frames(watcher, until=completed)
+    await watcher.send_json_to({"type": "ping"})
+    watched += await receive_frames(watcher, until=lambda f: f["type"] == "pong")
+    assert "budget.status" not in [f["type"] for f in watched]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.real_backends
 async def test_stop_sharing_closes_the_watchers_socket(team_world, sessions):
     w = team_world
     conversation = await sync_to_async(_conversation_with_history)(w.bob)
