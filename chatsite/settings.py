@@ -21,6 +21,7 @@ import dj_database_url
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy
 
 from chatsite.env import (
     development_secret_key,
@@ -472,7 +473,9 @@ if OIDC_ISSUER:
         "APPS": [
             {
                 "provider_id": "sso",
-                "name": env_str("OIDC_DISPLAY_NAME", "Single sign-on"),
+                # The button's "Sign in with …": the identity provider's name, else
+                # these words in the page's language.
+                "name": env_str("OIDC_DISPLAY_NAME", "") or gettext_lazy("Single sign-on"),
                 "client_id": env_str("OIDC_CLIENT_ID"),
                 "secret": env_str("OIDC_CLIENT_SECRET"),
                 "settings": {

@@ -161,6 +161,18 @@ class TestSignIn:
         assert f"{OPEN}Sign in with {SSO_NAME}{CLOSE}" in html
         assert page_unmarked_words(html, data=[SSO_NAME]) == []
 
+    def test_single_sign_on_with_no_name_of_its_own(self, world, sso_on, settings):
+        """OIDC_DISPLAY_NAME unset: the button names it in the page's words (the
+        settings' default is lazy, as here)."""
+        from django.utils.translation import gettext_lazy
+
+        settings.SOCIALACCOUNT_PROVIDERS["openid_connect"]["APPS"][0]["name"] = gettext_lazy(
+            "Single sign-on"
+        )
+        html = _page(Client().get("/accounts/login/"))
+        assert f"{OPEN}Sign in with {OPEN}Single sign-on{CLOSE}{CLOSE}" in html
+        assert page_unmarked_words(html) == []
+
     @pytest.mark.usefixtures("sso_on")
     def test_the_single_sign_on_error_page(self, world):
         html = _page(
