@@ -37,12 +37,12 @@ def attachments_folder(settings, tmp_path):
 
 
 @pytest.fixture
-def enqueued(monkeypatch) -> list[str]:
-    """The ids handed to `attachment_check_task.delay`, in order."""
+def enqueued(monkeypatch) -> list[tuple]:
+    """What was handed to `attachment_check_task.delay`, in order: (id, language)."""
     from conversations.tasks import attachment_check_task
 
-    calls: list[str] = []
-    monkeypatch.setattr(attachment_check_task, "delay", lambda *args: calls.append(*args))
+    calls: list[tuple] = []
+    monkeypatch.setattr(attachment_check_task, "delay", lambda *args: calls.append(args))
     return calls
 
 
