@@ -92,6 +92,7 @@ def png_bytes(width: int = 40, height: int = 30) -> bytes:
 def upload(alice, make_conversation):
     """Store bytes as the upload request does (a random name in the attachments
     storage, a row in checking), without enqueueing the check."""
+
     def make(name: str, data: bytes, *, conversation=None, user=None) -> Attachment:
         conversation = conversation or make_conversation()
         stored = storages["attachments"].save(f"originals/{uuid.uuid4().hex}", ContentFile(data))
