@@ -25,11 +25,19 @@ def generation_reap_task() -> int:
     retry_backoff_max=60,
     max_retries=5,
 )
-def attachment_check_task(attachment_id: str) -> str:
-    """Check and prepare one uploaded file; running it twice changes nothing."""
+def attachment_check_task(attachment_id: str, language: str | None = None) -> str:
+    """Check and prepare one uploaded file; running it twice changes nothing.
+
+    `language` is the uploader's (the upload request's): a rejection's reason is
+    stored in it. Without one (a message queued before the argument existed, or
+    by the sweep, which has no request) it is LANGUAGE_CODE."""
+    from django.conf import settings
+    from django.utils import translation
+
     from conversations.attachments.pipeline import attachment_check
 
-    return attachment_check(attachment_id=attachment_id)
+    with translation.override(language or settings.LANGUAGE_CODE):
+        return attachment_check(attachment_id=attachment_id)
 
 
 @shared_task(name="conversations.tasks.attachments_sweep_task")

@@ -48,7 +48,15 @@ def _strip_context(message: str) -> str:
 
 
 class PseudoTranslation(gettext_module.NullTranslations):
-    """Wraps every message; Django's translation machinery calls only these."""
+    """Wraps every message; Django's translation machinery calls only these.
+
+    `language` is the code `get_language()` reports while it is active: a test
+    that stands it in for German, say, gives "de", so what carries the active
+    language on (a queued task) carries German."""
+
+    def __init__(self, language: str = "en") -> None:
+        super().__init__()
+        self._language = language
 
     def gettext(self, message: str) -> str:
         return f"{OPEN}{_strip_context(message)}{CLOSE}"
@@ -57,10 +65,10 @@ class PseudoTranslation(gettext_module.NullTranslations):
         return f"{OPEN}{_strip_context(singular if n == 1 else plural)}{CLOSE}"
 
     def to_language(self) -> str:
-        return "en"
+        return self._language
 
     def language(self) -> str:
-        return "en"
+        return self._language
 
 
 @pytest.fixture
@@ -108,7 +116,12 @@ class _VisibleText(HTMLParser):
         for name, value in attrs:
             if name in _READ_ATTRIBUTES and value:
                 self.parts.append(value)
-            if tag == "input" and name == "value" and value and dict(attrs).get("type") in ("submit", "button"):
+            if (
+                tag == "input"
+                and name == "value"
+                and value
+                and dict(attrs).get("type") in ("submit", "button")
+            ):
                 self.parts.append(value)
 
     def handle_endtag(self, tag):

@@ -3,7 +3,9 @@
 `file_check(path, name=..., limits=..., workdir=...)` returns `Prepared` or
 `Rejected(reason)`. Like paperless-ngx's consumer, it is a chain of small named
 steps over one candidate; a step that finds the file unfit raises `_Reject`
-with a reason in plain words, which ends the chain:
+with a reason in plain words, which ends the chain. A reason is a `Reason`: the
+English sentence marked for translation and the values it names, which the
+worker says in the uploader's language (`Reason.text`):
 
     size -> real type (from the bytes) -> the name's extension agrees ->
     image: header limits -> decodes whole -> re-encoded, resized, thumbnail
@@ -18,6 +20,11 @@ gives all of its memory back when it exits, can be timed out, and a decoder
 that crashes on a hostile file takes only the child with it. The child runs
 under resource limits (address space, CPU seconds): a file that needs more is
 rejected in plain words, and the worker is never the one that runs out.
+
+The child has no Django, so nothing is translated in it: it sends back the
+`Reason` (sentence and values) as JSON, and the worker, which runs the check
+under the uploader's language (`conversations.tasks.attachment_check_task`),
+turns it into words. No language needs to reach the child.
 """
 
 from __future__ import annotations
@@ -40,12 +47,7 @@ import puremagic
 
 logger = logging.getLogger(__name__)
 
-IMAGE_TYPES = {
-    "image/jpeg": "JPEG image",
-    "image/png": "PNG image",
-    "image/gif": "GIF image",
-    "image/webp": "WebP image",
-}
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 PDF_TYPE = "application/pdf"
 
 # Extensions and the real type each must have.
@@ -68,8 +70,6 @@ TEXT_EXTENSIONS = frozenset(
 )
 # Bytes read per step when reading text; a file is at most the size limit anyway.
 _CHUNK = 1 << 20
-
-SUPPORTED = "images (JPEG, PNG, GIF or WebP), PDFs, or text files"
 
 
 # The API's limit on one request's body, everything included (blocks.py applies
@@ -132,16 +132,75 @@ class Prepared:
 
 
 @dataclass(frozen=True)
+class Reason:
+    """Why a file is rejected, to be said in its uploader's language.
+
+    Found in a child process without Django (the module's docstring says why),
+    so it is not translated where it is found: it holds the English sentence
+    (gettext's msgid), for a sentence about a count its plural form and the
+    count, and the values the sentence names (numbers stay numbers, so each
+    language writes them its own way). `text()` says it in the active language.
+
+    The constructors are named after gettext's functions, and take the
+    sentences as literals, so that makemessages (xgettext, which looks for
+    `gettext(` and `ngettext(`) finds them as it finds every other message."""
+
+    message: str
+    params: dict[str, str | int | float] = field(default_factory=dict)
+    plural: str = ""
+    count: int | None = None
+    # The values shown with the language's thousands separator: token counts run
+    # to millions; a page count or an image's side (at most 4 digits) reads as well
+    # without one.
+    grouped: tuple[str, ...] = ()
+
+    @classmethod
+    def gettext(cls, message: str, **params: str | int | float) -> Reason:
+        return cls(message, params)
+
+    @classmethod
+    def ngettext(
+        cls,
+        singular: str,
+        plural: str,
+        count: int,
+        *,
+        grouped: tuple[str, ...] = (),
+        **params: str | int | float,
+    ) -> Reason:
+        return cls(singular, params, plural, count, grouped)
+
+    def text(self) -> str:
+        """The sentence in the active language, its numbers in that language's
+        format. Needs Django's translation: the worker calls it, never the child."""
+        from django.utils.formats import number_format
+        from django.utils.translation import gettext, ngettext
+
+        if self.plural:
+            sentence = ngettext(self.message, self.plural, self.count)
+        else:
+            sentence = gettext(self.message)
+        if not self.params:
+            return sentence
+        return sentence % {
+            name: value
+            if isinstance(value, str)
+            else number_format(value, force_grouping=name in self.grouped)
+            for name, value in self.params.items()
+        }
+
+
+@dataclass(frozen=True)
 class Rejected:
-    reason: str
+    reason: Reason
 
 
 CheckResult = Prepared | Rejected
 
 
 class _Reject(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+    def __init__(self, reason: Reason) -> None:
+        super().__init__(reason.message)
         self.reason = reason
 
 
@@ -200,10 +259,14 @@ def _inline_size_check(c: _Candidate, prepared_size: int) -> None:
         return
     if prepared_size > c.limits.max_inline_bytes:
         raise _Reject(
-            f"This file is {_megabytes(prepared_size)}; Claude takes at most "
-            f"{_megabytes(c.limits.max_inline_bytes)} in one message here (its "
-            f"{API_MAX_REQUEST_BYTES // 1_000_000} MB request limit, after encoding). "
-            "Split it, or send a smaller copy."
+            Reason.gettext(
+                "This file is %(size)s MB; Claude takes at most %(limit)s MB in one "
+                "message here (its %(request_limit)s MB request limit, after encoding). "
+                "Split it, or send a smaller copy.",
+                size=_megabytes(prepared_size),
+                limit=_megabytes(c.limits.max_inline_bytes),
+                request_limit=API_MAX_REQUEST_BYTES // 1_000_000,
+            )
         )
 
 
@@ -213,10 +276,14 @@ def _inline_size_check(c: _Candidate, prepared_size: int) -> None:
 def _size_check(c: _Candidate) -> None:
     c.size = c.path.stat().st_size
     if c.size == 0:
-        raise _Reject("This file is empty.")
+        raise _Reject(Reason.gettext("This file is empty."))
     if c.size > c.limits.max_bytes:
         raise _Reject(
-            f"This file is {_megabytes(c.size)}; the limit is {_megabytes(c.limits.max_bytes)}."
+            Reason.gettext(
+                "This file is %(size)s MB; the limit is %(limit)s MB.",
+                size=_megabytes(c.size),
+                limit=_megabytes(c.limits.max_bytes),
+            )
         )
 
 
@@ -236,16 +303,22 @@ def _kind_decide(c: _Candidate) -> None:
     if ext in _IMAGE_EXTENSIONS:
         expected = _IMAGE_EXTENSIONS[ext]
         if c.real_type != expected:
-            raise _Reject(f"This file is named .{ext} but it is not a {IMAGE_TYPES[expected]}.")
+            raise _Reject(_not_this_image(ext, expected))
         c.kind, c.media_type = "image", expected
     elif ext == "pdf":
         if c.real_type != PDF_TYPE:
-            raise _Reject("This file is named .pdf but it is not a PDF.")
+            raise _Reject(Reason.gettext("This file is named .pdf but it is not a PDF."))
         c.kind, c.media_type = "pdf", PDF_TYPE
     elif ext in TEXT_EXTENSIONS:
         c.kind, c.media_type = "text", _TEXT_TYPES.get(ext, "text/plain")
     elif ext:
-        raise _Reject(f"Files of this type (.{ext}) cannot be attached; attach {SUPPORTED}.")
+        raise _Reject(
+            Reason.gettext(
+                "Files of this type (.%(extension)s) cannot be attached; attach images "
+                "(JPEG, PNG, GIF or WebP), PDFs, or text files.",
+                extension=ext,
+            )
+        )
     # No extension (a pasted image, a Makefile): the bytes decide.
     elif c.real_type in IMAGE_TYPES:
         c.kind, c.media_type = "image", c.real_type
@@ -253,6 +326,24 @@ def _kind_decide(c: _Candidate) -> None:
         c.kind, c.media_type = "pdf", PDF_TYPE
     else:
         c.kind, c.media_type = "text", "text/plain"
+
+
+def _not_this_image(ext: str, expected: str) -> Reason:
+    # A sentence for each type: a language may need to inflect the type's name.
+    return {
+        "image/jpeg": Reason.gettext(
+            "This file is named .%(extension)s but it is not a JPEG image.", extension=ext
+        ),
+        "image/png": Reason.gettext(
+            "This file is named .%(extension)s but it is not a PNG image.", extension=ext
+        ),
+        "image/gif": Reason.gettext(
+            "This file is named .%(extension)s but it is not a GIF image.", extension=ext
+        ),
+        "image/webp": Reason.gettext(
+            "This file is named .%(extension)s but it is not a WebP image.", extension=ext
+        ),
+    }[expected]
 
 
 # --- Images ---------------------------------------------------------------------
@@ -271,8 +362,11 @@ def _image_open(c: _Candidate):
             return Image.open(c.path, formats=[_PIL_FORMATS[c.media_type]])
         except (Image.DecompressionBombWarning, Image.DecompressionBombError):
             raise _Reject(
-                "This image is too large to open safely: it has more than "
-                f"{c.limits.max_image_pixels / 1e6:g} million pixels."
+                Reason.gettext(
+                    "This image is too large to open safely: it has more than "
+                    "%(millions)s million pixels.",
+                    millions=_plain_number(c.limits.max_image_pixels / 1e6),
+                )
             ) from None
         except (OSError, SyntaxError, ValueError):
             raise _Reject(_damaged(c)) from None
@@ -287,7 +381,13 @@ def _image_header_limits(c: _Candidate) -> None:
     side = c.limits.max_image_side
     if width > side or height > side:
         raise _Reject(
-            f"This image is {width} × {height} pixels; the limit is {side} pixels on a side."
+            Reason.gettext(
+                "This image is %(width)s × %(height)s pixels; the limit is %(side)s pixels "
+                "on a side.",
+                width=width,
+                height=height,
+                side=side,
+            )
         )
 
 
@@ -432,7 +532,9 @@ def _pdf_read(c: _Candidate) -> None:
     from pypdf.errors import PdfReadError
 
     logging.getLogger("pypdf").setLevel(logging.ERROR)  # its repair notes are not errors here
-    damaged = "This PDF is damaged or incomplete; save it again and upload it again."
+    damaged = Reason.gettext(
+        "This PDF is damaged or incomplete; save it again and upload it again."
+    )
     with c.path.open("rb") as file:
         file.seek(max(0, c.size - 1024))
         # pypdf's strict mode asks for the same; without it pypdf "repairs" a cut-off
@@ -443,13 +545,24 @@ def _pdf_read(c: _Candidate) -> None:
         reader = PdfReader(c.path, strict=False)
         if reader.is_encrypted:
             raise _Reject(
-                "This PDF is protected with a password; remove the protection and upload it again."
+                Reason.gettext(
+                    "This PDF is protected with a password; remove the protection and "
+                    "upload it again."
+                )
             )
         pages = len(reader.pages)
         if pages == 0:
             raise _Reject(damaged)
         if pages > c.limits.max_pdf_pages:
-            raise _Reject(f"This PDF has {pages} pages; the limit is {c.limits.max_pdf_pages}.")
+            raise _Reject(
+                Reason.ngettext(
+                    "This PDF has %(pages)s page; the limit is %(limit)s.",
+                    "This PDF has %(pages)s pages; the limit is %(limit)s.",
+                    pages,
+                    pages=pages,
+                    limit=c.limits.max_pdf_pages,
+                )
+            )
         for page in reader.pages:
             page.mediabox  # noqa: B018 -- resolves the page's dictionary, decodes nothing
     except _Reject:
@@ -485,22 +598,36 @@ def _text_read(c: _Candidate) -> None:
         if c.real_type and c.real_type not in ("text/plain", "text/html", "text/xml"):
             raise _Reject(_not_text(c)) from None
         raise _Reject(
-            "This text file is not in UTF-8; save it as UTF-8 and upload it again."
+            Reason.gettext("This text file is not in UTF-8; save it as UTF-8 and upload it again.")
         ) from None
     c.tokens = math.ceil(c.size / TEXT_BYTES_PER_TOKEN)
     if c.tokens > c.limits.max_text_tokens:
         # Rounded up to thousands: "about" a number, never below the limit it passed.
         about = math.ceil(c.tokens / 1000) * 1000
         raise _Reject(
-            f"This text file is about {about:,} tokens; Claude reads at most "
-            f"{c.limits.max_text_tokens:,} in one message."
+            Reason.ngettext(
+                "This text file is about %(tokens)s token; Claude reads at most "
+                "%(limit)s in one message.",
+                "This text file is about %(tokens)s tokens; Claude reads at most "
+                "%(limit)s in one message.",
+                about,
+                grouped=("tokens", "limit"),
+                tokens=about,
+                limit=c.limits.max_text_tokens,
+            )
         )
 
 
-def _not_text(c: _Candidate) -> str:
+def _not_text(c: _Candidate) -> Reason:
     if c.extension:
-        return f"This file is named .{c.extension} but it is not a text file."
-    return f"This file is not one that can be attached; attach {SUPPORTED}."
+        return Reason.gettext(
+            "This file is named .%(extension)s but it is not a text file.",
+            extension=c.extension,
+        )
+    return Reason.gettext(
+        "This file is not one that can be attached; attach images (JPEG, PNG, GIF or WebP), "
+        "PDFs, or text files."
+    )
 
 
 _COMMON_STEPS = (_size_check, _type_sniff, _kind_decide)
@@ -522,12 +649,27 @@ def _extension(name: str) -> str:
     return ext.lower() if dot and stem else ""
 
 
-def _damaged(c: _Candidate) -> str:
-    return f"This {IMAGE_TYPES[c.media_type]} is damaged or incomplete and cannot be read."
+def _damaged(c: _Candidate) -> Reason:
+    # A sentence for each type: a language may need to inflect the type's name.
+    return {
+        "image/jpeg": Reason.gettext(
+            "This JPEG image is damaged or incomplete and cannot be read."
+        ),
+        "image/png": Reason.gettext("This PNG image is damaged or incomplete and cannot be read."),
+        "image/gif": Reason.gettext("This GIF image is damaged or incomplete and cannot be read."),
+        "image/webp": Reason.gettext(
+            "This WebP image is damaged or incomplete and cannot be read."
+        ),
+    }[c.media_type]
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / (1024 * 1024):.1f} MB".replace(".0 MB", " MB")
+def _megabytes(size: int) -> int | float:
+    """Mebibytes to one decimal, a whole number without one ("3", "23.8")."""
+    return _plain_number(round(size / (1024 * 1024), 1))
+
+
+def _plain_number(value: float) -> int | float:
+    return int(value) if value == int(value) else value
 
 
 # --- In a child process -------------------------------------------------------------
@@ -543,8 +685,8 @@ class CheckCrashed(Exception):
 CHECK_CPU_SECONDS = 60
 # The child's exit status when it ran out of memory under its limit.
 _EXIT_OUT_OF_MEMORY = 3
-OUT_OF_MEMORY_REASON = "This file needs more memory to check than we allow."
-OUT_OF_TIME_REASON = "This file takes longer to check than we allow."
+OUT_OF_MEMORY_REASON = Reason.gettext("This file needs more memory to check than we allow.")
+OUT_OF_TIME_REASON = Reason.gettext("This file takes longer to check than we allow.")
 
 
 def _child_limits(memory_bytes: int):
@@ -611,7 +753,7 @@ def file_check_isolated(
 
 def result_to_json(result: CheckResult) -> dict[str, Any]:
     if isinstance(result, Rejected):
-        return {"rejected": result.reason}
+        return {"rejected": asdict(result.reason)}
     data = asdict(result)
     for key in ("prepared_path", "thumbnail_path"):
         data[key] = str(data[key]) if data[key] is not None else None
@@ -620,7 +762,8 @@ def result_to_json(result: CheckResult) -> dict[str, Any]:
 
 def result_from_json(data: dict[str, Any]) -> CheckResult:
     if "rejected" in data:
-        return Rejected(data["rejected"])
+        reason = data["rejected"]
+        return Rejected(Reason(**{**reason, "grouped": tuple(reason["grouped"])}))
     fields = dict(data["prepared"])
     for key in ("prepared_path", "thumbnail_path"):
         fields[key] = Path(fields[key]) if fields[key] is not None else None

@@ -14,6 +14,10 @@ while a file is read or decoded:
    sockets hear `attachment.updated` after commit. If another run finished first
    (a redelivered task) or the row was deleted meanwhile, this run's files are
    deleted and nothing else changes.
+
+A rejection's reason is stored in the language that is active when it is
+found: the task runs the check under the uploader's
+(`conversations.tasks.attachment_check_task`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from django.core.files import File
 from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_noop
 
 from conversations.attachments import checks
 from conversations.models import Attachment
@@ -41,7 +46,8 @@ from conversations.streaming.publisher import broadcast_after_commit
 
 logger = logging.getLogger(__name__)
 
-CHECK_FAILED_REASON = "We could not check this file; try uploading it again."
+# Translated where it is stored, in the language then active.
+CHECK_FAILED_REASON = gettext_noop("We could not check this file; try uploading it again.")
 # A check that takes longer than this is given up (and retried): no file within
 # the limits takes more than a few seconds.
 CHECK_TIMEOUT_SECONDS = 120.0
@@ -68,7 +74,7 @@ def attachment_check(*, attachment_id: str) -> str:
         if attachment.check_attempts < settings.ATTACHMENT_CHECK_MAX_ATTEMPTS:
             raise
         logger.exception("Checking attachment %s failed on its last attempt", attachment_id)
-        outcome = checks.Rejected(CHECK_FAILED_REASON), {}
+        outcome = checks.Rejected(checks.Reason(CHECK_FAILED_REASON)), {}
     return _check_finish(attachment_id, *outcome)
 
 
@@ -112,7 +118,9 @@ def _check_run(attachment: Attachment) -> tuple[checks.CheckResult, dict[str, st
             if result.prepared_path is not None:
                 written["prepared_path"] = _storage_put(storage, result.prepared_path, "prepared")
             if result.thumbnail_path is not None:
-                written["thumbnail_path"] = _storage_put(storage, result.thumbnail_path, "thumbnails")
+                written["thumbnail_path"] = _storage_put(
+                    storage, result.thumbnail_path, "thumbnails"
+                )
             if settings.CLAUDE_FILES_API and not attachment.claude_file_id:
                 file_id = _files_api_upload(
                     result.prepared_path or original,
@@ -141,7 +149,7 @@ def _check_finish(attachment_id: str, result: checks.CheckResult, written: dict[
             return attachment.status if attachment is not None else "missing"
         if isinstance(result, checks.Rejected):
             attachment.status = Attachment.Status.REJECTED
-            attachment.reason = result.reason
+            attachment.reason = result.reason.text()
         else:
             attachment.status = Attachment.Status.READY
             attachment.reason = ""
@@ -234,7 +242,12 @@ def attachment_files_delete(names: Iterable[str], *, claude_file_id: str = "") -
 def attachments_sweep() -> int:
     """Checks stuck in checking (their worker died, or the enqueue after the upload
     was lost): started again, or rejected once they had all their attempts.
-    Returns how many it touched."""
+    Returns how many it touched.
+
+    The sweep has no request, and the row keeps no language: what it rejects is
+    said in LANGUAGE_CODE, and what it starts again is checked in it (the task's
+    default). A column for the uploader's language would serve only this rare
+    path (a dead worker, a lost enqueue), and is not worth a migration."""
     from conversations.tasks import attachment_check_task
 
     stale_before = timezone.now() - dt.timedelta(seconds=settings.ATTACHMENT_CHECK_STALE_SECONDS)
@@ -259,7 +272,8 @@ def attachments_sweep() -> int:
             touched += 1
             if attachment.check_attempts >= settings.ATTACHMENT_CHECK_MAX_ATTEMPTS:
                 attachment.status = Attachment.Status.REJECTED
-                attachment.reason = CHECK_FAILED_REASON
+                with translation.override(settings.LANGUAGE_CODE):
+                    attachment.reason = gettext(CHECK_FAILED_REASON)
                 attachment.save(update_fields=["status", "reason", "updated_at"])
                 broadcast_after_commit(attachment.conversation_id, attachment_updated(attachment))
                 continue
@@ -268,6 +282,7 @@ def attachments_sweep() -> int:
             attachment.check_started_at = timezone.now()
             attachment.save(update_fields=["check_started_at", "updated_at"])
             key = str(attachment.id)
+            # No language: the task checks it in LANGUAGE_CODE (the docstring says why).
             transaction.on_commit(lambda key=key: attachment_check_task.delay(key))
     return touched
 

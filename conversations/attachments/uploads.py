@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.http import FileResponse, HttpRequest
 from django.template.defaultfilters import filesizeformat
+from django.utils import translation
 from django.utils.cache import patch_cache_control
 from django.utils.translation import gettext
 from PIL import Image, UnidentifiedImageError
@@ -247,7 +248,8 @@ def attachment_upload(
     *, conversation: Conversation, user: User, uploaded_file: UploadedFile
 ) -> Attachment:
     """Store an uploaded file in the conversation as checking; after commit, the
-    conversation's sockets get `attachment.updated` and the check is enqueued.
+    conversation's sockets get `attachment.updated` and the check is enqueued,
+    in the request's language (a rejection's reason is stored in it).
 
     `conversation` was authorised by the caller (`selectors.conversation_for_user`);
     only its owner may add files. Raises `AttachmentRefused`."""
@@ -279,8 +281,8 @@ def attachment_upload(
                 original_path=stored_name,
             )
             broadcast_after_commit(conversation.id, attachment_updated(attachment))
-            attachment_id = str(attachment.id)
-            transaction.on_commit(lambda: attachment_check_task.delay(attachment_id))
+            attachment_id, language = str(attachment.id), translation.get_language()
+            transaction.on_commit(lambda: attachment_check_task.delay(attachment_id, language))
             attachment_watch_after_commit(attachment.id)
     except BaseException:
         # No row points at the file: remove it now rather than leave it to a sweep.

@@ -37,12 +37,12 @@ def attachments_folder(settings, tmp_path):
 
 
 @pytest.fixture
-def enqueued(monkeypatch) -> list[str]:
-    """The ids handed to `attachment_check_task.delay`, in order."""
+def enqueued(monkeypatch) -> list[tuple]:
+    """What was handed to `attachment_check_task.delay`, in order: (id, language)."""
     from conversations.tasks import attachment_check_task
 
-    calls: list[str] = []
-    monkeypatch.setattr(attachment_check_task, "delay", lambda *args: calls.append(*args))
+    calls: list[tuple] = []
+    monkeypatch.setattr(attachment_check_task, "delay", lambda *args: calls.append(args))
     return calls
 
 
@@ -92,6 +92,7 @@ def png_bytes(width: int = 40, height: int = 30) -> bytes:
 def upload(alice, make_conversation):
     """Store bytes as the upload request does (a random name in the attachments
     storage, a row in checking), without enqueueing the check."""
+
     def make(name: str, data: bytes, *, conversation=None, user=None) -> Attachment:
         conversation = conversation or make_conversation()
         stored = storages["attachments"].save(f"originals/{uuid.uuid4().hex}", ContentFile(data))

@@ -90,7 +90,7 @@ def test_upload_stores_the_bytes_under_a_random_name_and_records_checking(
     assert "plan" not in stored.original_path.lower()
     with storages["attachments"].open(stored.original_path) as handle:
         assert handle.read() == b"plan\n"
-    assert enqueued == [str(attachment.id)]
+    assert enqueued == [(str(attachment.id), "en")]
 
 
 def test_two_uploads_of_one_name_are_two_files(alice, make_conversation, enqueued):

@@ -70,7 +70,8 @@ def test_upload_answers_202_with_the_attachment_as_checking(
     )
     with storages["attachments"].open(stored.original_path) as handle:
         assert handle.read() == b"first notes\n"
-    assert enqueued == [str(stored.id)]
+    # Checked in the language of the upload's request (its reason is said in it).
+    assert enqueued == [(str(stored.id), "en")]
 
 
 @pytest.mark.parametrize(
@@ -556,7 +557,7 @@ async def test_asgi_upload_with_csrf_is_202(alice, make_conversation, enqueued):
         "size": 10,
         "status": "checking",
     }
-    assert enqueued == [str(stored.id)]
+    assert enqueued == [(str(stored.id), "en")]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -772,7 +773,7 @@ async def test_upload_reaches_every_open_socket_of_the_conversation(
         }
         assert await tab.receive_nothing(timeout=0.2)
     assert await elsewhere.receive_nothing(timeout=0.2)
-    assert enqueued == [attachment_id]
+    assert enqueued == [(attachment_id, "en")]
 
 
 @pytest.mark.django_db(transaction=True)
