@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 
@@ -29,6 +30,8 @@ class Team(models.Model):
     members = models.ManyToManyField(User, through="Membership", related_name="teams")
 
     class Meta:
+        verbose_name = _("team")
+        verbose_name_plural = _("teams")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -47,6 +50,8 @@ class Membership(models.Model):
     joined_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
         constraints = [
             models.UniqueConstraint(fields=["user", "team"], name="membership_unique_user_team"),
         ]
@@ -80,6 +85,8 @@ class Invite(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["team", "accepted_at"], name="invite_team_pending")]
 
@@ -140,6 +147,8 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
 
     class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["team", "-created_at"], name="audit_team_created")]
 

@@ -5,6 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 
 class Conversation(models.Model):
@@ -60,6 +61,8 @@ class Conversation(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("conversation")
+        verbose_name_plural = _("conversations")
         ordering = ["-updated_at"]
         indexes = [
             models.Index(fields=["owner", "-updated_at"], name="conversation_owner_recent"),
@@ -131,6 +134,8 @@ class Message(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
         ordering = ["conversation", "position", "created_at"]
         constraints = [
             models.UniqueConstraint(
@@ -218,6 +223,8 @@ class Attachment(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
         ordering = ["created_at"]
         indexes = [
             models.Index(
@@ -267,6 +274,8 @@ class ConversationShare(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("conversation share")
+        verbose_name_plural = _("conversation shares")
         constraints = [
             models.UniqueConstraint(
                 fields=["conversation", "user"],
@@ -311,6 +320,8 @@ class Preset(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("preset")
+        verbose_name_plural = _("presets")
         ordering = ["team", "name"]
         constraints = [
             models.UniqueConstraint(fields=["team", "name"], name="preset_unique_name"),

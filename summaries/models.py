@@ -28,6 +28,10 @@ class SummaryDigest(models.Model):
     instruction = models.TextField()
     updated_at = models.DateTimeField(auto_now=True)
 
+    class Meta:
+        verbose_name = _("summary digest")
+        verbose_name_plural = _("summary digests")
+
     def __str__(self) -> str:
         return f"{self.team} weekly digest ({'on' if self.enabled else 'off'})"
 
@@ -88,6 +92,8 @@ class SummaryJob(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("summary job")
+        verbose_name_plural = _("summary jobs")
         ordering = ["-created_at", "-id"]
         constraints = [
             models.UniqueConstraint(
@@ -142,6 +148,8 @@ class SummaryBatch(models.Model):
     last_error = models.TextField(blank=True)
 
     class Meta:
+        verbose_name = _("summary batch")
+        verbose_name_plural = _("summary batches")
         ordering = ["job", "index"]
         constraints = [
             models.UniqueConstraint(fields=["job", "index"], name="summarybatch_unique_index")
@@ -202,6 +210,8 @@ class SummaryRequest(models.Model):
     ended_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("summary request")
+        verbose_name_plural = _("summary requests")
         ordering = ["job", "id"]
         constraints = [
             models.UniqueConstraint(
@@ -230,6 +240,7 @@ class Summary(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name = _("summary")
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["conversation", "-created_at"], name="summary_conversation_latest")

@@ -36,6 +36,7 @@ NOT_TRANSLATED = (
     "Esc",
     "Enter",
     "JSON",
+    "API",
     "Markdown",
     "PDF",
     "SSO",

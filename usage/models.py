@@ -98,6 +98,7 @@ class ApiCall(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
+        verbose_name_plural = _("API calls")
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["user", "created_at"], name="apicall_user_created"),
@@ -143,6 +144,8 @@ class Budget(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        verbose_name = _("budget")
+        verbose_name_plural = _("budgets")
         constraints = [
             models.CheckConstraint(
                 condition=(models.Q(team__isnull=False, user__isnull=True))
@@ -175,6 +178,8 @@ class BudgetCounter(models.Model):
     reserved_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0)
 
     class Meta:
+        verbose_name = _("budget counter")
+        verbose_name_plural = _("budget counters")
         constraints = [
             models.UniqueConstraint(fields=["scope", "month"], name="budgetcounter_unique_scope")
         ]
@@ -229,6 +234,8 @@ class BudgetReservation(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name = _("budget reservation")
+        verbose_name_plural = _("budget reservations")
         indexes = [
             models.Index(fields=["user", "created_at"], name="reservation_user_created"),
             models.Index(
@@ -273,6 +280,7 @@ class DailyUsage(models.Model):
     regional_premium_usd = models.DecimalField(max_digits=16, decimal_places=6, default=0)
 
     class Meta:
+        verbose_name = _("daily usage")
         constraints = [
             models.UniqueConstraint(
                 fields=["day", "user_id", "team_id", "model", "provider", "region", "endpoint"],

@@ -2,6 +2,7 @@
 // frames, docs/summaries.md), counts and a bar; when the job ends, a link to
 // reload the page with its summaries. Reconnects with the chat's own socket.
 
+import { gettext } from "../chat/i18n.js";
 import { CLOSE_ACCESS_REVOKED, ChatSocket } from "../chat/socket.js";
 
 const COUNTS = ["submitted", "processing", "succeeded", "errored", "expired", "canceled"];
@@ -11,7 +12,8 @@ function show(root, frame) {
     const el = document.getElementById(id);
     if (el) el.textContent = String(value);
   };
-  text("job-status", frame.status_label + (frame.cancel_requested && !frame.ended ? " (cancelling)" : ""));
+  const cancelling = frame.cancel_requested && !frame.ended;
+  text("job-status", cancelling ? `${frame.status_label} ${gettext("(cancelling)")}` : frame.status_label);
   text("job-percent", frame.percent);
   text("job-cost", frame.cost_display);
   for (const name of COUNTS) text(`count-${name}`, frame[name]);

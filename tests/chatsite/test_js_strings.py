@@ -22,7 +22,10 @@ import pytest
 from tests.i18n_pseudo import NOT_TRANSLATED
 
 ROOT = Path(__file__).resolve().parents[2]
-MODULES = sorted((ROOT / "static" / "chat").glob("*.js"))
+# The chat's modules and the summary job page's.
+MODULES = sorted(
+    [*(ROOT / "static" / "chat").glob("*.js"), *(ROOT / "static" / "summaries").glob("*.js")]
+)
 
 # Where a module's words reach a person. Each pattern ends where the words
 # begin; what follows, up to the end of the statement or of the call, must hold
@@ -39,6 +42,8 @@ SINKS = {
     # search palette's status, the tray's screen-reader announcements, a chip's
     # reason, the end of a chat, a notice for the next page, a request's error.
     "helper": r"\b(?:showError|say|announce|flashNext|errorParts)\(|\.end\(|\bfail\(\s*\w+\s*,|\bnew RequestError\(",
+    # The summary job page's `text(id, value)`: an element's text by its id.
+    "element text": r"""\btext\(\s*["'][\w-]+["']\s*,""",
     # A function that returns words for a caller to show (a chip's meta, a
     # send's blocker); here only a literal that reads as words counts (one
     # that starts with a capital, or has a space), not a kind like "image".

@@ -218,6 +218,7 @@ def test_admin_opens_the_usage_page(site, new_page):
     assert "Usage & costs" in page.locator(".breadcrumbs").inner_text()
     assert page.locator("table.usage-report").count() >= 1
     report = page.locator("#content-main").inner_text()
-    assert re.search(r"\$[0-9.,]+ over [0-9,]+ calls", report), report[:500]
+    # "$0.0012 over 3 calls", or "< $0.0001 over 1 call" when this test runs alone.
+    assert re.search(r"\$[0-9.,]+ over [0-9,]+ calls?\b", report), report[:500]
     assert "alice" in report
     screenshot(page, "11-admin-usage")
