@@ -44,7 +44,7 @@ def _msgids(mo: Path) -> set[str]:
         return {key for key in gettext.GNUTranslations(handle)._catalog if isinstance(key, str)}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once a run, however pytest orders the tests
 def german(tmp_path_factory) -> Path:
     """locale/de made and compiled by the README's commands, with three words translated."""
     root = tmp_path_factory.mktemp("translating")
