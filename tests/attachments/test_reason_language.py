@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import ast
 import io
-import re
 import os
+import re
 import shutil
 import signal
 import subprocess
