@@ -6,10 +6,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.models import User
 from claude.catalog import model_choices
-
-# A date picker takes and gives ISO dates whatever the page's language (the
-# localized format, 01.12.2026 in German, would leave it empty).
-_DATE_PICKER = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+from infra.forms import DatePicker
 
 
 class SummaryJobForm(forms.Form):
@@ -18,8 +15,8 @@ class SummaryJobForm(forms.Form):
     person = forms.ModelChoiceField(
         queryset=User.objects.none(), required=False, empty_label=_("Everyone in the team")
     )
-    since = forms.DateField(required=False, widget=_DATE_PICKER)
-    until = forms.DateField(required=False, widget=_DATE_PICKER)
+    since = forms.DateField(required=False, widget=DatePicker)
+    until = forms.DateField(required=False, widget=DatePicker)
     model = forms.ChoiceField(choices=())
     instruction = forms.CharField(
         required=False,

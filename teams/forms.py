@@ -6,10 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from accounts.models import AuditEvent, Membership
 from conversations.models import Conversation
 from conversations.presets import NAME_MAX_CHARS, preset_model_choices
-
-# A date picker takes and gives ISO dates whatever the page's language (the
-# localized format, 01.12.2026 in German, would leave it empty).
-_DATE_PICKER = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+from infra.forms import DatePicker
 
 
 class InviteForm(forms.Form):
@@ -49,5 +46,5 @@ class AuditFilterForm(forms.Form):
         choices=[("", _("Any action")), *AuditEvent.Action.choices], required=False
     )
     actor = forms.CharField(max_length=150, required=False)
-    since = forms.DateField(required=False, widget=_DATE_PICKER)
-    until = forms.DateField(required=False, widget=_DATE_PICKER)
+    since = forms.DateField(required=False, widget=DatePicker)
+    until = forms.DateField(required=False, widget=DatePicker)
