@@ -37,8 +37,17 @@ def start_chat(page, first_message: str) -> str:
     page.fill("#first-message", first_message)
     page.press("#first-message", "Enter")
     page.wait_for_url(CONVERSATION_URL)
-    page.wait_for_selector(LAST_REPLY)
+    wait_for_reply_or_refusal(page)
     return page.url
+
+
+def wait_for_reply_or_refusal(page) -> None:
+    """The reply appears, or the composer says why the send was refused (a budget,
+    the rate limit): then the test fails with that message, not a bare timeout."""
+    page.wait_for_selector(f"{LAST_REPLY}, #composer-error:not([hidden])")
+    refusal = page.locator("#composer-error:not([hidden])")
+    if refusal.count() and not page.locator(LAST_REPLY).count():
+        raise AssertionError(f"The send was refused: {refusal.inner_text()!r}")
 
 
 def send(page, text: str) -> None:
