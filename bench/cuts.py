@@ -103,7 +103,7 @@ if str(ROOT) not in sys.path:
 from tests.integration.servers import (  # noqa: E402 - the repository root is on sys.path now
     Server,
     login_cookie,
-    manage,
+    prepare_site_database,
     site_env,
     start_daphne,
     start_fake_claude,
@@ -168,9 +168,6 @@ def site_running(
     parts = urlsplit(database_url)
     db_name = f"{parts.path.lstrip('/') or 'postgres'}_cuts_{os.getpid()}"
     db_url = urlunsplit(parts._replace(path=f"/{db_name}"))
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(db_name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
     servers: list[Server] = []
     migrated = False
     try:
@@ -185,10 +182,8 @@ def site_running(
             USAGE_RATE_LIMIT_PER_MINUTE="0",
             **(extra_env or {}),
         )
-        manage("migrate", "--noinput", env=env)
+        prepare_site_database(database_url, db_name, env)
         migrated = True
-        manage("collectstatic", "--noinput", env=env)
-        manage("seed_demo", env=env)
         a = start_daphne(log_dir, env=env, name="web-a")
         servers.append(a)
         b = start_daphne(log_dir, env=env, name="web-b")

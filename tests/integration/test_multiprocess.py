@@ -23,7 +23,7 @@ from tests.conftest import assistant_id, streamed_text
 from tests.integration.servers import (
     create_conversation,
     login_cookie,
-    manage,
+    prepare_site_database,
     site_env,
     start_daphne,
     start_fake_claude,
@@ -52,9 +52,6 @@ def deployment(tmp_path_factory):
     log_dir: Path = tmp_path_factory.mktemp("servers")
     db_name = f"teamchat_it_{os.getpid()}"
     admin_url = os.environ["DATABASE_URL"]
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db_name}"')
-        conn.execute(f'CREATE DATABASE "{db_name}"')
     fake = start_fake_claude(log_dir, tps=50, ttft_ms=20)
     env = site_env(
         DATABASE_URL=_database_url(db_name),
@@ -65,9 +62,7 @@ def deployment(tmp_path_factory):
         CHAT_CHECKPOINT_SECONDS="0.5",
         CHAT_SHUTDOWN_GRACE_SECONDS="8",
     )
-    manage("migrate", "--noinput", env=env)
-    manage("collectstatic", "--noinput", env=env)
-    manage("seed_demo", env=env)
+    prepare_site_database(admin_url, db_name, env)
     servers = {
         "fake": fake,
         "a": start_daphne(log_dir, env=env, name="web-a"),
