@@ -93,7 +93,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 import psycopg
-from psycopg import sql
 from websockets.asyncio.client import ClientConnection, connect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +101,7 @@ if str(ROOT) not in sys.path:
 
 from tests.integration.servers import (  # noqa: E402 - the repository root is on sys.path now
     Server,
+    drop_database,
     login_cookie,
     prepare_site_database,
     site_env,
@@ -196,10 +196,7 @@ def site_running(
         with contextlib.suppress(Exception):  # cleanup must not hide the run's own error
             if migrated:
                 _drop_replay_records(db_url, redis_url)
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_name))
-            )
+        drop_database(database_url, db_name)
 
 
 class Conversations:

@@ -95,8 +95,9 @@ def manage(*args: str, env: dict[str, str]) -> None:
 
 
 # The migrated and seeded database each admin URL's first site made, kept as a
-# template for the next (in this process): copying it takes well under a second,
-# where migrate, seed_demo and collectstatic take about 18 s on PostgreSQL here.
+# template for the next (in this process), with its static files: copying both
+# takes well under a second, where migrate, collectstatic and seed_demo take
+# about 18 s on PostgreSQL here.
 _site_templates: dict[str, tuple[str, Path]] = {}
 
 
@@ -104,42 +105,34 @@ def prepare_site_database(admin_url: str, db_name: str, env: dict[str, str]) -> 
     """Make `db_name` afresh (any earlier one dropped), migrated and with the demo
     seeded, and the static files in the site's CHAT_VAR_DIR, as a new deployment
     has them."""
+    drop_database(admin_url, db_name)
     static_root = Path(env["CHAT_VAR_DIR"]) / "staticfiles"
     template = _site_templates.get(admin_url)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_name)))
-        if template:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(db_name), sql.Identifier(template[0])
-                )
-            )
-        else:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
-    if template and template[1].is_dir():
-        shutil.copytree(template[1], static_root, dirs_exist_ok=True)
+    if template:
+        template_name, template_static = template
+        _execute(admin_url, sql.SQL("CREATE DATABASE {} TEMPLATE {}"), db_name, template_name)
+        shutil.copytree(template_static, static_root, dirs_exist_ok=True)
         return
+    _execute(admin_url, sql.SQL("CREATE DATABASE {}"), db_name)
     manage("migrate", "--noinput", env=env)
     manage("collectstatic", "--noinput", env=env)
     manage("seed_demo", env=env)
-    if template:
-        return
     # No process is connected to it now (manage.py has exited): it can be copied.
     template_name = f"{db_name}_template"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(template_name)))
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(template_name), sql.Identifier(db_name)
-            )
-        )
+    drop_database(admin_url, template_name)
+    _execute(admin_url, sql.SQL("CREATE DATABASE {} TEMPLATE {}"), template_name, db_name)
     _site_templates[admin_url] = (template_name, static_root)
-    atexit.register(_drop_database, admin_url, template_name)
+    atexit.register(drop_database, admin_url, template_name)
 
 
-def _drop_database(admin_url: str, db_name: str) -> None:
+def drop_database(admin_url: str, db_name: str) -> None:
+    """Drop `db_name` if it is there, closing whatever is still connected to it."""
+    _execute(admin_url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)"), db_name)
+
+
+def _execute(admin_url: str, statement: sql.SQL, *names: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db_name)))
+        conn.execute(statement.format(*map(sql.Identifier, names)))
 
 
 def start_fake_claude(log_dir: Path, *, tps: float = 50, ttft_ms: int = 50) -> Server:

@@ -22,6 +22,7 @@ from websockets.asyncio.client import connect
 from tests.conftest import assistant_id, streamed_text
 from tests.integration.servers import (
     create_conversation,
+    drop_database,
     login_cookie,
     prepare_site_database,
     site_env,
@@ -76,8 +77,7 @@ def deployment(tmp_path_factory):
     finally:
         for key in ("a", "b", "fake"):
             servers[key].stop()
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db_name}" WITH (FORCE)')
+        drop_database(admin_url, db_name)
 
 
 def _ws(server, conversation_id: str, cookie: str):
